@@ -1,0 +1,56 @@
+# vanguard-did: `make help` lists the targets.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+# Python 3.12 is required. Where pyenv manages interpreters, PYENV_VERSION picks its 3.12.
+PYTHON ?= python3.12
+export PYENV_VERSION ?= 3.12
+VENV ?= .venv
+BIN := $(VENV)/bin
+PARAMS ?= default
+export MPLBACKEND := Agg
+
+STAMP := $(VENV)/.installed
+
+.PHONY: help install report test lab lint clean bench data-nhs golden
+
+help: ## Show this help
+	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 12), sys.version' \
+		|| { echo "Python 3.12 is required: set PYTHON=/path/to/python3.12"; exit 1; }
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m ipykernel install --sys-prefix --name vanguard-did --display-name "Python (vanguard-did)" > /dev/null
+	touch $(STAMP)
+
+install: $(STAMP) ## Create the virtual environment and install the project
+
+report: $(STAMP) ## Run the full report (PARAMS=default|ci|nhs_mar|<your yaml>) into reports/<run>/
+	$(BIN)/vanguard-report --params $(PARAMS)
+
+test: $(STAMP) ## Run every test: unit tests, notebook validation (nbval), parameter-set checks
+	$(BIN)/python -m pytest
+
+lab: $(STAMP) ## Open JupyterLab in the project environment (kernel "vanguard-did")
+	$(BIN)/jupyter lab --notebook-dir=notebooks
+
+lint: $(STAMP) ## Lint and format-check with ruff
+	$(BIN)/ruff check src tests notebooks bench
+	$(BIN)/ruff format --check src tests bench
+
+bench: $(STAMP) ## Benchmarks: report wall time, estimators vs raw library calls, scale; writes reports/bench/
+	$(BIN)/python -m vanguard.bench
+
+data-nhs: $(STAMP) ## Download the NHS England Monthly Activity Return files (verifies sha256)
+	$(BIN)/vanguard-data-nhs
+
+golden: $(STAMP) ## Deliberately refresh the reference notebooks nbval checks against
+	$(BIN)/python -m vanguard.pipeline --params ci --golden
+
+clean: ## Remove the environment, processed data and generated reports
+	rm -rf $(VENV) data/processed/* reports/* .pytest_cache
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +
+	touch data/processed/.gitkeep reports/.gitkeep

@@ -1,0 +1,60 @@
+"""Errors that tell the user which file, row and column is wrong, and what was expected."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class DataError(ValueError):
+    """Bad input data.
+
+    The message always names the file and, where known, the row and column, what was
+    expected and what was found, e.g.::
+
+        data/raw/vanguard_sites.csv: row 12, column 'type': expected one of
+        PACS, MCP, EHCH, UEC, ACC; found 'PAC'
+
+    Rows are counted as a spreadsheet user sees them: the header is row 1, the first
+    data row is row 2.
+
+    Parameters
+    ----------
+    file : str or pathlib.Path or None
+        The file at fault (or a description such as ``"panel"`` for in-memory data).
+    expected : str
+        What the data should have been.
+    row : int, optional
+        1-based row number in the file (header = 1).
+    column : str, optional
+        Column name.
+    found : object, optional
+        The offending value.
+    """
+
+    def __init__(
+        self,
+        file: str | Path | None,
+        expected: str,
+        *,
+        row: int | None = None,
+        column: str | None = None,
+        found: object = None,
+    ) -> None:
+        self.file = str(file) if file is not None else "<data>"
+        self.row = row
+        self.column = column
+        self.expected = expected
+        self.found = found
+        where = []
+        if row is not None:
+            where.append(f"row {row}")
+        if column is not None:
+            where.append(f"column {column!r}")
+        msg = self.file + (": " + ", ".join(where) if where else "") + f": expected {expected}"
+        if found is not None:
+            msg += f"; found {found!r}"
+        super().__init__(msg)
+
+
+class EstimationError(ValueError):
+    """A design that cannot be estimated (no treated areas, no controls, ...)."""

@@ -1,0 +1,275 @@
+"""Names and shapes shared by every module: the analysis panel, site groups,
+post-period windows and the one tidy schema every estimator returns.
+
+The analysis panel
+------------------
+One row per area x month. Columns:
+
+``area`` (str)
+    Area code (a CCG code on real data, ``S001`` ... on the synthetic data).
+``month`` (datetime64, first day of the month)
+``population`` (float, optional)
+    Resident or registered population; when present, outcomes can be analysed as
+    rates per 1,000 per month.
+outcome columns (numeric, non-negative)
+    Counts, e.g. ``emergency_admissions``, ``bed_days``, ``ae_attendances``.
+``group`` (str)
+    The area's vanguard group, one of :data:`GROUPS`; constant within an area.
+``start`` (datetime64 or NaT)
+    First month of exposure for the area's group (NaT for controls).
+``site`` (str)
+    Vanguard site identifier(s) covering the area, ``;``-separated; ``""`` for controls.
+
+Post-period windows
+-------------------
+Months since start, half-open ``[lo, hi)``: month 0 is the first exposed month.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+
+import numpy as np
+import pandas as pd
+
+# --- panel -----------------------------------------------------------------
+AREA = "area"
+MONTH = "month"
+POPULATION = "population"
+GROUP = "group"
+START = "start"
+SITE = "site"
+
+SYNTHETIC_OUTCOMES: tuple[str, ...] = ("emergency_admissions", "bed_days", "ae_attendances")
+"""Outcomes carried by the embedded synthetic data."""
+
+# --- groups -----------------------------------------------------------------
+POPULATION_BASED = "population_based"  # PACS and MCP sites
+CARE_HOME = "care_home"  # Enhanced Health in Care Homes sites
+BOTH = "both"  # an area in a population-based AND a care-home site
+UEC = "uec"  # urgent & emergency care sites only ("other vanguard")
+CONTROL = "control"  # never in a vanguard with an area footprint
+
+GROUPS: tuple[str, ...] = (POPULATION_BASED, CARE_HOME, BOTH, UEC, CONTROL)
+ANALYSIS_GROUPS: tuple[str, ...] = (POPULATION_BASED, CARE_HOME, UEC)
+"""Groups an effect can be estimated for. ``both`` areas count towards the
+population-based AND the care-home effect."""
+
+GROUP_MEMBERS: dict[str, tuple[str, ...]] = {
+    POPULATION_BASED: (POPULATION_BASED, BOTH),
+    CARE_HOME: (CARE_HOME, BOTH),
+    UEC: (UEC,),
+}
+"""Which area groups are treated when estimating the effect for an analysis group."""
+
+GROUP_LABELS: dict[str, str] = {
+    POPULATION_BASED: "Population-based (PACS & MCP)",
+    CARE_HOME: "Enhanced health in care homes",
+    BOTH: "Population-based and care-home",
+    UEC: "Urgent & emergency care",
+    CONTROL: "Control (non-vanguard)",
+}
+
+SITE_TYPE_GROUP: dict[str, str] = {"PACS": POPULATION_BASED, "MCP": POPULATION_BASED,
+                                   "EHCH": CARE_HOME, "UEC": UEC}
+"""Vanguard type (as in the site register) to analysis group; ACC has no footprint."""
+
+# --- windows -----------------------------------------------------------------
+WINDOWS: dict[str, tuple[int, int]] = {
+    "years_1_3": (0, 36),
+    "year_1": (0, 12),
+    "year_2": (12, 24),
+    "year_3": (24, 36),
+}
+"""Post-period windows of Morciano et al. (2020), in months since start, [lo, hi)."""
+
+WINDOW_LABELS: dict[str, str] = {
+    "years_1_3": "Years 1-3",
+    "year_1": "Year 1",
+    "year_2": "Year 2",
+    "year_3": "Year 3",
+}
+
+# --- scales ------------------------------------------------------------------
+SCALES: tuple[str, ...] = ("rate", "log", "poisson", "count")
+"""``rate``: per 1,000 population per month (needs population); ``log``: log count,
+effect in log points; ``poisson``: Poisson fixed effects, effect as log rate ratio;
+``count``: raw count (linear)."""
+
+MULTIPLICATIVE_SCALES: frozenset[str] = frozenset({"log", "poisson"})
+
+# --- the tidy result schema ----------------------------------------------------
+RESULT_COLUMNS: dict[str, str] = {
+    "data_source": "string",  # synthetic | nhs_mar | custom
+    "analysis": "string",  # main | event_study | aggregation | placebo | leave_one_out |
+    #                        per_site | honestdid | power | inference | pretrend
+    "estimator": "string",  # twfe | twfe_poisson | event_study | cs_never | cs_notyet |
+    #                         imputation | synth | ...
+    "outcome": "string",
+    "scale": "string",  # one of SCALES
+    "group": "string",  # one of ANALYSIS_GROUPS (or "all")
+    "window": "string",  # a WINDOWS key, "rel_<k>", an aggregation name, ...
+    "rel_time": "float64",  # event time (months or quarters) for event studies, else NaN
+    "site": "string",  # site id for per-site / leave-one-out rows, else ""
+    "param": "float64",  # free numeric parameter: HonestDiD M, placebo shift, power, ...
+    "estimate": "float64",
+    "se": "float64",
+    "ci_low": "float64",
+    "ci_high": "float64",
+    "p_value": "float64",
+    "inference": "string",  # cluster | wild_bootstrap | randomisation | analytic |
+    #                         multiplier_bootstrap | none
+    "n_treated": "Int64",  # treated areas
+    "n_control": "Int64",  # control areas
+    "n_obs": "Int64",  # area-months used
+    "pre_mean": "float64",  # treated group's pre-period mean, natural scale
+    "pct": "float64",  # effect as % change
+    "pct_ci_low": "float64",
+    "pct_ci_high": "float64",
+    "note": "string",
+}
+"""Column -> pandas dtype of every results file."""
+
+RESULT_KEY: tuple[str, ...] = (
+    "data_source", "analysis", "estimator", "outcome", "scale", "group", "window",
+    "site", "param", "inference",
+)
+"""Columns that identify a row; results files are sorted by them."""
+
+_STRING_DEFAULTS = {"site": "", "note": "", "inference": "none", "analysis": "main"}
+
+
+def pct_change(estimate: float, scale: str, pre_mean: float) -> float:
+    """Effect as a percentage change.
+
+    Parameters
+    ----------
+    estimate : float
+        Effect on ``scale``.
+    scale : str
+        One of :data:`SCALES`. Multiplicative scales (log, poisson) give
+        ``100 * (exp(estimate) - 1)``; additive scales give ``100 * estimate / pre_mean``.
+    pre_mean : float
+        Treated group's pre-period mean on the natural scale (additive scales only).
+
+    Returns
+    -------
+    float
+        NaN when it cannot be computed (e.g. ``pre_mean`` missing or zero).
+    """
+    if estimate is None or not np.isfinite(estimate):
+        return math.nan
+    if scale in MULTIPLICATIVE_SCALES:
+        return 100.0 * math.expm1(estimate)
+    if pre_mean is None or not np.isfinite(pre_mean) or pre_mean == 0:
+        return math.nan
+    return 100.0 * estimate / pre_mean
+
+
+def results_frame(rows: Iterable[Mapping] | pd.DataFrame) -> pd.DataFrame:
+    """Build a validated results table in the tidy schema.
+
+    Missing optional columns are filled (strings with ``""``/defaults, numbers with NaN);
+    ``pct``, ``pct_ci_low`` and ``pct_ci_high`` are derived from ``estimate``, ``ci_*``,
+    ``scale`` and ``pre_mean`` where not given.
+
+    Parameters
+    ----------
+    rows : iterable of mapping, or DataFrame
+        One mapping per estimate. ``outcome``, ``scale``, ``estimator``, ``group``,
+        ``window`` and ``estimate`` are required.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns exactly :data:`RESULT_COLUMNS`, in that order, with those dtypes.
+
+    Raises
+    ------
+    ValueError
+        If a required column is missing, an unknown column is given, or ``scale`` is
+        not one of :data:`SCALES`.
+    """
+    df = rows.copy() if isinstance(rows, pd.DataFrame) else pd.DataFrame(list(rows))
+    required = ("outcome", "scale", "estimator", "group", "window", "estimate")
+    missing = [c for c in required if c not in df.columns]
+    if missing and len(df):
+        raise ValueError(f"results: missing required column(s) {missing}")
+    unknown = [c for c in df.columns if c not in RESULT_COLUMNS]
+    if unknown:
+        raise ValueError(f"results: unknown column(s) {unknown}; expected {list(RESULT_COLUMNS)}")
+    for col, dtype in RESULT_COLUMNS.items():
+        if col not in df.columns:
+            if dtype == "string":
+                df[col] = _STRING_DEFAULTS.get(col, "")
+            elif dtype == "Int64":
+                df[col] = pd.NA
+            else:
+                df[col] = np.nan
+    bad = sorted(set(df["scale"].dropna()) - set(SCALES))
+    if bad:
+        raise ValueError(f"results: column 'scale': expected one of {SCALES}; found {bad}")
+    df = df[list(RESULT_COLUMNS)]
+    for col, dtype in RESULT_COLUMNS.items():
+        if dtype == "string":
+            df[col] = df[col].fillna(_STRING_DEFAULTS.get(col, "")).astype("string")
+        else:
+            df[col] = pd.to_numeric(df[col], errors="raise").astype(dtype)
+    for out, src in (("pct", "estimate"), ("pct_ci_low", "ci_low"), ("pct_ci_high", "ci_high")):
+        need = df[out].isna() & df[src].notna()
+        if need.any():
+            df.loc[need, out] = [
+                pct_change(v, s, m)
+                for v, s, m in zip(
+                    df.loc[need, src], df.loc[need, "scale"], df.loc[need, "pre_mean"], strict=True
+                )
+            ]
+    return df.reset_index(drop=True)
+
+
+def write_results(df: pd.DataFrame, path) -> None:
+    """Validate, sort and atomically write a results table as CSV.
+
+    Floats are rounded to 10 significant digits so that re-running the same analysis
+    on the same inputs gives a byte-identical file (last-digit differences from
+    threaded linear algebra do not leak into the file).
+
+    Parameters
+    ----------
+    df : pandas.DataFrame
+        Rows in (or coercible to) the tidy schema.
+    path : str or pathlib.Path
+        Destination ``.csv``.
+    """
+    from vanguard.io import write_csv
+
+    out = results_frame(df).sort_values(list(RESULT_KEY) + ["rel_time"], kind="stable")
+    write_csv(path, out, float_format="%.10g")
+
+
+def read_results(paths) -> pd.DataFrame:
+    """Read and concatenate results files written by :func:`write_results`.
+
+    Parameters
+    ----------
+    paths : path or iterable of paths
+
+    Returns
+    -------
+    pandas.DataFrame
+        In the tidy schema.
+    """
+    from pathlib import Path
+
+    if isinstance(paths, (str, Path)):
+        paths = [paths]
+    frames = [
+        pd.read_csv(p, dtype={c: "string" for c, t in RESULT_COLUMNS.items() if t == "string"},
+                    keep_default_na=False, na_values={c: [""] for c, t in RESULT_COLUMNS.items()
+                                                      if t != "string"})
+        for p in paths
+    ]
+    if not frames:
+        return results_frame([])
+    return results_frame(pd.concat(frames, ignore_index=True))
