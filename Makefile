@@ -32,7 +32,9 @@ report: $(STAMP) ## Run the full report (PARAMS=default|ci|nhs_mar|<your yaml>) 
 	$(BIN)/vanguard-report --params $(PARAMS)
 
 test: $(STAMP) ## Run every test: unit tests, notebook validation (nbval), parameter-set checks
-	$(BIN)/python -m pytest
+	@# pytest exits 5 when it collected nothing: a suite that tests nothing is a failure.
+	$(BIN)/python -m pytest $(PYTEST_ARGS); rc=$$?; \
+	  if [ $$rc -eq 5 ]; then echo "pytest collected no tests" >&2; exit 1; fi; exit $$rc
 
 lab: $(STAMP) ## Open JupyterLab in the project environment (kernel "vanguard-did")
 	$(BIN)/jupyter lab --notebook-dir=notebooks
