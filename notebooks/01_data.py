@@ -1,0 +1,85 @@
+# ---
+# jupyter:
+#   kernelspec:
+#     display_name: Python (vanguard-did)
+#     language: python
+#     name: vanguard-did
+# ---
+
+# %% [markdown]
+# # 01 Data: load and validate the analysis panel
+#
+# Every later notebook analyses one **area x month panel**: one row per area (a CCG on the
+# real data) and month, with outcome counts, the area's vanguard group (population-based,
+# care-home, both, urgent & emergency care, or control) and the month its exposure starts.
+#
+# This notebook loads the panel from the chosen source, validates it against the panel
+# contract (`vanguard.panel`), and writes it **once** to the run folder as parquet. The
+# estimation notebooks read that file, so the source is parsed and validated only once per
+# run.
+#
+# Sources:
+#
+# * `synthetic` (default) - the embedded synthetic England in `data/raw/synthetic/`. It is
+#   **not real NHS data**: it has known, planted effects so that the estimators can be checked
+#   against the truth.
+# * `nhs_mar` - NHS England Monthly Activity Return (commissioner-based counts, no
+#   populations, so analyse it on the `log` or `poisson` scale).
+# * `custom` - your own panel and site register, named relative to `data/raw/`.
+
+# %%
+from vanguard import config, schema
+from vanguard.io import write_parquet
+from vanguard.panel import load_panel
+
+# %% tags=["parameters"]
+run: str = "default"  # run name; outputs go to reports/<run>/
+data_source: str = "synthetic"  # synthetic (embedded), nhs_mar (NHS MAR files) or custom
+custom_panel: str = ""  # custom only: panel file (CSV or parquet), relative to data/raw/
+custom_sites: str = ""  # custom only: site register CSV, relative to data/raw/
+custom_site_areas: str = ""  # custom only: site-to-area footprint CSV, relative to data/raw/
+first_month: str = ""  # first month to keep, e.g. "2013-04" ("" keeps every month)
+
+# %% [markdown]
+# ## Load and validate
+#
+# `load_panel` raises a `DataError` naming the file, row and column of any value that
+# breaks the contract, so a panel that reaches the next cell is valid.
+
+# %%
+panel = load_panel(
+    data_source,
+    path=config.DATA_RAW / custom_panel if custom_panel else None,
+    sites_path=config.DATA_RAW / custom_sites if custom_sites else None,
+    areas_path=config.DATA_RAW / custom_site_areas if custom_site_areas else None,
+)
+if first_month:
+    n_before = len(panel)
+    panel = panel[panel[schema.MONTH] >= first_month].reset_index(drop=True)
+    print(f"Dropped {n_before - len(panel):,} area-months before {first_month}.")
+panel.attrs["data_source"] = data_source
+
+# %% [markdown]
+# ## What the panel holds
+#
+# Areas by vanguard group, the months covered and the outcomes. The counts of areas are
+# the design: few treated areas mean wide intervals whatever the estimator.
+
+# %%
+# NBVAL_CHECK_OUTPUT
+outcomes = [c for c in schema.SYNTHETIC_OUTCOMES if c in panel.columns]
+areas = panel.drop_duplicates(schema.AREA)
+print(f"data source: {data_source}")
+print(f"months: {panel[schema.MONTH].min():%Y-%m} to {panel[schema.MONTH].max():%Y-%m}")
+print(f"areas: {len(areas)}; area-months: {len(panel)}")
+print(f"outcomes: {', '.join(outcomes)}")
+print(areas[schema.GROUP].value_counts().reindex(schema.GROUPS, fill_value=0).to_string())
+
+# %% [markdown]
+# ## Write the validated panel
+#
+# `reports/<run>/data/panel.parquet` is the single input of notebooks 02-05.
+
+# %%
+panel_file = write_parquet(config.run_dir(run) / "data" / "panel.parquet", panel)
+print(f"wrote {panel_file.relative_to(config.reports_dir())}")

@@ -1,0 +1,138 @@
+# ---
+# jupyter:
+#   kernelspec:
+#     display_name: Python (vanguard-did)
+#     language: python
+#     name: vanguard-did
+# ---
+
+# %% [markdown]
+# # 05 Robustness: placebos, inference, single sites and power
+#
+# How much should we trust the main estimate? This notebook asks five questions of one
+# outcome and site group:
+#
+# 1. **Placebo start dates** - pretend the programme started earlier, inside the
+#    pre-period. A real effect should not appear before the programme existed.
+# 2. **Inference variants** - cluster-robust, wild cluster bootstrap and randomisation
+#    inference. With few treated areas they can disagree; the project reports the more
+#    cautious one (see `vanguard.did.inference`).
+# 3. **Leave one site out** - re-estimate without each vanguard site in turn: is the
+#    pooled effect driven by one site?
+# 4. **Per-site effects** - a forest plot of each site's own estimate, with intervals that
+#    are honest about a single treated area (Conley-Taber placebo intervals).
+# 5. **Minimum detectable effect** - by simulation on the pre-period, the smallest effect
+#    this design would detect with 80% power. A null result is only informative if the
+#    MDE is smaller than the effect the programme hoped for.
+
+# %%
+import pandas as pd
+
+from vanguard import config, plots, schema
+from vanguard.did.persite import per_site_effects
+from vanguard.did.power import minimum_detectable_effect
+from vanguard.did.robustness import leave_one_site_out, placebo_start_dates
+from vanguard.did.twfe import estimate_twfe
+
+# %% tags=["parameters"]
+run: str = "default"  # run name; reads reports/<run>/data/panel.parquet written by 01_data
+outcome: str = "emergency_admissions"  # outcome column of the panel
+group: str = "population_based"  # site group: population_based, care_home or uec
+scale: str = "rate"  # rate (per 1,000; needs population), log or count
+pre_months: int = 24  # months of pre-period before the start
+placebo_shifts: list = [6, 12, 18]  # placebo starts, in months before the real start
+inference_variants: list = ["cluster", "wild_bootstrap", "randomisation"]  # methods compared
+n_boot: int = 999  # bootstrap or permutation draws
+n_sims: int = 200  # simulations for the minimum detectable effect
+powers: list = [0.8, 0.9]  # statistical power(s) at which to report the minimum detectable effect
+hoped_for_pct: float = 3.5  # reduction (%) the programme hoped for, drawn on the MDE chart
+seed: int = 20150310  # seed of every random draw
+
+# %%
+panel = pd.read_parquet(config.run_dir(run) / "data" / "panel.parquet")
+data_source = panel.attrs.get("data_source", "custom")
+note = plots.source_note(data_source)
+cell = f"{outcome}__{group}"
+results_dir = config.run_dir(run) / "results"
+
+# %% [markdown]
+# ## 1. Placebo start dates
+
+# %%
+placebo = placebo_start_dates(panel, outcome, scale=scale, group=group, shifts=placebo_shifts,
+                              pre_months=pre_months)
+schema.write_results(placebo, results_dir / f"placebo__{cell}.csv")
+# NBVAL_CHECK_OUTPUT
+print(placebo[["param", "window", "estimate", "ci_low", "ci_high", "p_value"]]
+      .round(3).to_string(index=False))
+
+# %% [markdown]
+# ## 2. Inference variants
+
+# %%
+variants = pd.concat(
+    [estimate_twfe(panel, outcome, scale=scale, groups=(group,), pre_months=pre_months,
+                   inference=method, n_boot=n_boot, seed=seed) for method in inference_variants],
+    ignore_index=True,
+)
+variants = variants[variants["analysis"] == "main"].assign(analysis="inference")
+schema.write_results(variants, results_dir / f"inference__{cell}.csv")
+# NBVAL_CHECK_OUTPUT
+print(variants[["window", "inference", "estimate", "ci_low", "ci_high", "p_value"]]
+      .round(3).to_string(index=False))
+
+# %%
+fig = plots.plot_estimator_comparison(variants)
+png = plots.save_figure(
+    fig, f"inference_{cell}", run, data=variants, source_note=note,
+    alt_text=(f"Effect of {plots.group_label(group)} vanguards on "
+              f"{plots.outcome_label(outcome).lower()} by window, with the 95% intervals of "
+              f"each inference method side by side."),
+)
+
+# %% [markdown]
+# ## 3. Leave one site out
+
+# %%
+loo = leave_one_site_out(panel, outcome, scale=scale, group=group, pre_months=pre_months)
+schema.write_results(loo, results_dir / f"leave_one_out__{cell}.csv")
+print(loo[["site", "window", "estimate", "ci_low", "ci_high"]].round(3).to_string(index=False))
+
+# %% [markdown]
+# ## 4. Per-site effects
+
+# %%
+per_site = per_site_effects(panel, outcome, scale=scale, pre_months=pre_months, seed=seed,
+                            data_source=data_source)
+per_site = per_site[per_site["group"] == group].reset_index(drop=True)
+schema.write_results(per_site, results_dir / f"per_site__{cell}.csv")
+fig = plots.plot_forest(per_site)
+png = plots.save_figure(
+    fig, f"forest_{cell}", run, data=per_site, source_note=note,
+    alt_text=(f"Forest plot of each {plots.group_label(group)} site's own effect on "
+              f"{plots.outcome_label(outcome).lower()} over years 1-3, with 95% intervals "
+              f"and the pooled estimate."),
+)
+
+# %% [markdown]
+# ## 5. Minimum detectable effect
+
+# %%
+mde = pd.concat(
+    [minimum_detectable_effect(panel, outcome, scale=scale, group=group, power=power,
+                               pre_months=pre_months, n_sims=n_sims, seed=seed,
+                               data_source=data_source) for power in powers],
+    ignore_index=True,
+)
+schema.write_results(mde, results_dir / f"power__{cell}.csv")
+# NBVAL_CHECK_OUTPUT
+print(mde[["window", "param", "estimate", "pct"]].round(3).to_string(index=False))
+
+# %%
+fig = plots.plot_mde(mde, hoped_for_pct=hoped_for_pct)
+png = plots.save_figure(
+    fig, f"mde_{cell}", run, data=mde, source_note=note,
+    alt_text=(f"Minimum detectable effect on {plots.outcome_label(outcome).lower()} for "
+              f"{plots.group_label(group)} vanguards against statistical power, beside the "
+              f"hoped-for reduction of {hoped_for_pct}%."),
+)

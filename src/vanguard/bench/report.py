@@ -1,0 +1,169 @@
+"""Benchmark of the whole report: ``vanguard-report --params <set>`` end to end.
+
+The report runs in a subprocess exactly as ``make report`` runs it, writing into a
+temporary reports folder (``VANGUARD_REPORTS_DIR``) so that a benchmark never replaces
+the user's ``reports/default``. Wall time is measured here; the per-notebook split
+(kernel start-up and I/O versus cell compute) is read from the run's ``manifest.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from pathlib import Path
+
+from vanguard.bench import Result, skipped, yes_no
+
+GOAL_SECONDS: float = 60.0
+RUN_NAME = "bench"
+
+
+def _command(params: str) -> list[str]:
+    script = Path(sys.executable).with_name("vanguard-report")
+    head = [str(script)] if script.exists() else [sys.executable, "-m", "vanguard.pipeline"]
+    return head + ["--params", params, "--run", RUN_NAME, "--no-progress"]
+
+
+def run_report_once(params: str = "default", timeout: float = 3600) -> tuple[float, dict]:
+    """Run the report once in a temporary reports folder.
+
+    Parameters
+    ----------
+    params : str
+        Parameter set name or YAML path.
+    timeout : float
+        Seconds before the run is stopped.
+
+    Returns
+    -------
+    (float, dict)
+        Wall seconds measured from outside, and the run's manifest.
+
+    Raises
+    ------
+    RuntimeError
+        If the run fails or writes no manifest.
+    """
+    tmp = tempfile.mkdtemp(prefix="vanguard-bench-report-")
+    try:
+        env = dict(os.environ, VANGUARD_REPORTS_DIR=tmp, MPLBACKEND="Agg")
+        t0 = time.perf_counter()
+        proc = subprocess.run(
+            _command(params), capture_output=True, text=True, env=env, timeout=timeout, check=False
+        )
+        wall = time.perf_counter() - t0
+        manifest_path = Path(tmp) / RUN_NAME / "manifest.json"
+        if not manifest_path.is_file():
+            tail = "\n".join((proc.stderr or proc.stdout).strip().splitlines()[-5:])
+            raise RuntimeError(f"report run wrote no manifest (exit {proc.returncode}): {tail}")
+        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+        if proc.returncode != 0:
+            manifest.setdefault("bench_note", f"exit code {proc.returncode}")
+        return wall, manifest
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def per_notebook(manifest: dict) -> dict[str, dict[str, float]]:
+    """Sum the manifest's per-job timings by notebook.
+
+    Parameters
+    ----------
+    manifest : dict
+        A run's ``manifest.json``.
+
+    Returns
+    -------
+    dict
+        Notebook name to ``jobs``, ``wall_seconds``, ``cell_seconds`` and
+        ``kernel_and_io_seconds`` (sums over that notebook's parameter combinations).
+    """
+    out: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
+    for job in manifest.get("notebooks", []):
+        nb = out[str(job.get("notebook", "?"))]
+        nb["jobs"] += 1
+        for key in ("wall_seconds", "cell_seconds", "kernel_and_io_seconds"):
+            value = job.get(key)
+            nb[key] += float(value) if value is not None else math.nan
+    return {k: dict(v) for k, v in out.items()}
+
+
+def run(*, quick: bool = False, repeats: int = 3, params: str = "default") -> list[Result]:
+    """Benchmark the whole report.
+
+    Parameters
+    ----------
+    quick : bool
+        Skip (a report run takes about a minute; the smoke test must take seconds).
+    repeats : int
+        Report runs; figures are medians.
+    params : str
+        Parameter set.
+
+    Returns
+    -------
+    list of Result
+    """
+    case = f"vanguard-report --params {params}"
+    if quick:
+        return [
+            skipped(
+                "report",
+                case,
+                "whole report",
+                "not run in --quick mode (a full report run takes about a minute)",
+            )
+        ]
+    walls, manifests = [], []
+    for i in range(repeats):
+        print(f"  report: run {i + 1}/{repeats} of {case}", flush=True)
+        try:
+            wall, manifest = run_report_once(params)
+        except (RuntimeError, subprocess.TimeoutExpired) as exc:
+            return [Result("report", case, "whole report", note=f"failed: {exc}")]
+        walls.append(wall)
+        manifests.append(manifest)
+    last = manifests[-1]
+    ok = all(m.get("ok", False) for m in manifests)
+    whole = Result(
+        "report",
+        case,
+        "whole report (wall, from outside)",
+        size=f"{params}",
+        times=walls,
+        baseline=True,
+        goal=f"<= {GOAL_SECONDS:g} s on 2 cores",
+        note=(
+            f"workers={last.get('workers')}; all notebooks ok: {yes_no(ok)}; "
+            f"manifest wall {statistics.median(m.get('wall_seconds', math.nan) for m in manifests):.1f} s"
+        ),
+    )
+    whole.goal_met = yes_no(whole.median <= GOAL_SECONDS and ok)
+    results = [whole]
+    tables = [per_notebook(m) for m in manifests]
+    for nb in sorted(tables[-1]):
+        rows = [t[nb] for t in tables if nb in t]
+        med = {k: statistics.median(r[k] for r in rows) for k in rows[0]}
+        results.append(
+            Result(
+                "report",
+                case,
+                f"notebook {nb}",
+                size=f"{int(med['jobs'])} job(s)",
+                times=[r["wall_seconds"] for r in rows],
+                ratio_to=f"{params}",
+                note=(
+                    f"compute (cells) {med['cell_seconds']:.1f} s, kernel start-up and I/O "
+                    f"{med['kernel_and_io_seconds']:.1f} s (sums over jobs)"
+                ),
+            )
+        )
+    return results

@@ -1,0 +1,423 @@
+"""The shared estimation sample of every difference-in-differences estimator.
+
+:func:`prepare` turns an analysis panel (see :mod:`vanguard.schema`) into a
+:class:`Design`: the outcome on the requested scale, the sample window, a balanced panel,
+event time and one treatment dummy per analysis group. Every estimator in
+:mod:`vanguard.did` starts from a :class:`Design`, so they all analyse the same rows.
+
+Sample rules (Morciano et al. 2020)
+-----------------------------------
+* Treated areas are those of the requested analysis groups
+  (:data:`vanguard.schema.GROUP_MEMBERS`); controls are never-treated ``control`` areas.
+  Areas of other vanguard groups are excluded and listed in ``Design.dropped``.
+* Months run from (earliest start - ``pre_months``) to (latest start + ``post_months`` - 1).
+  A treated area's months after its own last post-period month are excluded: kept, they
+  would be coded untreated and contaminate the baseline.
+* Balanced panel: an area missing any month of its window, or with a missing outcome
+  (or population on the rate scale), is dropped with a warning naming it.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from vanguard import schema
+from vanguard.errors import DataError, EstimationError
+
+NEVER_TREATED: int = 0
+"""``cohort`` of never-treated (control) areas. Month indices of real starts are far
+larger (months since January 1970), so the sentinel cannot collide with a cohort."""
+
+RATE_PER: float = 1000.0
+"""Rates are per 1,000 population per month."""
+
+SINGLE_AREA_WARNING = (
+    "only one treated area in group {group!r}: cluster-robust and bootstrap inference "
+    "with a single treated cluster is unreliable (standard errors are not consistent and "
+    "tests over- or under-reject); report the estimate with that caveat"
+)
+
+
+@dataclass
+class Design:
+    """An estimation sample, ready for any estimator.
+
+    Attributes
+    ----------
+    frame : pandas.DataFrame
+        One row per area x month with columns ``area``, ``month``, ``t`` (int month
+        index, months since January 1970), ``y`` (outcome on ``scale``), ``count`` (raw
+        outcome), ``population`` (NaN if the panel has none), ``group``, ``start``,
+        ``cohort`` (``t`` of ``start``; :data:`NEVER_TREATED` for controls), ``rel``
+        (months since start, NaN for controls), ``site`` and, per analysis group,
+        ``treated_<group>`` (1 for that group's treated areas from month 0 of exposure).
+    outcome, scale : str
+    groups : tuple of str
+        Analysis groups with treated areas in ``frame``.
+    pre_months, post_months : int or None
+        Pre- and post-period lengths used to cut the sample.
+    pre_mean : dict
+        Group -> treated areas' mean outcome over the pre-period (``rel < 0``) on the
+        natural scale of the effect: rate per 1,000 on the ``rate`` scale, count on the
+        ``count`` scale; on ``log``/``poisson`` the rate per 1,000 if there is a
+        population, else the count.
+    data_source : str
+    dropped : pandas.DataFrame
+        Columns ``area``, ``group``, ``reason``: areas excluded from the sample.
+    n_treated : dict
+        Group -> number of treated areas in ``frame``.
+    n_control : int
+        Number of control areas in ``frame``.
+    """
+
+    frame: pd.DataFrame
+    outcome: str
+    scale: str
+    groups: tuple[str, ...]
+    pre_months: int | None
+    post_months: int | None
+    pre_mean: dict[str, float]
+    data_source: str
+    dropped: pd.DataFrame
+    n_treated: dict[str, int]
+    n_control: int
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def n_obs(self) -> int:
+        """Area-months in the sample."""
+        return len(self.frame)
+
+    def treated_col(self, group: str) -> str:
+        """Name of the 0/1 exposure column of ``group``."""
+        return f"treated_{group}"
+
+    def members(self, group: str) -> pd.Series:
+        """Boolean row mask: rows of areas treated for ``group`` (any month)."""
+        return self.frame[schema.GROUP].isin(schema.GROUP_MEMBERS[group])
+
+    def control_mask(self) -> pd.Series:
+        """Boolean row mask: rows of control areas."""
+        return self.frame[schema.GROUP].eq(schema.CONTROL)
+
+
+def month_index(months: pd.Series | pd.DatetimeIndex) -> np.ndarray:
+    """Months since January 1970 as integers (NaT -> -1).
+
+    Parameters
+    ----------
+    months : Series or DatetimeIndex of datetime64
+
+    Returns
+    -------
+    numpy.ndarray of int64
+    """
+    m = pd.DatetimeIndex(pd.to_datetime(months))
+    out = (m.year.to_numpy(dtype="float64") - 1970) * 12 + m.month.to_numpy(dtype="float64") - 1
+    return np.where(np.isnan(out), -1, out).astype("int64")
+
+
+def _data_source(panel: pd.DataFrame, data_source: str | None) -> str:
+    if data_source:
+        return data_source
+    return str(panel.attrs.get("data_source", "custom")) if hasattr(panel, "attrs") else "custom"
+
+
+def _check_inputs(panel: pd.DataFrame, outcome: str, scale: str, groups: Sequence[str],
+                  controls: str) -> None:
+    if not isinstance(panel, pd.DataFrame):
+        raise DataError("panel", "a pandas DataFrame (the analysis panel)",
+                        found=type(panel).__name__)
+    need = [schema.AREA, schema.MONTH, schema.GROUP, schema.START]
+    missing = [c for c in need if c not in panel.columns]
+    if missing:
+        raise DataError("panel", f"columns {need}", column=missing[0], found="missing")
+    if outcome not in panel.columns:
+        raise DataError("panel", f"an outcome column among {_outcome_columns(panel)}",
+                        column=outcome, found="missing")
+    if scale not in schema.SCALES:
+        raise EstimationError(f"unknown scale {scale!r}; expected one of {schema.SCALES}")
+    if not groups:
+        raise EstimationError("no analysis group requested")
+    bad = [g for g in groups if g not in schema.ANALYSIS_GROUPS]
+    if bad:
+        raise EstimationError(
+            f"unknown analysis group(s) {bad}; expected among {schema.ANALYSIS_GROUPS}")
+    if controls != "never":
+        raise EstimationError(f"controls={controls!r}: only 'never' (never-treated) is supported")
+    if scale == "rate" and schema.POPULATION not in panel.columns:
+        raise DataError("panel", "a 'population' column for the rate scale (or use "
+                        "scale='log', 'poisson' or 'count')", column=schema.POPULATION,
+                        found="missing")
+    unknown = sorted(set(panel[schema.GROUP].dropna().astype(str)) - set(schema.GROUPS))
+    if unknown:
+        row = int(np.flatnonzero(panel[schema.GROUP].isin(unknown))[0]) + 2
+        raise DataError("panel", f"group one of {schema.GROUPS}", row=row,
+                        column=schema.GROUP, found=unknown[0])
+
+
+def _outcome_columns(panel: pd.DataFrame) -> list[str]:
+    skip = {schema.AREA, schema.MONTH, schema.POPULATION, schema.GROUP, schema.START,
+            schema.SITE}
+    return [c for c in panel.columns if c not in skip and pd.api.types.is_numeric_dtype(panel[c])]
+
+
+def _area_table(panel: pd.DataFrame) -> pd.DataFrame:
+    """One row per area with its group, start and site; errors if they vary within area."""
+    cols = [schema.GROUP, schema.START] + ([schema.SITE] if schema.SITE in panel.columns else [])
+    per_area = panel.groupby(schema.AREA, sort=True)[cols].nunique(dropna=False)
+    varying = per_area[(per_area > 1).any(axis=1)]
+    if len(varying):
+        area = varying.index[0]
+        col = varying.columns[(varying.iloc[0] > 1).to_numpy()][0]
+        row = int(np.flatnonzero(panel[schema.AREA].eq(area).to_numpy())[0]) + 2
+        raise DataError("panel", f"a constant {col!r} within each area", row=row, column=col,
+                        found=f"area {area} has {int(varying.iloc[0][col])} values")
+    areas = panel.groupby(schema.AREA, sort=True)[cols].first()
+    if schema.SITE not in areas.columns:
+        areas[schema.SITE] = ""
+    areas[schema.START] = pd.to_datetime(areas[schema.START])
+    return areas
+
+
+def prepare(
+    panel: pd.DataFrame,
+    outcome: str,
+    *,
+    scale: str = "rate",
+    groups: Sequence[str] = (schema.POPULATION_BASED, schema.CARE_HOME),
+    pre_months: int | None = 24,
+    post_months: int | None = 36,
+    balanced: bool = True,
+    controls: str = "never",
+    data_source: str | None = None,
+) -> Design:
+    """Build the estimation sample of a difference-in-differences analysis.
+
+    Parameters
+    ----------
+    panel : pandas.DataFrame
+        Analysis panel (one row per area x month, see :mod:`vanguard.schema`).
+    outcome : str
+        Outcome column (a count).
+    scale : {"rate", "log", "poisson", "count"}
+        ``rate``: count / population * 1,000; ``log``: log(count); ``poisson``: the count,
+        for a Poisson fixed-effects model; ``count``: the count.
+    groups : sequence of str
+        Analysis groups (:data:`vanguard.schema.ANALYSIS_GROUPS`) whose effects are wanted.
+    pre_months : int or None
+        Months before the earliest start kept in the sample; ``None`` keeps all.
+    post_months : int or None
+        Months from each treated area's start kept; ``None`` keeps all to the panel end.
+    balanced : bool
+        Drop (with a warning) areas missing any month of their window.
+    controls : {"never"}
+        Comparison areas: never-treated ``control`` areas.
+    data_source : str, optional
+        Recorded in results; defaults to ``panel.attrs["data_source"]`` or ``"custom"``.
+
+    Returns
+    -------
+    Design
+
+    Raises
+    ------
+    DataError
+        Missing columns, unknown group labels, group/start varying within an area,
+        start dates outside the panel, zero counts on the log scale, missing population.
+    EstimationError
+        Unknown scale or analysis group, no treated or no control areas, an outcome that is
+        zero everywhere on the Poisson scale.
+
+    Warns
+    -----
+    UserWarning
+        When areas are dropped to balance the panel, when a group has a single treated
+        area, or when areas whose outcome is always zero are dropped on the Poisson scale.
+    """
+    groups = tuple(dict.fromkeys(groups))
+    _check_inputs(panel, outcome, scale, groups, controls)
+    df = panel.copy()
+    df[schema.MONTH] = pd.to_datetime(df[schema.MONTH])
+    df[schema.GROUP] = df[schema.GROUP].astype(str)
+    dup = df.duplicated([schema.AREA, schema.MONTH])
+    if dup.any():
+        row = int(np.flatnonzero(dup.to_numpy())[0]) + 2
+        raise DataError("panel", "one row per area x month", row=row,
+                        column=schema.MONTH, found="duplicate area-month")
+    areas = _area_table(df)
+
+    treated_groups = set().union(*(schema.GROUP_MEMBERS[g] for g in groups))
+    keep_groups = treated_groups | {schema.CONTROL}
+    dropped_rows = [
+        {"area": a, "group": g, "reason": "other vanguard group, not in this analysis"}
+        for a, g in areas[schema.GROUP].items() if g not in keep_groups
+    ]
+    areas = areas[areas[schema.GROUP].isin(keep_groups)].copy()
+
+    is_ctrl = areas[schema.GROUP].eq(schema.CONTROL)
+    no_start = ~is_ctrl & areas[schema.START].isna()
+    if no_start.any():
+        a = areas.index[no_start][0]
+        raise DataError("panel", "a start month for every treated area", column=schema.START,
+                        row=int(np.flatnonzero(df[schema.AREA].eq(a).to_numpy())[0]) + 2,
+                        found=f"NaT for area {a}")
+    pmin, pmax = df[schema.MONTH].min(), df[schema.MONTH].max()
+    outside = ~is_ctrl & ((areas[schema.START] <= pmin) | (areas[schema.START] > pmax))
+    if outside.any():
+        a = areas.index[outside][0]
+        raise DataError(
+            "panel", f"start dates after the first panel month {pmin:%Y-%m} and no later "
+            f"than the last {pmax:%Y-%m} (a pre- and a post-period)", column=schema.START,
+            row=int(np.flatnonzero(df[schema.AREA].eq(a).to_numpy())[0]) + 2,
+            found=f"{areas.at[a, schema.START]:%Y-%m} for area {a}")
+
+    for g in groups:
+        if not areas[schema.GROUP].isin(schema.GROUP_MEMBERS[g]).any():
+            raise EstimationError(f"no treated areas for group {g!r} in the panel")
+    if not is_ctrl.any():
+        raise EstimationError("no control (never-treated) areas in the panel")
+
+    df = df[df[schema.AREA].isin(areas.index)].copy()
+    df["t"] = month_index(df[schema.MONTH])
+    starts_t = pd.Series(month_index(areas[schema.START]), index=areas.index)
+    starts_t[is_ctrl] = NEVER_TREATED
+    df["cohort"] = df[schema.AREA].map(starts_t).astype("int64")
+    treated_row = df["cohort"].ne(NEVER_TREATED)
+    df["rel"] = np.where(treated_row, df["t"] - df["cohort"], np.nan)
+
+    tr_starts = starts_t[~is_ctrl]
+    t_lo = int(tr_starts.min() - pre_months) if pre_months is not None else int(df["t"].min())
+    t_hi = int(tr_starts.max() + post_months - 1) if post_months is not None else int(df["t"].max())
+    in_window = df["t"].between(t_lo, t_hi)
+    if post_months is not None:
+        # months after a treated area's own last post month would be coded untreated
+        in_window &= ~(treated_row & (df["rel"] >= post_months))
+    df = df[in_window].copy()
+
+    # each area's expected months: the window, cut at its own last post month
+    panel_hi = int(month_index(pd.Series([pmax]))[0])
+    area_hi = pd.Series(min(t_hi, panel_hi), index=areas.index, dtype="int64")
+    if post_months is not None:
+        area_hi[~is_ctrl] = np.minimum(area_hi[~is_ctrl], tr_starts + post_months - 1)
+    area_lo = max(t_lo, int(month_index(pd.Series([pmin]))[0]))
+    expected = (area_hi - area_lo + 1).clip(lower=0)
+
+    df = df.rename(columns={outcome: "count"}) if outcome != "count" else df
+    if schema.POPULATION not in df.columns:
+        df[schema.POPULATION] = np.nan
+    df["count"] = pd.to_numeric(df["count"], errors="raise").astype("float64")
+    neg = df["count"] < 0
+    if neg.any():
+        r = df[neg].iloc[0]
+        raise DataError("panel", "non-negative counts", column=outcome,
+                        found=f"{r['count']} for area {r[schema.AREA]}, {r[schema.MONTH]:%Y-%m}")
+
+    bad_val = df["count"].isna()
+    if scale == "rate":
+        bad_val |= df[schema.POPULATION].isna() | (df[schema.POPULATION] <= 0)
+    n_rows = df.groupby(schema.AREA).size().reindex(areas.index, fill_value=0)
+    n_bad = bad_val.groupby(df[schema.AREA]).sum().reindex(areas.index, fill_value=0)
+    incomplete = (n_rows < expected) | (n_bad > 0)
+    if incomplete.any():
+        names = list(incomplete.index[incomplete])
+        if not balanced and not n_bad[names].any():
+            pass  # unbalanced panels are allowed on request; missing values never are
+        else:
+            reason = "missing months or missing outcome/population in the sample window"
+            warnings.warn(
+                f"balanced panel: dropped {len(names)} area(s) with {reason}: "
+                f"{', '.join(map(str, names))}", UserWarning, stacklevel=2)
+            for a in names:
+                dropped_rows.append({"area": a, "group": areas.at[a, schema.GROUP],
+                                     "reason": reason})
+            df = df[~df[schema.AREA].isin(names)].copy()
+
+    if scale == "log":
+        zero = df["count"] <= 0
+        if zero.any():
+            r = df[zero].iloc[0]
+            raise DataError(
+                "panel", "positive counts for the log scale (use scale='poisson' for counts "
+                "with zeros)", column=outcome,
+                found=f"{r['count']:g} for area {r[schema.AREA]}, {r[schema.MONTH]:%Y-%m}")
+    if scale == "poisson":
+        if not (df["count"] > 0).any():
+            raise EstimationError(f"outcome {outcome!r} is zero in every area-month; a "
+                                  "Poisson model cannot be estimated")
+        all_zero = df.groupby(schema.AREA)["count"].sum().le(0)
+        if all_zero.any():
+            names = list(all_zero.index[all_zero])
+            # such areas carry no information in a Poisson FE model (their FE is -inf)
+            warnings.warn(f"poisson: dropped {len(names)} area(s) whose outcome is zero in "
+                          f"every month: {', '.join(map(str, names))}", UserWarning,
+                          stacklevel=2)
+            for a in names:
+                dropped_rows.append({"area": a, "group": areas.at[a, schema.GROUP],
+                                     "reason": "outcome zero in every month (Poisson)"})
+            df = df[~df[schema.AREA].isin(names)].copy()
+
+    if scale == "rate":
+        df["y"] = df["count"] / df[schema.POPULATION] * RATE_PER
+    elif scale == "log":
+        df["y"] = np.log(df["count"])
+    else:
+        df["y"] = df["count"]
+
+    for g in groups:
+        member = df[schema.GROUP].isin(schema.GROUP_MEMBERS[g])
+        df[f"treated_{g}"] = (member & (df["rel"] >= 0)).astype("int64")
+
+    n_control = int(df.loc[df[schema.GROUP].eq(schema.CONTROL), schema.AREA].nunique())
+    if n_control == 0:
+        raise EstimationError("no control areas left after balancing the panel")
+    n_treated: dict[str, int] = {}
+    pre_mean: dict[str, float] = {}
+    natural = df["y"] if scale in ("rate", "count") else (
+        df["count"] / df[schema.POPULATION] * RATE_PER if df[schema.POPULATION].notna().all()
+        else df["count"])
+    for g in groups:
+        member = df[schema.GROUP].isin(schema.GROUP_MEMBERS[g])
+        n_treated[g] = int(df.loc[member, schema.AREA].nunique())
+        if n_treated[g] == 0:
+            raise EstimationError(f"no treated areas left for group {g!r} after balancing")
+        if n_treated[g] == 1:
+            warnings.warn(SINGLE_AREA_WARNING.format(group=g), UserWarning, stacklevel=2)
+        pre = member & (df["rel"] < 0)
+        pre_mean[g] = float(natural[pre].mean()) if pre.any() else math.nan
+        if not pre.any():
+            raise EstimationError(f"group {g!r}: no pre-period months in the sample window")
+        if not (member & (df["rel"] >= 0)).any():
+            raise EstimationError(f"group {g!r}: no post-period months in the sample window")
+
+    keep = [schema.AREA, schema.MONTH, "t", "y", "count", schema.POPULATION, schema.GROUP,
+            schema.START, "cohort", "rel", schema.SITE] + [f"treated_{g}" for g in groups]
+    if schema.SITE not in df.columns:
+        df[schema.SITE] = ""
+    frame = df[keep].sort_values([schema.AREA, "t"], kind="stable").reset_index(drop=True)
+    dropped = pd.DataFrame(dropped_rows, columns=["area", "group", "reason"])
+    return Design(frame=frame, outcome=outcome, scale=scale, groups=groups,
+                  pre_months=pre_months, post_months=post_months, pre_mean=pre_mean,
+                  data_source=_data_source(panel, data_source), dropped=dropped,
+                  n_treated=n_treated, n_control=n_control)
+
+
+def as_design(panel_or_design, outcome: str | None, **kwargs) -> Design:
+    """Return ``panel_or_design`` if it is a :class:`Design`, else :func:`prepare` it.
+
+    Raises
+    ------
+    EstimationError
+        If a panel is given without ``outcome``.
+    """
+    if isinstance(panel_or_design, Design):
+        return panel_or_design
+    if outcome is None:
+        raise EstimationError("outcome is required when a panel (not a Design) is given")
+    return prepare(panel_or_design, outcome, **kwargs)

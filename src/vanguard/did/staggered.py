@@ -1,0 +1,696 @@
+"""Callaway-Sant'Anna group-time effects and their aggregations, via ``moderndid``.
+
+Two-way fixed effects regressions compare later-treated areas with earlier-treated
+ones when adoption is staggered; with effects that change over time that comparison
+is biased. Callaway and Sant'Anna (2021) estimate one 2x2 comparison per cohort ``g``
+and period ``t`` against never-treated (or not-yet-treated) areas only, then average
+those ``ATT(g, t)`` into an overall effect, an event study, cohort and calendar
+effects. ``moderndid.att_gt`` / ``moderndid.aggte`` do the estimation; this module
+prepares the estimation sample, chooses the time unit, maps the dynamic aggregation
+onto the project's post-period windows and returns the tidy results schema.
+
+Standard errors
+---------------
+By default (``bootstrap=False``) every standard error is the *analytic* one from the
+unit-level influence function, ``sqrt(mean(IF**2) / n_areas)``: clustered by area,
+pointwise, the same convention as the R ``did`` package with ``bootstrap=FALSE``. With
+``bootstrap=True`` the standard errors come from the multiplier bootstrap (Rademacher
+weights on area influence functions, ``n_boot`` draws, seeded) and ``inference`` is
+``"multiplier_bootstrap"``; confidence intervals are pointwise in both cases.
+
+Time unit
+---------
+``unit="month"`` estimates on the monthly panel; ``unit="quarter"`` first averages each
+area's outcome over three-month blocks anchored at the earliest start month (April
+2015 on the vanguard data, so wave-1 quarters are aligned with the start). A cohort
+whose start is not on a block boundary (urgent & emergency care, August 2015) is
+assigned to the block containing its start month, so its first block is only partly
+exposed, which attenuates its first-quarter effect slightly. Monthly estimation of the
+vanguard design (about 210 areas, 60 months, one or two cohorts) takes well under a
+second per outcome, so ``unit="month"`` is the default; quarterly estimation is
+offered for noisy outcomes.
+
+Pre-trend test
+--------------
+The ``pretrend`` row holds the Wald test, computed by ``moderndid`` exactly as R
+``did`` does it, that every pre-period ``ATT(g, t)`` is zero, using the analytic
+influence-function covariance of those estimates: ``estimate`` is the chi-squared
+statistic, ``param`` its degrees of freedom.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from vanguard import schema
+from vanguard.errors import DataError, EstimationError
+
+__all__ = [
+    "AGGREGATIONS",
+    "CSFit",
+    "EstimationSample",
+    "estimate_cs",
+    "estimation_sample",
+    "fit_cs",
+]
+
+AGGREGATIONS: tuple[str, ...] = ("simple", "dynamic", "group", "calendar")
+"""Aggregations of ``moderndid.aggte``."""
+
+_CONTROL = {"never": "nevertreated", "notyet": "notyettreated"}
+_UNITS = ("month", "quarter", "period")
+
+
+# --- the estimation sample -------------------------------------------------------------
+@dataclass
+class EstimationSample:
+    """Long panel ready for a staggered estimator.
+
+    Attributes
+    ----------
+    frame : pandas.DataFrame
+        Columns ``id`` (unit label), ``time`` (int period), ``cohort`` (int first treated
+        period; 0 for never-treated units) and ``y``; one row per unit x period.
+    outcome, scale, group, data_source : str
+        Labels copied into every result row.
+    unit : str
+        ``"month"``, ``"quarter"`` or ``"period"`` (a generic panel's own time unit).
+    pre_mean : float
+        Treated units' pre-period mean on the natural scale (NaN when unknown).
+    n_treated, n_control : int
+        Treated and never-treated units.
+    """
+
+    frame: pd.DataFrame
+    outcome: str
+    scale: str
+    group: str
+    data_source: str
+    unit: str
+    pre_mean: float = math.nan
+    n_treated: int = 0
+    n_control: int = 0
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def n_obs(self) -> int:
+        """Unit-periods in the sample."""
+        return len(self.frame)
+
+
+def _check_numeric(df: pd.DataFrame, col: str, source: str) -> None:
+    if col not in df.columns:
+        raise DataError(source, f"a column {col!r}", column=col,
+                        found=f"columns {list(df.columns)}")
+    bad = df[col].isna() if col != "cohort" else pd.Series(False, index=df.index)
+    if not pd.api.types.is_numeric_dtype(df[col]):
+        raise DataError(source, "numeric values", column=col, found=str(df[col].dtype))
+    bad = bad | ~np.isfinite(df[col].astype(float).fillna(0.0))
+    if bad.any():
+        pos = int(np.flatnonzero(bad.to_numpy())[0])
+        raise DataError(source, "finite numeric values", row=pos + 2, column=col,
+                        found=df[col].iloc[pos])
+
+
+def _generic_sample(
+    data: pd.DataFrame, outcome: str, id_col: str, time_col: str, cohort_col: str,
+    scale: str, group: str, data_source: str,
+) -> EstimationSample:
+    source = "panel"
+    for col in (id_col, time_col, cohort_col, outcome):
+        if col not in data.columns:
+            raise DataError(source, f"a column {col!r}", column=col,
+                            found=f"columns {list(data.columns)}")
+    frame = pd.DataFrame({
+        "id": data[id_col].to_numpy(),
+        "time": data[time_col].to_numpy(),
+        "cohort": pd.to_numeric(data[cohort_col]).fillna(0).to_numpy(),
+        "y": data[outcome].to_numpy(),
+    })
+    for col in ("time", "cohort", "y"):
+        _check_numeric(frame, col, source)
+    if frame.duplicated(["id", "time"]).any():
+        pos = int(np.flatnonzero(frame.duplicated(["id", "time"]).to_numpy())[0])
+        raise DataError(source, f"one row per {id_col} x {time_col}", row=pos + 2,
+                        column=time_col, found="a duplicate")
+    if (frame.groupby("id")["cohort"].nunique() > 1).any():
+        bad = frame.groupby("id")["cohort"].nunique()
+        raise DataError(source, f"{cohort_col!r} constant within each {id_col}",
+                        column=cohort_col, found=f"varies for {bad[bad > 1].index[0]!r}")
+    frame["time"] = frame["time"].astype(np.int64)
+    frame["cohort"] = frame["cohort"].astype(np.int64)
+    treated = frame["cohort"] > 0
+    pre = treated & (frame["time"] < frame["cohort"])
+    return EstimationSample(
+        frame=frame, outcome=outcome, scale=scale, group=group, data_source=data_source,
+        unit="period", pre_mean=float(frame.loc[pre, "y"].mean()) if pre.any() else math.nan,
+        n_treated=int(frame.loc[treated, "id"].nunique()),
+        n_control=int(frame.loc[~treated, "id"].nunique()),
+    )
+
+
+def _design_sample(design, outcome: str | None, scale: str, group: str,
+                   data_source: str | None) -> EstimationSample:
+    """Turn a ``vanguard.did.design.Design`` into an :class:`EstimationSample`."""
+    f = design.frame
+    if "group" in f.columns:
+        # A design may hold several analysis groups: keep this group's treated areas and
+        # the never-treated controls only.
+        keep = f["group"].isin(schema.GROUP_MEMBERS.get(group, (group,))) | f["group"].eq(
+            schema.CONTROL)
+        if group in schema.GROUP_MEMBERS and not keep.any():
+            raise EstimationError(f"design has no areas for group {group!r}")
+        f = f.loc[keep]
+    need = ("area", "t", "y", "cohort")
+    missing = [c for c in need if c not in f.columns]
+    if missing:
+        raise DataError("design.frame", f"columns {list(need)}", column=missing[0],
+                        found=f"columns {list(f.columns)}")
+    if "start" in f.columns:
+        never = f["start"].isna().to_numpy()
+    else:
+        # Without a start date the sentinel is any cohort outside the observed periods.
+        c = pd.to_numeric(f["cohort"], errors="coerce")
+        never = (c.isna() | (c < f["t"].min()) | (c > f["t"].max())).to_numpy()
+    frame = pd.DataFrame({
+        "id": f["area"].astype(str).to_numpy(),
+        "time": f["t"].astype(np.int64).to_numpy(),
+        "cohort": np.where(never, 0, pd.to_numeric(f["cohort"], errors="coerce").fillna(0)),
+        "y": f["y"].astype(float).to_numpy(),
+    })
+    frame["cohort"] = frame["cohort"].astype(np.int64)
+    _check_numeric(frame, "y", "design.frame")
+    def _attr(name, default):
+        v = getattr(design, name, default)
+        return default if v is None else v
+    pre_mean = _attr("pre_mean", math.nan)
+    if isinstance(pre_mean, Mapping):
+        pre_mean = pre_mean.get(group, math.nan)
+    if getattr(design, "groups", None) and group not in design.groups:
+        raise EstimationError(f"design was prepared for groups {design.groups}, not {group!r}")
+    n_t = int(frame.loc[frame["cohort"] > 0, "id"].nunique())
+    n_c = int(frame.loc[frame["cohort"] == 0, "id"].nunique())
+    return EstimationSample(
+        frame=frame,
+        outcome=outcome or str(_attr("outcome", "")),
+        scale=str(_attr("scale", scale)),
+        group=group,
+        data_source=data_source or str(_attr("data_source", "")),
+        unit="month",
+        pre_mean=float(pre_mean),
+        n_treated=n_t,
+        n_control=n_c,
+    )
+
+
+def estimation_sample(
+    data,
+    outcome: str | None = None,
+    *,
+    scale: str = "rate",
+    group: str = schema.POPULATION_BASED,
+    id_col: str | None = None,
+    time_col: str | None = None,
+    cohort_col: str | None = None,
+    data_source: str | None = None,
+    pre_months: int = 24,
+    post_months: int = 36,
+) -> EstimationSample:
+    """Build the long unit x period sample every staggered estimator here uses.
+
+    Parameters
+    ----------
+    data : pandas.DataFrame or Design
+        One of: a ``vanguard.did.design.Design`` (its ``.frame`` is used as is); a
+        vanguard analysis panel (``area``, ``month``, ``group``, ``start``, outcomes),
+        passed through ``vanguard.did.design.prepare``; or a generic long panel, when
+        ``id_col``, ``time_col`` and ``cohort_col`` are all given.
+    outcome : str, optional
+        Outcome column (required for panels; taken from the design otherwise).
+    scale : str
+        One of :data:`vanguard.schema.SCALES` except ``"poisson"``.
+    group : str
+        Analysis group (one of :data:`vanguard.schema.ANALYSIS_GROUPS`).
+    id_col, time_col, cohort_col : str, optional
+        Column names of a generic panel. ``cohort_col`` holds the first treated period
+        (integer, same unit as ``time_col``); 0 or missing marks never-treated units.
+    data_source : str, optional
+        ``synthetic``, ``nhs_mar`` or ``custom``; defaults to the design's or ``custom``.
+    pre_months, post_months : int
+        Sample window passed to ``design.prepare`` for a vanguard panel.
+
+    Returns
+    -------
+    EstimationSample
+
+    Raises
+    ------
+    DataError
+        A named column is missing or non-numeric, a unit's cohort varies, or a unit x
+        period appears twice.
+    EstimationError
+        ``scale="poisson"`` (not a linear outcome), or no treated or no never-treated
+        units.
+    """
+    if scale not in schema.SCALES:
+        raise EstimationError(f"scale must be one of {schema.SCALES}; got {scale!r}")
+    if scale == "poisson":
+        raise EstimationError("staggered estimators here are linear: use scale 'log' "
+                              "(log points) instead of 'poisson'")
+    generic = (id_col, time_col, cohort_col)
+    if any(c is not None for c in generic):
+        if not all(c is not None for c in generic) or outcome is None:
+            raise EstimationError("a generic panel needs outcome, id_col, time_col and "
+                                  "cohort_col together")
+        sample = _generic_sample(data, outcome, id_col, time_col, cohort_col, scale, group,
+                                 data_source or "custom")
+    elif hasattr(data, "frame"):
+        sample = _design_sample(data, outcome, scale, group, data_source)
+    elif isinstance(data, pd.DataFrame):
+        if outcome is None:
+            raise EstimationError("a vanguard panel needs the outcome column name")
+        from vanguard.did import design as _design
+
+        d = _design.prepare(data, outcome, scale=scale, groups=(group,),
+                            pre_months=pre_months, post_months=post_months,
+                            data_source=data_source)
+        sample = _design_sample(d, outcome, scale, group, data_source)
+    else:
+        raise EstimationError(f"expected a DataFrame or a Design; got {type(data).__name__}")
+    if sample.n_treated == 0:
+        raise EstimationError(f"{sample.outcome}/{group}: no treated units in the sample")
+    if sample.n_control == 0:
+        raise EstimationError(f"{sample.outcome}/{group}: no never-treated units in the "
+                              "sample")
+    return sample
+
+
+def to_quarters(sample: EstimationSample) -> EstimationSample:
+    """Average a monthly sample over three-month blocks aligned with the first cohort.
+
+    Parameters
+    ----------
+    sample : EstimationSample
+        Monthly sample (``unit="month"``).
+
+    Returns
+    -------
+    EstimationSample
+        ``unit="quarter"``; ``time`` and ``cohort`` are block indices (cohort = the
+        block containing the start month). Incomplete blocks at the sample edges are
+        dropped, with a warning naming how many months went.
+
+    Raises
+    ------
+    EstimationError
+        If the sample is not monthly.
+    """
+    if sample.unit != "month":
+        raise EstimationError(f"quarterly aggregation needs a monthly sample; got {sample.unit}")
+    f = sample.frame
+    anchor = int(f.loc[f["cohort"] > 0, "cohort"].min())
+    # Shift so that block indices stay positive: moderndid reads cohort 0 as never-treated.
+    base = anchor - 3 * ((anchor - int(f["time"].min())) // 3 + 1)
+    q = (f["time"] - base) // 3
+    per_block = f.assign(q=q).groupby("q")["time"].nunique()
+    full = per_block.index[per_block == 3]
+    keep = q.isin(full)
+    if not keep.all():
+        warnings.warn(f"{sample.outcome}: dropped {int((~keep).sum())} unit-months in "
+                      "incomplete quarters at the sample edges", stacklevel=2)
+    g = f.loc[keep].assign(time=q[keep])
+    out = g.groupby(["id", "time"], as_index=False).agg(cohort=("cohort", "first"),
+                                                         y=("y", "mean"))
+    out["cohort"] = np.where(out["cohort"] > 0, (out["cohort"] - base) // 3, 0).astype(np.int64)
+    out = out[["id", "time", "cohort", "y"]]
+    return EstimationSample(
+        frame=out, outcome=sample.outcome, scale=sample.scale, group=sample.group,
+        data_source=sample.data_source, unit="quarter", pre_mean=sample.pre_mean,
+        n_treated=sample.n_treated, n_control=sample.n_control, notes=list(sample.notes),
+    )
+
+
+# --- estimation ----------------------------------------------------------------------
+@dataclass
+class CSFit:
+    """A fitted Callaway-Sant'Anna model and its aggregations.
+
+    Attributes
+    ----------
+    sample : EstimationSample
+    control : str
+        ``"never"`` or ``"notyet"``.
+    att : moderndid MPResult
+        Group-time estimates.
+    aggregations : dict
+        Aggregation name -> moderndid ``AGGTEResult``.
+    bootstrap : bool
+    n_boot, seed : int
+    alpha : float
+    """
+
+    sample: EstimationSample
+    control: str
+    att: object
+    aggregations: dict
+    bootstrap: bool
+    n_boot: int
+    seed: int
+    alpha: float
+    shift: int = 0
+
+    @property
+    def estimator(self) -> str:
+        """``cs_never`` or ``cs_notyet``."""
+        return f"cs_{self.control}"
+
+    @property
+    def inference(self) -> str:
+        """Name of the standard-error method in the results schema."""
+        return "multiplier_bootstrap" if self.bootstrap else "analytic"
+
+    def event_study(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Event-time effects of the dynamic aggregation and their covariance.
+
+        Returns
+        -------
+        rel_time : ndarray of int
+        beta : ndarray
+        vcov : ndarray
+            Analytic influence-function covariance of ``beta`` (area-clustered), the
+            input :func:`vanguard.did.honest.honest_bounds` needs.
+
+        Raises
+        ------
+        EstimationError
+            If the dynamic aggregation was not computed.
+        """
+        dyn = self.aggregations.get("dynamic")
+        if dyn is None:
+            raise EstimationError("the dynamic aggregation was not computed")
+        inf = np.asarray(dyn.influence_func, dtype=float)
+        n = inf.shape[0]
+        return (np.asarray(dyn.event_times).astype(int), np.asarray(dyn.att_by_event, float),
+                inf.T @ inf / n**2)
+
+    def _se(self, influence: np.ndarray) -> np.ndarray:
+        n = influence.shape[0]
+        if self.bootstrap:
+            from moderndid.did.mboot import mboot
+
+            return np.asarray(mboot(influence, n_units=n, biters=self.n_boot, alpha=self.alpha,
+                                    random_state=self.seed)["se"], dtype=float)
+        return np.sqrt(np.mean(influence**2, axis=0) / n)
+
+    def window_effects(self, windows: Mapping[str, tuple[int, int]]) -> pd.DataFrame:
+        """Average the dynamic aggregation over post-period windows.
+
+        Each window's effect is the unweighted mean of the event-time effects it
+        covers, its standard error from the mean of their influence functions.
+
+        Parameters
+        ----------
+        windows : mapping
+            Name -> ``(lo, hi)`` half-open range in months (or in periods for a generic
+            panel); quarterly fits divide by 3.
+
+        Returns
+        -------
+        pandas.DataFrame
+            Columns ``window``, ``estimate``, ``se``, ``n_periods``. Windows the data do
+            not fully cover are left out with a warning.
+
+        Raises
+        ------
+        EstimationError
+            If a window does not fall on quarter boundaries in a quarterly fit.
+        """
+        dyn = self.aggregations.get("dynamic")
+        if dyn is None or not windows:
+            return pd.DataFrame(columns=["window", "estimate", "se", "n_periods"])
+        e = np.asarray(dyn.event_times).astype(int)
+        inf = np.asarray(dyn.influence_func, dtype=float)
+        att = np.asarray(dyn.att_by_event, dtype=float)
+        rows = []
+        for name, (lo, hi) in windows.items():
+            if self.sample.unit == "quarter":
+                if lo % 3 or hi % 3:
+                    raise EstimationError(f"window {name!r} [{lo}, {hi}) months is not whole "
+                                          "quarters")
+                lo, hi = lo // 3, hi // 3
+            cols = np.flatnonzero((e >= lo) & (e < hi))
+            if len(cols) != hi - lo:
+                warnings.warn(f"{self.sample.outcome}/{self.sample.group}: window {name!r} "
+                              f"needs event times {lo}..{hi - 1}; the data cover "
+                              f"{len(cols)} of them, window skipped", stacklevel=2)
+                continue
+            w_inf = inf[:, cols].mean(axis=1, keepdims=True)
+            rows.append({"window": name, "estimate": float(att[cols].mean()),
+                         "se": float(self._se(w_inf)[0]), "n_periods": len(cols)})
+        return pd.DataFrame(rows, columns=["window", "estimate", "se", "n_periods"])
+
+
+def fit_cs(
+    data,
+    outcome: str | None = None,
+    *,
+    scale: str = "rate",
+    group: str = schema.POPULATION_BASED,
+    control: str = "never",
+    base_period: str = "varying",
+    unit: str = "month",
+    aggregations: Iterable[str] = AGGREGATIONS,
+    bootstrap: bool = False,
+    n_boot: int = 999,
+    seed: int = 20150401,
+    alpha: float = 0.05,
+    id_col: str | None = None,
+    time_col: str | None = None,
+    cohort_col: str | None = None,
+    data_source: str | None = None,
+) -> CSFit:
+    """Fit Callaway-Sant'Anna group-time effects and aggregate them.
+
+    Parameters are those of :func:`estimate_cs`.
+
+    Returns
+    -------
+    CSFit
+
+    Raises
+    ------
+    EstimationError
+        Unknown ``control``, ``base_period``, ``unit`` or aggregation; no treated or no
+        comparison units; or ``moderndid`` cannot estimate the design.
+    DataError
+        Bad input columns (see :func:`estimation_sample`).
+    """
+    if control not in _CONTROL:
+        raise EstimationError(f"control must be one of {list(_CONTROL)}; got {control!r}")
+    if base_period not in ("varying", "universal"):
+        raise EstimationError(f"base_period must be 'varying' or 'universal'; got {base_period!r}")
+    if unit not in _UNITS:
+        raise EstimationError(f"unit must be one of {_UNITS}; got {unit!r}")
+    aggregations = tuple(aggregations)
+    unknown = sorted(set(aggregations) - set(AGGREGATIONS))
+    if unknown:
+        raise EstimationError(f"unknown aggregation(s) {unknown}; expected {AGGREGATIONS}")
+    sample = estimation_sample(data, outcome, scale=scale, group=group, id_col=id_col,
+                               time_col=time_col, cohort_col=cohort_col,
+                               data_source=data_source)
+    if unit == "quarter":
+        sample = to_quarters(sample)
+    elif unit == "month" and sample.unit == "period":
+        sample.unit = "period"  # a generic panel keeps its own time unit
+    import moderndid
+
+    f = sample.frame.copy()
+    # moderndid needs integer unit ids and reads cohort 0 as never-treated, so times
+    # must start at 1 or later.
+    f["uid"] = pd.factorize(f["id"], sort=True)[0] + 1
+    shift = max(0, 1 - int(f["time"].min()))
+    f["time"] += shift
+    f.loc[f["cohort"] > 0, "cohort"] += shift
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*simultaneous confidence band.*")
+            att = moderndid.att_gt(
+                data=f[["uid", "time", "cohort", "y"]], yname="y", tname="time",
+                idname="uid", gname="cohort", control_group=_CONTROL[control],
+                base_period=base_period, est_method="dr", boot=bootstrap, biters=n_boot,
+                cband=False, alpha=alpha, random_state=seed,
+            )
+            aggs = {
+                a: moderndid.aggte(att, type=a, boot=bootstrap, biters=n_boot, cband=False,
+                                   alpha=alpha, random_state=seed)
+                for a in aggregations
+            }
+    except (ValueError, np.linalg.LinAlgError) as exc:
+        raise EstimationError(f"{sample.outcome}/{group}: Callaway-Sant'Anna estimation "
+                              f"failed: {exc}") from exc
+    return CSFit(sample=sample, control=control, att=att, aggregations=aggs,
+                 bootstrap=bootstrap, n_boot=n_boot, seed=seed, alpha=alpha, shift=shift)
+
+
+def _row(fit: CSFit, **kw) -> dict:
+    s = fit.sample
+    z = stats.norm.ppf(1 - fit.alpha / 2)
+    est, se = kw.get("estimate", math.nan), kw.get("se", math.nan)
+    if se is None or not np.isfinite(se):
+        se = math.nan
+    base = {
+        "data_source": s.data_source, "estimator": fit.estimator, "outcome": s.outcome,
+        "scale": s.scale, "group": s.group, "inference": fit.inference,
+        "n_treated": s.n_treated, "n_control": s.n_control, "n_obs": s.n_obs,
+        "pre_mean": s.pre_mean, "ci_low": est - z * se, "ci_high": est + z * se,
+        "p_value": 2 * stats.norm.sf(abs(est / se)) if se > 0 else math.nan,
+    }
+    base.update(kw)
+    base["se"] = se
+    return base
+
+
+def tidy_cs(fit: CSFit, windows: Mapping[str, tuple[int, int]] | None = None) -> pd.DataFrame:
+    """Tidy results of a :class:`CSFit`.
+
+    Parameters
+    ----------
+    fit : CSFit
+    windows : mapping, optional
+        Post-period windows for ``analysis="main"`` rows (see :meth:`CSFit.window_effects`).
+
+    Returns
+    -------
+    pandas.DataFrame
+        In the schema of :func:`vanguard.schema.results_frame`.
+    """
+    unit_note = f"time unit: {fit.sample.unit}"
+    rows = []
+    shift = fit.shift
+    groups = np.asarray(fit.att.groups, dtype=float) - shift
+    times = np.asarray(fit.att.times, dtype=float) - shift
+    for g, t, a, se in zip(groups, times, np.asarray(fit.att.att_gt, float),
+                           np.asarray(fit.att.se_gt, float), strict=True):
+        rel = int(t - g)
+        rows.append(_row(fit, analysis="group_time", window=f"rel_{rel}", rel_time=rel,
+                         param=g, estimate=a, se=se,
+                         note=f"ATT(g={int(g)}, t={int(t)}); {unit_note}"))
+    for name, agg in fit.aggregations.items():
+        rows.append(_row(fit, analysis="aggregation", window=name,
+                         estimate=float(agg.overall_att), se=float(agg.overall_se),
+                         note=f"moderndid aggte type={name}; {unit_note}"))
+        if name == "dynamic":
+            for e, a, se in zip(np.asarray(agg.event_times).astype(int),
+                                np.asarray(agg.att_by_event, float),
+                                np.asarray(agg.se_by_event, float), strict=True):
+                rows.append(_row(fit, analysis="event_study", window=f"rel_{e}",
+                                 rel_time=float(e), estimate=a, se=se, note=unit_note))
+    if windows:
+        for r in fit.window_effects(windows).itertuples():
+            rows.append(_row(fit, analysis="main", window=r.window, estimate=r.estimate,
+                             se=r.se, note=f"mean of event-time effects over {r.n_periods} "
+                                           f"{fit.sample.unit}s; {unit_note}"))
+    stat, pval = getattr(fit.att, "wald_stat", None), getattr(fit.att, "wald_pvalue", None)
+    n_pre = int(np.sum(times < groups))
+    if stat is not None and pval is not None and n_pre > 0:
+        rows.append(_row(fit, analysis="pretrend", window="pre", estimate=float(stat),
+                         param=float(n_pre), inference="analytic", se=math.nan,
+                         ci_low=math.nan, ci_high=math.nan,
+                         # moderndid rounds its p-value to 5 decimals; recompute it
+                         p_value=float(stats.chi2.sf(float(stat), n_pre)),
+                         note=f"Wald chi2 test that all {n_pre} pre-period ATT(g,t) are 0 "
+                              f"(estimate = statistic, param = df); {unit_note}"))
+    return schema.results_frame(rows)
+
+
+def estimate_cs(
+    data,
+    outcome: str | None = None,
+    *,
+    scale: str = "rate",
+    group: str = schema.POPULATION_BASED,
+    control: str = "never",
+    base_period: str = "varying",
+    unit: str = "month",
+    windows: Mapping[str, tuple[int, int]] | None = None,
+    aggregations: Iterable[str] = AGGREGATIONS,
+    bootstrap: bool = False,
+    n_boot: int = 999,
+    seed: int = 20150401,
+    alpha: float = 0.05,
+    id_col: str | None = None,
+    time_col: str | None = None,
+    cohort_col: str | None = None,
+    data_source: str | None = None,
+) -> pd.DataFrame:
+    """Callaway-Sant'Anna estimates in the tidy results schema.
+
+    Parameters
+    ----------
+    data : pandas.DataFrame or Design
+        A ``Design``, a vanguard panel, or a generic long panel (see
+        :func:`estimation_sample`).
+    outcome : str, optional
+        Outcome column; required for panels.
+    scale : str
+        Scale of the outcome (``rate``, ``log`` or ``count``); the design applies it.
+    group : str
+        Analysis group.
+    control : {"never", "notyet"}
+        Comparison units: never-treated only, or also not-yet-treated ones.
+    base_period : {"varying", "universal"}
+        Pre-period comparisons against the previous period (R ``did`` default) or
+        against the period before treatment (needed for an event study read like a
+        regression event study, e.g. as HonestDiD input).
+    unit : {"month", "quarter"}
+        Time unit of the estimation (see module docstring). Ignored by generic panels,
+        which keep their own unit, unless ``"quarter"`` is asked of a monthly design.
+    windows : mapping, optional
+        Post-period windows (months, ``[lo, hi)``) reported as ``analysis="main"`` rows.
+        Defaults to :data:`vanguard.schema.WINDOWS` for vanguard data, none for a
+        generic panel.
+    aggregations : iterable of str
+        Subset of :data:`AGGREGATIONS`.
+    bootstrap : bool
+        Multiplier-bootstrap standard errors instead of analytic ones.
+    n_boot : int
+        Bootstrap draws.
+    seed : int
+        Seed of the bootstrap.
+    alpha : float
+        1 - confidence level of the pointwise intervals.
+    id_col, time_col, cohort_col : str, optional
+        Columns of a generic panel.
+    data_source : str, optional
+        Label of the data (``synthetic``, ``nhs_mar``, ``custom``).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Tidy schema rows, estimator ``cs_never`` or ``cs_notyet``:
+        ``analysis="group_time"`` (``param`` = cohort, ``rel_time`` = period - cohort,
+        ``window`` = ``rel_<k>``), ``"aggregation"`` (``window`` = aggregation name),
+        ``"event_study"`` (dynamic aggregation by event time), ``"main"`` (windows) and
+        ``"pretrend"`` (Wald pre-test).
+
+    Raises
+    ------
+    EstimationError
+        See :func:`fit_cs`.
+    DataError
+        See :func:`estimation_sample`.
+    """
+    fit = fit_cs(data, outcome, scale=scale, group=group, control=control,
+                 base_period=base_period, unit=unit, aggregations=aggregations,
+                 bootstrap=bootstrap, n_boot=n_boot, seed=seed, alpha=alpha, id_col=id_col,
+                 time_col=time_col, cohort_col=cohort_col, data_source=data_source)
+    if windows is None and fit.sample.unit != "period":
+        windows = schema.WINDOWS
+    return tidy_cs(fit, windows)

@@ -1,0 +1,827 @@
+"""Run the notebooks of a parameter set with papermill and record the run.
+
+A *parameter set* is a YAML file in ``params/`` (or anywhere, given by path)::
+
+    run: ci                      # outputs go to reports/ci/
+    description: small and fast
+    timeout: 900                 # seconds per notebook cell (optional)
+    workers: 2                   # parallel notebooks (optional; default: CPU count)
+    parameters:                  # given to every notebook that declares them
+      data_source: synthetic
+      scale: rate
+    grid:                        # the analysis grid
+      outcomes: [emergency_admissions]
+      groups: [population_based]
+      estimators: [twfe, cs_never]
+    notebooks:                   # per-notebook parameters
+      05_robustness: {n_placebo: 3}
+
+Each grid key is plural (``outcomes``); a notebook that declares the singular
+(``outcome``) runs once per value, a notebook that declares the plural gets the whole
+list. Every name must be declared in the ``parameters`` cell of a notebook it is given
+to, with a value of the declared type; :func:`check_param_set` enforces this before
+anything runs.
+
+Stages run in order (``01_data``; then trends, estimates, event studies and robustness
+in parallel; ``06_report`` last). A failing notebook does not stop the others; the
+runner exits non-zero, names the notebook and its parameters, and keeps the executed
+copy with the traceback. Every run writes ``reports/<run>/manifest.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import concurrent.futures as cf
+import copy
+import datetime as dt
+import importlib.metadata
+import itertools
+import json
+import multiprocessing
+import os
+import re
+import subprocess
+import sys
+import time
+import tokenize
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from io import StringIO
+from pathlib import Path
+from typing import Any
+
+import nbformat
+import yaml
+
+from vanguard import config
+from vanguard.errors import DataError
+from vanguard.io import sha256_file, write_text
+
+# --- the notebooks ---------------------------------------------------------------
+
+STAGES: tuple[tuple[str, ...], ...] = (
+    ("01_data",),
+    ("02_trends", "03_did", "04_event_study", "05_robustness"),
+    ("06_report",),
+)
+"""Notebooks in run order; notebooks within a stage run in parallel."""
+
+GRID_KEYS: dict[str, str] = {"outcomes": "outcome", "groups": "group", "estimators": "estimator"}
+"""Grid dimension (plural, in the YAML) -> the per-cell notebook parameter (singular)."""
+
+TOP_LEVEL_KEYS: frozenset[str] = frozenset(
+    {"run", "description", "timeout", "workers", "parameters", "grid", "notebooks"}
+)
+
+DEFAULT_TIMEOUT = 1800
+"""Seconds any one cell may run before the notebook is stopped."""
+
+KERNEL_START_TIMEOUT = 120
+
+PACKAGES: tuple[str, ...] = (
+    "vanguard-did", "numpy", "scipy", "pandas", "pyarrow", "matplotlib", "statsmodels",
+    "pyfixest", "moderndid", "pandera", "duckdb", "xlrd", "pyyaml", "jinja2", "typst",
+    "papermill", "nbclient", "ipykernel", "jupyter_client",
+)
+"""Packages whose versions the manifest records (those that can change printed numbers)."""
+
+GOLDEN_DIR: Path = config.TESTS / "golden"
+
+_TYPES: dict[str, tuple[type, ...]] = {
+    "str": (str,),
+    "int": (int,),
+    "float": (int, float),
+    "bool": (bool,),
+    "list": (list,),
+    "dict": (dict,),
+}
+
+
+@dataclass(frozen=True)
+class NotebookParameter:
+    """One line of a notebook's ``parameters`` cell."""
+
+    name: str
+    type: str
+    default: Any
+    help: str
+
+
+@dataclass(frozen=True)
+class Job:
+    """One notebook execution."""
+
+    notebook: str
+    label: str
+    parameters: dict
+    input_path: Path
+    output_path: Path
+
+
+@dataclass
+class JobResult:
+    """What happened to one :class:`Job`."""
+
+    job: Job
+    ok: bool
+    error: str = ""
+    wall_seconds: float = 0.0
+    cell_seconds: float = 0.0
+    failed_cell: int | None = None
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def overhead_seconds(self) -> float:
+        """Kernel start-up, shut-down and notebook I/O: wall time not spent in cells."""
+        return max(self.wall_seconds - self.cell_seconds, 0.0)
+
+
+# --- parameter sets -----------------------------------------------------------------
+
+
+def resolve_params_path(spec: str | Path) -> Path:
+    """Find a parameter set by name (``params/<name>.yml``) or by path.
+
+    Parameters
+    ----------
+    spec : str or pathlib.Path
+        ``"ci"``, ``"default"``, ``"nhs_mar"`` ... or a path to a YAML file.
+
+    Returns
+    -------
+    pathlib.Path
+
+    Raises
+    ------
+    DataError
+        If no such parameter set exists.
+    """
+    text = str(spec)
+    path = Path(text)
+    if path.suffix in (".yml", ".yaml") or os.sep in text:
+        if path.is_file():
+            return path.resolve()
+        raise DataError(path, "an existing parameter-set YAML file")
+    for suffix in (".yml", ".yaml"):
+        named = config.PARAMS / f"{text}{suffix}"
+        if named.is_file():
+            return named
+    known = sorted(p.stem for p in config.PARAMS.glob("*.y*ml"))
+    raise DataError(config.PARAMS / f"{text}.yml", f"a parameter set, one of {known} or a path",
+                    found=text)
+
+
+def load_params(spec: str | Path) -> dict:
+    """Read and structurally validate a parameter set.
+
+    Parameters
+    ----------
+    spec : str or pathlib.Path
+        Name in ``params/`` or path to a YAML file.
+
+    Returns
+    -------
+    dict
+        With keys ``run``, ``description``, ``timeout``, ``workers``, ``parameters``,
+        ``grid`` and ``notebooks`` (missing ones filled with defaults) and ``path``.
+
+    Raises
+    ------
+    DataError
+        If the file is not a mapping, has unknown top-level keys, a grid key that is not
+        one of :data:`GRID_KEYS`, an empty grid list, or a bad run name.
+    """
+    path = resolve_params_path(spec)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise DataError(path, f"valid YAML ({exc})") from exc
+    if not isinstance(raw, dict):
+        raise DataError(path, "a mapping of run, parameters, grid and notebooks",
+                        found=type(raw).__name__)
+    unknown = sorted(set(raw) - TOP_LEVEL_KEYS)
+    if unknown:
+        raise DataError(path, f"top-level keys among {sorted(TOP_LEVEL_KEYS)}", found=unknown)
+    ps = {
+        "run": str(raw.get("run") or path.stem),
+        "description": str(raw.get("description") or ""),
+        "timeout": raw.get("timeout", DEFAULT_TIMEOUT),
+        "workers": raw.get("workers"),
+        "parameters": raw.get("parameters") or {},
+        "grid": raw.get("grid") or {},
+        "notebooks": raw.get("notebooks") or {},
+        "path": path,
+    }
+    try:
+        config.run_dir(ps["run"])
+    except ValueError as exc:
+        raise DataError(path, "a plain run name (letters, digits, _ - .)", column="run",
+                        found=ps["run"]) from exc
+    for key in ("parameters", "grid", "notebooks"):
+        if not isinstance(ps[key], dict):
+            raise DataError(path, "a mapping", column=key, found=ps[key])
+    for key, values in ps["grid"].items():
+        if key not in GRID_KEYS:
+            raise DataError(path, f"grid keys among {sorted(GRID_KEYS)}", column="grid",
+                            found=key)
+        if not isinstance(values, list) or not values:
+            raise DataError(path, "a non-empty list", column=f"grid.{key}", found=values)
+    if not isinstance(ps["timeout"], int) or ps["timeout"] <= 0:
+        raise DataError(path, "a positive number of seconds", column="timeout",
+                        found=ps["timeout"])
+    if ps["workers"] is not None and (not isinstance(ps["workers"], int) or ps["workers"] < 1):
+        raise DataError(path, "a positive integer", column="workers", found=ps["workers"])
+    return ps
+
+
+# --- notebook parameters cells ---------------------------------------------------------
+
+
+def parameters_cell(nb: nbformat.NotebookNode, path: str | Path = "<notebook>") -> str:
+    """Source of the one code cell tagged ``parameters``.
+
+    Raises
+    ------
+    DataError
+        If the notebook does not have exactly one such cell.
+    """
+    cells = [c for c in nb.cells
+             if c.cell_type == "code" and "parameters" in c.get("metadata", {}).get("tags", [])]
+    if len(cells) != 1:
+        raise DataError(path, "exactly one code cell tagged 'parameters'", found=len(cells))
+    return cells[0].source
+
+
+def notebook_parameters(path: str | Path) -> dict[str, NotebookParameter]:
+    """Parse a notebook's ``parameters`` cell.
+
+    Every statement must be an annotated assignment of a literal with a trailing
+    comment, e.g. ``outcome: str = "bed_days"  # outcome column``.
+
+    Parameters
+    ----------
+    path : str or pathlib.Path
+        An ``.ipynb`` file.
+
+    Returns
+    -------
+    dict of str to NotebookParameter
+        In the order declared.
+
+    Raises
+    ------
+    DataError
+        If the cell is missing or duplicated, or a line is not a typed literal with a
+        comment (the row is the line within the cell, counting from 1).
+    """
+    nb = nbformat.read(path, as_version=4)
+    source = parameters_cell(nb, path)
+    lines = source.splitlines()
+    try:
+        tree = ast.parse(source)
+    except SyntaxError as exc:
+        raise DataError(path, "valid Python in the parameters cell", row=exc.lineno) from exc
+    comments = {tok.start[0]: tok.string.lstrip("#").strip()
+                for tok in tokenize.generate_tokens(StringIO(source).readline)
+                if tok.type == tokenize.COMMENT}
+    out: dict[str, NotebookParameter] = {}
+    for node in tree.body:
+        if not (isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name)
+                and node.value is not None):
+            raise DataError(path, "parameters written as `name: type = literal  # help`",
+                            row=node.lineno, found=lines[node.lineno - 1])
+        name = node.target.id
+        try:
+            default = ast.literal_eval(node.value)
+        except ValueError as exc:
+            raise DataError(path, "a literal default value", row=node.lineno,
+                            column=name, found=lines[node.lineno - 1]) from exc
+        help_text = comments.get(node.end_lineno, "")
+        if not help_text:
+            raise DataError(path, "a trailing comment saying what the parameter means",
+                            row=node.end_lineno, column=name)
+        type_name = ast.unparse(node.annotation).split("[")[0]
+        out[name] = NotebookParameter(name, type_name, default, help_text)
+    return out
+
+
+def _type_ok(value: Any, type_name: str) -> bool:
+    allowed = _TYPES.get(type_name)
+    if allowed is None:
+        return True
+    if isinstance(value, bool) and type_name != "bool":
+        return False
+    return isinstance(value, allowed)
+
+
+# --- planning -------------------------------------------------------------------------
+
+
+def _notebook_path(notebooks_dir: Path, name: str) -> Path:
+    return notebooks_dir / f"{name}.ipynb"
+
+
+def _declared(notebooks_dir: Path) -> dict[str, dict[str, NotebookParameter]]:
+    return {name: notebook_parameters(_notebook_path(notebooks_dir, name))
+            for stage in STAGES for name in stage}
+
+
+def check_param_set(ps: Mapping, notebooks_dir: Path = config.NOTEBOOKS) -> list[str]:
+    """Problems with a parameter set against the notebooks' ``parameters`` cells.
+
+    Parameters
+    ----------
+    ps : mapping
+        As returned by :func:`load_params`.
+    notebooks_dir : pathlib.Path
+        Folder with the notebooks named in :data:`STAGES`.
+
+    Returns
+    -------
+    list of str
+        Empty when every shared parameter is declared by at least one notebook, every
+        per-notebook parameter by that notebook, every grid key by some notebook
+        (singular or plural), and every value has the declared type.
+
+    Raises
+    ------
+    DataError
+        If a notebook's parameters cell cannot be parsed.
+    """
+    declared = _declared(notebooks_dir)
+    problems: list[str] = []
+    where = Path(ps.get("path", "<params>")).name
+
+    def check_value(nb: str, name: str, value: Any, context: str) -> None:
+        p = declared[nb].get(name)
+        if p is not None and not _type_ok(value, p.type):
+            problems.append(f"{where}: {context} {name}={value!r}: notebook {nb} declares "
+                            f"type {p.type}")
+
+    for name, value in ps["parameters"].items():
+        takers = [nb for nb, params in declared.items() if name in params]
+        if not takers:
+            problems.append(f"{where}: parameters.{name}: no notebook declares it")
+        for nb in takers:
+            check_value(nb, name, value, "parameters.")
+    for key, values in ps["grid"].items():
+        single = GRID_KEYS[key]
+        takers = [nb for nb, params in declared.items() if single in params or key in params]
+        if not takers:
+            problems.append(f"{where}: grid.{key}: no notebook declares {single} or {key}")
+        for nb in takers:
+            if single in declared[nb]:
+                for v in values:
+                    check_value(nb, single, v, f"grid.{key}:")
+            else:
+                check_value(nb, key, values, "grid.")
+    for nb, overrides in ps["notebooks"].items():
+        if nb not in declared:
+            problems.append(f"{where}: notebooks.{nb}: no such notebook; expected one of "
+                            f"{sorted(declared)}")
+            continue
+        if not isinstance(overrides, dict):
+            problems.append(f"{where}: notebooks.{nb}: expected a mapping")
+            continue
+        for name, value in overrides.items():
+            if name not in declared[nb]:
+                problems.append(f"{where}: notebooks.{nb}.{name}: not declared by {nb}")
+            else:
+                check_value(nb, name, value, f"notebooks.{nb}.")
+    return problems
+
+
+def _slug(value: Any) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", str(value)).strip("-")
+
+
+def plan_jobs(ps: Mapping, run_path: Path,
+              notebooks_dir: Path = config.NOTEBOOKS) -> list[list[Job]]:
+    """Expand a parameter set into notebook executions, stage by stage.
+
+    Parameters
+    ----------
+    ps : mapping
+        As returned by :func:`load_params`.
+    run_path : pathlib.Path
+        The run folder; executed notebooks go to its ``notebooks/``.
+    notebooks_dir : pathlib.Path
+        Folder with the source notebooks.
+
+    Returns
+    -------
+    list of list of Job
+        One list per stage of :data:`STAGES`.
+
+    Raises
+    ------
+    DataError
+        If :func:`check_param_set` finds a problem.
+    """
+    problems = check_param_set(ps, notebooks_dir)
+    if problems:
+        raise DataError(ps.get("path"), "parameters every notebook declares:\n  "
+                        + "\n  ".join(problems))
+    declared = _declared(notebooks_dir)
+    waves: list[list[Job]] = []
+    for stage in STAGES:
+        jobs: list[Job] = []
+        for nb in stage:
+            names = declared[nb]
+            base = {"run": ps["run"]} if "run" in names else {}
+            base.update({k: v for k, v in ps["parameters"].items() if k in names})
+            axes: list[tuple[str, list]] = []
+            for key, values in ps["grid"].items():
+                single = GRID_KEYS[key]
+                if single in names:
+                    axes.append((single, list(values)))
+                elif key in names:
+                    base[key] = list(values)
+            base.update(ps["notebooks"].get(nb, {}))
+            for combo in itertools.product(*(values for _, values in axes)):
+                params = dict(base)
+                params.update({name: value for (name, _), value in zip(axes, combo, strict=True)})
+                label = "__".join([nb, *(_slug(v) for v in combo)])
+                jobs.append(Job(nb, label, params, _notebook_path(notebooks_dir, nb).resolve(),
+                                (run_path / "notebooks" / f"{label}.ipynb").resolve()))
+        waves.append(jobs)
+    return waves
+
+
+# --- execution -------------------------------------------------------------------------
+
+
+def _cell_seconds(path: Path) -> float:
+    try:
+        nb = nbformat.read(path, as_version=4)
+    except (OSError, ValueError):
+        return 0.0
+    return float(sum((c.get("metadata", {}).get("papermill", {}).get("duration") or 0.0)
+                     for c in nb.cells))
+
+
+def execute_job(job: Job, timeout: int = DEFAULT_TIMEOUT) -> JobResult:
+    """Execute one notebook with papermill (runs in a worker process).
+
+    The kernel is named explicitly (:data:`vanguard.config.KERNEL_NAME`) and the input
+    and output paths are absolute, so the result does not depend on the working
+    directory or on the kernelspec stored in the notebook.
+
+    Parameters
+    ----------
+    job : Job
+    timeout : int
+        Seconds any one cell may run.
+
+    Returns
+    -------
+    JobResult
+        ``ok=False`` with the exception summary when the notebook failed; the executed
+        copy with the traceback stays at ``job.output_path``.
+    """
+    import papermill as pm  # heavy import, only where notebooks run
+
+    job.output_path.parent.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    try:
+        pm.execute_notebook(
+            str(job.input_path), str(job.output_path), parameters=job.parameters,
+            kernel_name=config.KERNEL_NAME, progress_bar=False, log_output=False,
+            start_timeout=KERNEL_START_TIMEOUT, execution_timeout=timeout,
+            cwd=str(job.input_path.parent),
+        )
+        ok, error, failed = True, "", None
+    except Exception as exc:  # noqa: BLE001 - any failure is reported, the run goes on
+        ok = False
+        ename = getattr(exc, "ename", type(exc).__name__)
+        evalue = getattr(exc, "evalue", str(exc))
+        error = f"{ename}: {evalue}".strip()
+        failed = getattr(exc, "exec_count", None)
+    wall = time.perf_counter() - t0
+    return JobResult(job, ok, error, wall, _cell_seconds(job.output_path), failed)
+
+
+def run_jobs(waves: Sequence[Sequence[Job]], *, workers: int, timeout: int,
+             progress: bool = True) -> list[JobResult]:
+    """Run stages in order, the jobs of each stage in a process pool.
+
+    Parameters
+    ----------
+    waves : sequence of sequence of Job
+        From :func:`plan_jobs`.
+    workers : int
+        Parallel notebooks (each runs its own kernel).
+    timeout : int
+        Seconds any one cell may run.
+    progress : bool
+        Show a tqdm progress bar on stderr.
+
+    Returns
+    -------
+    list of JobResult
+        In plan order.
+    """
+    from tqdm.auto import tqdm
+
+    total = sum(len(w) for w in waves)
+    results: dict[str, JobResult] = {}
+    # spawn: a fresh interpreter per worker, so no zmq/asyncio state is inherited by fork
+    ctx = multiprocessing.get_context("spawn")
+    with (tqdm(total=total, desc="notebooks", unit="nb", disable=not progress,
+               file=sys.stderr) as bar,
+          cf.ProcessPoolExecutor(max_workers=max(1, min(workers, total or 1)),
+                                 mp_context=ctx) as pool):
+        for wave in waves:
+            futures = {pool.submit(execute_job, job, timeout): job for job in wave}
+            for fut in cf.as_completed(futures):
+                job = futures[fut]
+                try:
+                    res = fut.result()
+                except Exception as exc:  # noqa: BLE001 - a crashed worker is one failure
+                    res = JobResult(job, False, f"{type(exc).__name__}: {exc}")
+                results[job.label] = res
+                bar.set_postfix_str(job.label[:40], refresh=False)
+                bar.update()
+    return [results[j.label] for w in waves for j in w]
+
+
+# --- the manifest ------------------------------------------------------------------------
+
+
+def _git(*args: str) -> str:
+    try:
+        return subprocess.run(["git", *args], cwd=config.ROOT, capture_output=True, text=True,
+                              check=True, timeout=30).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return ""
+
+
+def _rel(path: Path) -> str:
+    """Path relative to the project root where possible, so the manifest is portable."""
+    path = Path(path).resolve()
+    for base, label in ((config.ROOT, ""), (config.mar_dir(), "$MAR_DIR/"),
+                        (config.reports_dir(), "$REPORTS/")):
+        try:
+            return label + path.relative_to(base).as_posix()
+        except ValueError:
+            continue
+    return path.name
+
+
+def input_files(ps: Mapping, notebooks_dir: Path = config.NOTEBOOKS) -> list[Path]:
+    """Every file a run reads: parameter set, notebooks, raw data, and MAR files if used.
+
+    Parameters
+    ----------
+    ps : mapping
+        As returned by :func:`load_params`.
+    notebooks_dir : pathlib.Path
+
+    Returns
+    -------
+    list of pathlib.Path
+        Sorted, existing files only.
+    """
+    files = {Path(ps["path"])}
+    files.update(notebooks_dir.glob("*.ipynb"))
+    if config.DATA_RAW.is_dir():
+        files.update(p for p in config.DATA_RAW.rglob("*")
+                     if p.is_file() and config.DOWNLOADED_MAR_DIR not in p.parents)
+    sources = {ps["parameters"].get("data_source")}
+    sources.update(v.get("data_source") for v in ps["notebooks"].values() if isinstance(v, dict))
+    if "nhs_mar" in sources and config.mar_dir().is_dir():
+        files.update(p for p in config.mar_dir().iterdir() if p.is_file())
+    return sorted(f.resolve() for f in files if f.is_file())
+
+
+def package_versions(names: Iterable[str] = PACKAGES) -> dict[str, str]:
+    """Installed versions of ``names`` ("not installed" where missing)."""
+    out = {"python": sys.version.split()[0]}
+    for name in names:
+        try:
+            out[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            out[name] = "not installed"
+    return out
+
+
+def write_manifest(run_path: Path, ps: Mapping, results: Sequence[JobResult],
+                   inputs: Sequence[Path], wall_seconds: float, workers: int) -> Path:
+    """Write ``manifest.json`` for a run.
+
+    Parameters
+    ----------
+    run_path : pathlib.Path
+    ps : mapping
+        The parameter set.
+    results : sequence of JobResult
+    inputs : sequence of pathlib.Path
+        Files to checksum.
+    wall_seconds : float
+        Whole-run wall time.
+    workers : int
+
+    Returns
+    -------
+    pathlib.Path
+    """
+    status = _git("status", "--porcelain")
+    manifest = {
+        "run": ps["run"],
+        "created_utc": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "git_commit": _git("rev-parse", "HEAD") or "unknown",
+        "git_dirty": bool(status),
+        "parameter_set": _rel(ps["path"]),
+        "parameters": {k: ps[k] for k in ("description", "timeout", "parameters", "grid",
+                                          "notebooks")},
+        "inputs": {_rel(p): sha256_file(p) for p in inputs},
+        "packages": package_versions(),
+        "workers": workers,
+        "wall_seconds": round(wall_seconds, 2),
+        "ok": all(r.ok for r in results),
+        "notebooks": [
+            {
+                "notebook": r.job.notebook,
+                "output": _rel(r.job.output_path),
+                "parameters": r.job.parameters,
+                "ok": r.ok,
+                "error": r.error,
+                "wall_seconds": round(r.wall_seconds, 2),
+                "cell_seconds": round(r.cell_seconds, 2),
+                "kernel_and_io_seconds": round(r.overhead_seconds, 2),
+            }
+            for r in results
+        ],
+    }
+    return write_text(run_path / "manifest.json", json.dumps(manifest, indent=2, default=str)
+                      + "\n")
+
+
+# --- golden notebooks -----------------------------------------------------------------
+
+_VOLATILE_NB_META = ("papermill",)
+_VOLATILE_CELL_META = ("papermill", "execution")
+
+
+def sanitise_notebook(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
+    """Copy of an executed notebook without machine paths, timestamps or durations.
+
+    Keeps the outputs (they are what nbval compares) and the parameters papermill
+    injected, so the notebook re-runs as it ran in the pipeline.
+
+    Parameters
+    ----------
+    nb : nbformat.NotebookNode
+
+    Returns
+    -------
+    nbformat.NotebookNode
+    """
+    nb = copy.deepcopy(nb)
+    for key in _VOLATILE_NB_META:
+        nb.metadata.pop(key, None)
+    nb.metadata.pop("widgets", None)
+    for cell in nb.cells:
+        for key in _VOLATILE_CELL_META:
+            cell.metadata.pop(key, None)
+        cell.pop("id", None)
+    # cell ids are optional before nbformat 4.5; dropping them keeps diffs to real changes
+    nb.nbformat_minor = 4
+    return nb
+
+
+def refresh_golden(results: Sequence[JobResult], golden_dir: Path = GOLDEN_DIR) -> list[Path]:
+    """Replace the reference notebooks nbval checks with this run's executed notebooks.
+
+    Parameters
+    ----------
+    results : sequence of JobResult
+        All must be ``ok``.
+    golden_dir : pathlib.Path
+
+    Returns
+    -------
+    list of pathlib.Path
+        The notebooks written.
+
+    Raises
+    ------
+    RuntimeError
+        If any notebook failed: a failed run never becomes the reference.
+    """
+    failed = [r.job.label for r in results if not r.ok]
+    if failed:
+        raise RuntimeError(f"not refreshing golden notebooks: {failed} failed")
+    golden_dir.mkdir(parents=True, exist_ok=True)
+    for old in golden_dir.glob("*.ipynb"):
+        old.unlink()
+    written = []
+    for r in results:
+        nb = sanitise_notebook(nbformat.read(r.job.output_path, as_version=4))
+        dest = golden_dir / r.job.output_path.name
+        write_text(dest, nbformat.writes(nb) + "\n")
+        written.append(dest)
+    return written
+
+
+# --- the run ----------------------------------------------------------------------------
+
+
+def default_workers() -> int:
+    """CPU cores this process may use."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def run_pipeline(params: str | Path, *, run: str | None = None, workers: int | None = None,
+                 notebooks_dir: Path | None = None, golden: bool = False,
+                 progress: bool = True) -> tuple[Path, list[JobResult]]:
+    """Run every notebook of a parameter set and write the run manifest.
+
+    Parameters
+    ----------
+    params : str or pathlib.Path
+        Parameter set name in ``params/`` or a YAML path.
+    run : str, optional
+        Override the run name (outputs go to ``reports/<run>/``).
+    workers : int, optional
+        Parallel notebooks; default: the parameter set's ``workers`` or the CPU count.
+    notebooks_dir : pathlib.Path, optional
+        Folder with the source notebooks (default :data:`vanguard.config.NOTEBOOKS`).
+    golden : bool
+        Afterwards, replace ``tests/golden/`` with the executed notebooks.
+    progress : bool
+        Show a progress bar.
+
+    Returns
+    -------
+    (pathlib.Path, list of JobResult)
+        The run folder and one result per executed notebook.
+
+    Raises
+    ------
+    DataError
+        If the parameter set is malformed or names a parameter no notebook declares.
+    """
+    notebooks_dir = notebooks_dir or config.NOTEBOOKS
+    ps = load_params(params)
+    if run is not None:
+        ps["run"] = run
+    run_path = config.run_dir(ps["run"])
+    waves = plan_jobs(ps, run_path, notebooks_dir)
+    n_workers = workers or ps["workers"] or default_workers()
+    inputs = input_files(ps, notebooks_dir)
+    t0 = time.perf_counter()
+    results = run_jobs(waves, workers=n_workers, timeout=ps["timeout"], progress=progress)
+    write_manifest(run_path, ps, results, inputs, time.perf_counter() - t0, n_workers)
+    if golden and all(r.ok for r in results):
+        refresh_golden(results)
+    return run_path, results
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Command line: ``vanguard-report --params ci``.
+
+    Returns
+    -------
+    int
+        0 when every notebook ran; 1 when any failed; 2 for a bad parameter set.
+    """
+    parser = argparse.ArgumentParser(
+        prog="vanguard-report",
+        description="Run the analysis notebooks of a parameter set into reports/<run>/.",
+    )
+    parser.add_argument("--params", default="default",
+                        help="parameter set: a name in params/ (default, ci, nhs_mar) "
+                             "or a path to your own YAML")
+    parser.add_argument("--run", default=None, help="run name (default: the set's `run`)")
+    parser.add_argument("--workers", type=int, default=None,
+                        help="notebooks run in parallel (default: CPU cores)")
+    parser.add_argument("--golden", action="store_true",
+                        help="refresh the reference notebooks in tests/golden/ (use with ci)")
+    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    args = parser.parse_args(argv)
+    try:
+        run_path, results = run_pipeline(args.params, run=args.run, workers=args.workers,
+                                         golden=args.golden, progress=not args.no_progress)
+    except (DataError, ValueError) as exc:
+        print(f"vanguard-report: {exc}", file=sys.stderr)
+        return 2
+    failed = [r for r in results if not r.ok]
+    wall = json.loads((run_path / "manifest.json").read_text(encoding="utf-8"))["wall_seconds"]
+    print(f"{len(results) - len(failed)}/{len(results)} notebooks ran in {wall:.1f} s; "
+          f"outputs in {run_path}")
+    for r in failed:
+        print(f"FAILED {r.job.notebook} with parameters {json.dumps(r.job.parameters)}\n"
+              f"  {r.error}\n  executed copy with the traceback: {r.job.output_path}",
+              file=sys.stderr)
+    if args.golden and not failed:
+        print(f"refreshed reference notebooks in {_rel(GOLDEN_DIR)}/")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,718 @@
+"""Record-level route: one row per admission, aggregated to the area-month panel.
+
+Researchers with access to record-level data (a national extract may hold tens of
+millions of admissions) aggregate it here to the area x month panel the estimators use.
+The extract is never loaded into pandas: DuckDB reads the CSV or parquet files directly
+and streams them through one ``GROUP BY``.
+
+The work is split in two so that the aggregation itself can move to another engine:
+
+* :func:`aggregation_sql` returns ONE plain SQL query (``date_trunc('month', ...)``,
+  ``COUNT(*)``, ``SUM(...)``, ``GROUP BY``, ``LEFT JOIN``, ``COALESCE`` and a ``VALUES``
+  list of months) over a table or view of records. No DuckDB-only functions are used,
+  so the same text runs on PostgreSQL, Spark SQL, Trino or BigQuery against a table of
+  the same shape.
+* :func:`aggregate_records` is the local driver: it points a DuckDB view at the files
+  (or DataFrame), validates the records in one pass (missing columns, unparseable dates,
+  negative lengths of stay, records outside the requested months) and then runs the
+  query.
+
+Every area x month of the requested period appears in the output, with 0 admissions when
+an area had no records that month: the grid of areas x months is built in the query,
+because a month without records is information (a real zero or a data gap), not a row to
+lose.
+"""
+
+from __future__ import annotations
+
+import glob as _glob
+import warnings
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from vanguard import schema
+from vanguard.errors import DataError
+
+DEFAULT_COUNT = "emergency_admissions"
+"""Output column holding the number of records per area x month."""
+DEFAULT_LOS_SUM = "bed_days"
+"""Output column holding the summed length of stay per area x month."""
+
+_DELIMITER_CANDIDATES = (",", ";", "\t", "|")
+_DATAFRAME_LABEL = "<DataFrame>"
+
+
+# --- the portable query ---------------------------------------------------------------
+
+
+def _quote_ident(name: str) -> str:
+    """Double-quote an SQL identifier (standard SQL), escaping embedded quotes."""
+    return '"' + str(name).replace('"', '""') + '"'
+
+
+def _quote_literal(value: str) -> str:
+    return "'" + str(value).replace("'", "''") + "'"
+
+
+def month_range(start, end) -> list[pd.Timestamp]:
+    """Month starts from ``start`` to ``end`` inclusive.
+
+    Parameters
+    ----------
+    start, end : str, datetime-like
+        Any date in the first and last month (``"2014-04"``, ``"2014-04-17"``, ...).
+
+    Returns
+    -------
+    list of pandas.Timestamp
+        First day of each month.
+
+    Raises
+    ------
+    ValueError
+        If ``start`` or ``end`` cannot be read as a date, or ``end`` is before ``start``.
+    """
+    lo = _month_start(start, "start")
+    hi = _month_start(end, "end")
+    if hi < lo:
+        raise ValueError(f"month range: end {hi:%Y-%m} is before start {lo:%Y-%m}")
+    return list(pd.date_range(lo, hi, freq="MS"))
+
+
+def _month_start(value, name: str) -> pd.Timestamp:
+    try:
+        ts = pd.Timestamp(value)
+    except (ValueError, TypeError) as exc:
+        raise ValueError(f"{name}: expected a month such as '2015-04'; found {value!r}") from exc
+    if pd.isna(ts):
+        raise ValueError(f"{name}: expected a month such as '2015-04'; found {value!r}")
+    return ts.to_period("M").to_timestamp()
+
+
+def aggregation_sql(
+    table: str,
+    *,
+    start,
+    end,
+    date_col: str = "admission_date",
+    area_col: str = "area",
+    los_col: str | None = None,
+    areas: Iterable[str] | None = None,
+    count_name: str = DEFAULT_COUNT,
+    los_name: str = DEFAULT_LOS_SUM,
+) -> str:
+    """The aggregation from records to the area-month panel as one portable SQL query.
+
+    The query keeps records whose date falls in ``[start, end]`` (whole months), counts
+    them per area and calendar month, sums length of stay when ``los_col`` is given, and
+    left-joins the counts onto the full grid of areas x months so that empty cells are 0.
+
+    Only standard SQL plus ``date_trunc('month', ...)`` is used (``CAST``, ``COUNT(*)``,
+    ``SUM``, ``COALESCE``, ``GROUP BY``, ``CROSS JOIN``, ``LEFT JOIN``, a ``VALUES`` list of
+    months), so the text runs unchanged on DuckDB, PostgreSQL, Spark SQL, Trino and
+    similar engines, given a table ``table`` with the record columns. Dates may be stored
+    as DATE, TIMESTAMP or ISO-8601 text (``2015-04-01`` or ``2015-04-01 13:45:00``).
+
+    Parameters
+    ----------
+    table : str
+        Table or view name, inserted verbatim (it may be schema-qualified, ``a.b``).
+    start, end : str or datetime-like
+        First and last month of the panel (inclusive), e.g. ``"2012-04"``.
+    date_col, area_col : str
+        Record columns holding the admission date (or datetime) and the area code.
+    los_col : str, optional
+        Length-of-stay column in days. When given the output has ``los_name`` (sum).
+    areas : iterable of str, optional
+        The areas of the grid. By default every area present in the table (with any
+        date), so an area whose records all fall outside the window still gets zeros.
+    count_name, los_name : str
+        Output column names.
+
+    Returns
+    -------
+    str
+        A ``SELECT`` returning ``area`` (text), ``month`` (DATE, first of month),
+        ``count_name`` (integer) and, with ``los_col``, ``los_name`` (double), ordered by
+        area and month.
+
+    Raises
+    ------
+    ValueError
+        If the month range is invalid or ``areas`` is empty.
+    """
+    months = month_range(start, end)
+    lo = months[0]
+    hi_exclusive = months[-1] + pd.offsets.MonthBegin(1)
+    d = _quote_ident(date_col)
+    a = _quote_ident(area_col)
+    month_values = ",\n        ".join(f"(DATE {_quote_literal(f'{m:%Y-%m-%d}')})" for m in months)
+    if areas is None:
+        area_cte = f"SELECT DISTINCT CAST({a} AS VARCHAR(64)) AS area FROM {table}"
+    else:
+        codes = sorted({str(x) for x in areas})
+        if not codes:
+            raise ValueError("aggregation_sql: 'areas' is empty")
+        rows = ",\n        ".join(f"({_quote_literal(c)})" for c in codes)
+        area_cte = f"SELECT area FROM (VALUES\n        {rows}\n    ) AS a(area)"
+    los_keep = f",\n        {_quote_ident(los_col)}" if los_col else ""
+    los_select = (
+        f",\n        SUM(CAST({_quote_ident(los_col)} AS DOUBLE)) AS los_sum" if los_col else ""
+    )
+    los_out = f",\n    COALESCE(c.los_sum, 0.0) AS {_quote_ident(los_name)}" if los_col else ""
+    return f"""WITH recs AS (
+    SELECT
+        CAST({a} AS VARCHAR(64)) AS area,
+        CAST(date_trunc('month', CAST({d} AS TIMESTAMP)) AS DATE) AS month{los_keep}
+    FROM {table}
+    WHERE CAST({d} AS TIMESTAMP) >= TIMESTAMP {_quote_literal(f"{lo:%Y-%m-%d} 00:00:00")}
+      AND CAST({d} AS TIMESTAMP) < TIMESTAMP {_quote_literal(f"{hi_exclusive:%Y-%m-%d} 00:00:00")}
+),
+counts AS (
+    SELECT area, month, COUNT(*) AS n{los_select}
+    FROM recs
+    GROUP BY area, month
+),
+areas AS (
+    {area_cte}
+),
+months AS (
+    SELECT month FROM (VALUES
+        {month_values}
+    ) AS m(month)
+)
+SELECT
+    g.area AS area,
+    g.month AS month,
+    COALESCE(c.n, 0) AS {_quote_ident(count_name)}{los_out}
+FROM (SELECT areas.area, months.month FROM areas CROSS JOIN months) AS g
+LEFT JOIN counts AS c ON c.area = g.area AND c.month = g.month
+ORDER BY g.area, g.month"""
+
+
+# --- sources ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Source:
+    """Where the records come from: files of one format, or an in-memory DataFrame."""
+
+    kind: str  # "csv" | "parquet" | "frame"
+    files: tuple[str, ...] = ()
+    frame: pd.DataFrame | None = None
+
+    def label(self) -> str:
+        if self.kind == "frame":
+            return _DATAFRAME_LABEL
+        return self.files[0] if len(self.files) == 1 else f"{len(self.files)} files"
+
+
+def _resolve_source(source) -> _Source:
+    if isinstance(source, pd.DataFrame):
+        return _Source("frame", frame=source)
+    items = [source] if isinstance(source, (str, Path)) else list(source)
+    if not items:
+        raise DataError("records", "at least one CSV or parquet file or glob")
+    files: list[str] = []
+    for item in items:
+        item = str(item)
+        if any(ch in item for ch in "*?["):
+            hits = sorted(_glob.glob(item))
+            if not hits:
+                raise DataError(item, "a glob matching at least one records file")
+            files.extend(hits)
+        else:
+            if not Path(item).is_file():
+                raise DataError(item, "an existing records file")
+            files.append(item)
+    kinds = {_file_kind(f) for f in files}
+    if len(kinds) > 1:
+        raise DataError(
+            files[0], "records files of one format (all CSV or all parquet)", found=sorted(kinds)
+        )
+    for f in files:
+        if Path(f).stat().st_size == 0:
+            raise DataError(
+                f,
+                "a records file with a header row and at least one record",
+                found="an empty file (0 bytes)",
+            )
+    return _Source(kinds.pop(), files=tuple(files))
+
+
+def _file_kind(path: str) -> str:
+    name = path.lower()
+    if name.endswith((".parquet", ".pq")):
+        return "parquet"
+    if name.endswith((".csv", ".csv.gz", ".txt", ".tsv")):
+        return "csv"
+    raise DataError(path, "a .csv, .csv.gz or .parquet records file", found=Path(path).suffix)
+
+
+def _sql_list(files: Sequence[str]) -> str:
+    return "[" + ", ".join(_quote_literal(f) for f in files) + "]"
+
+
+def _csv_reader(
+    files: Sequence[str], delimiter: str, text_cols: Sequence[str], extra: str = ""
+) -> str:
+    # Record columns are read as text: a malformed value deep in the file must reach our
+    # validation (with its row number), not abort DuckDB's type sniffer; and area codes
+    # such as "00C" must keep their leading zeros.
+    types = "{" + ", ".join(f"{_quote_literal(c)}: 'VARCHAR'" for c in text_cols) + "}"
+    return (
+        f"read_csv({_sql_list(files)}, delim={_quote_literal(delimiter)}, header=true, "
+        f"types={types}{extra})"
+    )
+
+
+def _columns_of(con, relation_sql: str) -> list[str]:
+    return [row[0] for row in con.execute(f"DESCRIBE SELECT * FROM {relation_sql}").fetchall()]
+
+
+def _check_columns(con, src: _Source, needed: Sequence[str], delimiter: str) -> None:
+    """Raise DataError for the first file lacking a needed column."""
+    if src.kind == "frame":
+        missing = [c for c in needed if c not in src.frame.columns]
+        if missing:
+            raise DataError(
+                _DATAFRAME_LABEL,
+                f"column(s) {needed}",
+                column=missing[0],
+                found=f"columns {list(map(str, src.frame.columns))}",
+            )
+        return
+    for f in src.files:
+        if src.kind == "parquet":
+            cols = _columns_of(con, f"read_parquet({_quote_literal(f)})")
+        else:
+            cols = _columns_of(
+                con,
+                f"read_csv({_quote_literal(f)}, delim={_quote_literal(delimiter)}, "
+                "header=true, all_varchar=true)",
+            )
+        missing = [c for c in needed if c not in cols]
+        if not missing:
+            continue
+        if src.kind == "csv" and len(cols) == 1:
+            others = [d for d in _DELIMITER_CANDIDATES if d != delimiter and d in cols[0]]
+            if others:
+                raise DataError(
+                    f,
+                    f"columns separated by {delimiter!r} (delimiter=)",
+                    row=1,
+                    found=f"header {cols[0]!r} looks {others[0]!r}-separated",
+                )
+        raise DataError(
+            f,
+            f"a column named {missing[0]!r} (needed: {list(needed)})",
+            row=1,
+            column=missing[0],
+            found=f"columns {cols}",
+        )
+
+
+def _records_relation(
+    src: _Source,
+    date_col: str,
+    area_col: str,
+    los_col: str | None,
+    delimiter: str,
+    *,
+    with_position: bool = False,
+) -> str:
+    """SQL relation over the raw records, optionally with file name and row position."""
+    cols = [date_col, area_col] + ([los_col] if los_col else [])
+    if src.kind == "frame":
+        return "__records_frame"
+    if src.kind == "parquet":
+        extra = ", filename=true, file_row_number=true" if with_position else ""
+        return f"read_parquet({_sql_list(src.files)}, union_by_name=true{extra})"
+    extra = ", filename=true" if with_position else ""
+    return _csv_reader(src.files, delimiter, cols, ", union_by_name=true" + extra)
+
+
+# --- validation -------------------------------------------------------------------------
+
+
+@dataclass
+class _Checks:
+    n: int
+    bad_area: int
+    bad_date: int
+    first_month: pd.Timestamp | None
+    last_month: pd.Timestamp | None
+    bad_los: int
+    neg_los: int
+    missing_los: int
+
+
+def _validate(con, relation: str, date_col: str, area_col: str, los_col: str | None) -> _Checks:
+    d, a = _quote_ident(date_col), _quote_ident(area_col)
+    ts = f"TRY_CAST({d} AS TIMESTAMP)"
+    if los_col:
+        lo = _quote_ident(los_col)
+        los_num = f"TRY_CAST({lo} AS DOUBLE)"
+        los_missing = f"({lo} IS NULL OR TRIM(CAST({lo} AS VARCHAR)) = '')"
+        los_sql = (
+            f"COUNT(*) FILTER (WHERE NOT {los_missing} AND {los_num} IS NULL), "
+            f"COUNT(*) FILTER (WHERE {los_num} < 0), "
+            f"COUNT(*) FILTER (WHERE {los_missing})"
+        )
+    else:
+        los_sql = "0, 0, 0"
+    row = con.execute(f"""
+        SELECT COUNT(*),
+               COUNT(*) FILTER (WHERE {a} IS NULL OR TRIM(CAST({a} AS VARCHAR)) = ''),
+               COUNT(*) FILTER (WHERE {ts} IS NULL),
+               CAST(date_trunc('month', MIN({ts})) AS DATE),
+               CAST(date_trunc('month', MAX({ts})) AS DATE),
+               {los_sql}
+        FROM {relation}""").fetchall()[0]
+    first, last = (pd.Timestamp(x) if x is not None else None for x in row[3:5])
+    return _Checks(
+        int(row[0]), int(row[1]), int(row[2]), first, last, int(row[5]), int(row[6]), int(row[7])
+    )
+
+
+def _first_offender(
+    con,
+    src: _Source,
+    condition: str,
+    column: str,
+    date_col: str,
+    area_col: str,
+    los_col: str | None,
+    delimiter: str,
+):
+    """File, spreadsheet row (header = 1) and value of the first record meeting ``condition``."""
+    c = _quote_ident(column)
+    if src.kind == "frame":
+        # The DataFrame is viewed in order, so its position is the row's position.
+        q = (
+            f"SELECT rn, CAST({c} AS VARCHAR) FROM (SELECT row_number() OVER () AS rn, * "
+            f"FROM __records_frame) WHERE {condition} ORDER BY rn LIMIT 1"
+        )
+        rn, value = con.execute(q).fetchall()[0]
+        return _DATAFRAME_LABEL, int(rn) + 1, value
+    for f in src.files:
+        if src.kind == "parquet":
+            rel = f"read_parquet({_quote_literal(f)}, file_row_number=true)"
+            q = (
+                f"SELECT file_row_number + 1, CAST({c} AS VARCHAR) FROM {rel} "
+                f"WHERE {condition} ORDER BY file_row_number LIMIT 1"
+            )
+        else:
+            rel = _csv_reader([f], delimiter, [date_col, area_col] + ([los_col] if los_col else []))
+            # One file read in order: the row number over the scan is its line order.
+            q = (
+                f"SELECT rn, CAST({c} AS VARCHAR) FROM (SELECT row_number() OVER () AS rn, * "
+                f"FROM {rel}) WHERE {condition} ORDER BY rn LIMIT 1"
+            )
+        hits = con.execute(q).fetchall()
+        hit = hits[0] if hits else None
+        if hit is not None:
+            return f, int(hit[0]) + 1, hit[1]
+    return src.label(), None, None
+
+
+def _empty_files(con, src: _Source, relation_with_position: str) -> list[str]:
+    if src.kind == "frame":
+        return [_DATAFRAME_LABEL] if len(src.frame) == 0 else []
+    seen = {
+        r[0]
+        for r in con.execute(f"SELECT DISTINCT filename FROM {relation_with_position}").fetchall()
+    }
+    return [f for f in src.files if f not in seen and str(Path(f)) not in seen]
+
+
+# --- the driver -------------------------------------------------------------------------
+
+
+def aggregate_records(
+    source,
+    *,
+    date_col: str = "admission_date",
+    area_col: str = "area",
+    los_col: str | None = None,
+    start=None,
+    end=None,
+    out=None,
+    areas: Iterable[str] | None = None,
+    delimiter: str = ",",
+    count_name: str = DEFAULT_COUNT,
+    los_name: str = DEFAULT_LOS_SUM,
+    threads: int | None = None,
+    memory_limit: str | None = None,
+) -> pd.DataFrame:
+    """Aggregate admission records to the area-month panel with DuckDB.
+
+    Parameters
+    ----------
+    source : str, pathlib.Path, list of them, or pandas.DataFrame
+        CSV (``.csv``, ``.csv.gz``) or parquet file(s); globs such as
+        ``"extract/*.parquet"`` are expanded. All files must share one format. Files are
+        streamed by DuckDB and never loaded into pandas.
+    date_col : str
+        Admission date or datetime (DATE/TIMESTAMP, or ISO text ``YYYY-MM-DD`` with an
+        optional time).
+    area_col : str
+        Area code (CCG, local authority, ...); read as text, so leading zeros stay.
+    los_col : str, optional
+        Length of stay in days (non-negative). Gives the ``los_name`` column (sum).
+        Records with an empty length of stay are counted as admissions, add no bed days,
+        and are reported in a warning.
+    start, end : str or datetime-like, optional
+        First and last month of the panel (inclusive), e.g. ``"2012-04"``, ``"2018-03"``.
+        Default: the first and last month in the data. Records outside are dropped with a
+        warning that gives how many.
+    out : str or pathlib.Path, optional
+        Write the panel atomically: ``.parquet`` (month as a date) or ``.csv`` (month as
+        ``YYYY-MM``, the documented area-month format).
+    areas : iterable of str, optional
+        The areas of the panel. Default: every area in the records. When given, a record
+        for another area is an error.
+    delimiter : str
+        CSV field separator (no sniffing: a file with another separator is an error).
+    count_name, los_name : str
+        Output column names (defaults ``emergency_admissions`` and ``bed_days``).
+    threads : int, optional
+        DuckDB worker threads (default: DuckDB's, one per core).
+    memory_limit : str, optional
+        DuckDB memory limit such as ``"2GB"``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per area x month: ``area`` (str), ``month`` (datetime64, first of the
+        month), ``count_name`` (int64) and, with ``los_col``, ``los_name`` (float64).
+        Area-months without records are 0.
+
+    Raises
+    ------
+    DataError
+        No file matched; a file is empty or has only a header; a needed column is
+        missing (the message suggests the separator when the header looks like another
+        delimiter); an area is blank; a date is missing or unparseable; a length of stay
+        is not a number or is negative; a record's area is not in ``areas``; or no
+        record falls in ``[start, end]``. File, row (header = row 1) and column are named.
+    ValueError
+        If ``start``/``end`` are not months or ``end`` is before ``start``.
+
+    Warns
+    -----
+    UserWarning
+        When records outside ``[start, end]`` are dropped, or lengths of stay are empty.
+    """
+    import duckdb
+
+    src = _resolve_source(source)
+    needed = [date_col, area_col] + ([los_col] if los_col else [])
+    if len(set(needed)) != len(needed):
+        raise ValueError(f"aggregate_records: date, area and LOS columns must differ: {needed}")
+    con = duckdb.connect()
+    try:
+        if threads is not None:
+            con.execute(f"SET threads = {int(threads)}")
+        if memory_limit is not None:
+            con.execute(f"SET memory_limit = {_quote_literal(memory_limit)}")
+        con.execute("SET preserve_insertion_order = true")
+        # DuckDB may push a TRY_CAST used twice in one query into the CSV reader as a strict
+        # type, which turns a bad date into a reader crash instead of a counted NULL. The
+        # validation queries therefore run without that optimisation; the aggregation
+        # (on validated records) runs with it.
+        con.execute("SET disabled_optimizers = 'type_pushdown'")
+        if src.kind == "frame":
+            con.register("__records_frame", src.frame)
+        _check_columns(con, src, needed, delimiter)
+
+        relation = _records_relation(src, date_col, area_col, los_col, delimiter)
+        if src.kind != "frame":
+            positioned = _records_relation(
+                src, date_col, area_col, los_col, delimiter, with_position=True
+            )
+            empty = _empty_files(con, src, positioned)
+            if empty:
+                raise DataError(
+                    empty[0], "at least one record below the header row", found="no records"
+                )
+        elif len(src.frame) == 0:
+            raise DataError(_DATAFRAME_LABEL, "at least one record", found="no rows")
+        con.execute(f"CREATE TEMP VIEW records AS SELECT * FROM {relation}")
+
+        checks = _validate(con, "records", date_col, area_col, los_col)
+        _raise_for_bad_records(con, src, checks, date_col, area_col, los_col, delimiter)
+
+        lo = _month_start(start, "start") if start is not None else checks.first_month
+        hi = _month_start(end, "end") if end is not None else checks.last_month
+        months = month_range(lo, hi)
+        _warn_out_of_range(con, src, date_col, months)
+
+        area_list = None
+        if areas is not None:
+            area_list = sorted({str(x) for x in areas})
+            _check_known_areas(con, src, area_list, date_col, area_col, los_col, delimiter)
+        if checks.missing_los:
+            warnings.warn(
+                f"{src.label()}: {checks.missing_los:,} record(s) with an empty "
+                f"{los_col!r} are counted as admissions but add no {los_name}",
+                UserWarning,
+                stacklevel=2,
+            )
+
+        con.execute("RESET disabled_optimizers")
+        sql = aggregation_sql(
+            "records",
+            start=months[0],
+            end=months[-1],
+            date_col=date_col,
+            area_col=area_col,
+            los_col=los_col,
+            areas=area_list,
+            count_name=count_name,
+            los_name=los_name,
+        )
+        panel = con.execute(sql).df()
+    finally:
+        con.close()
+
+    panel = _tidy(panel, count_name, los_name if los_col else None)
+    if panel[count_name].sum() == 0:
+        raise DataError(
+            src.label(),
+            f"at least one record dated {months[0]:%Y-%m} to {months[-1]:%Y-%m}",
+            column=date_col,
+            found="none in that range",
+        )
+    if out is not None:
+        write_panel(panel, out)
+    return panel
+
+
+def _raise_for_bad_records(con, src, checks: _Checks, date_col, area_col, los_col, delimiter):
+    def locate(condition: str, column: str):
+        return _first_offender(con, src, condition, column, date_col, area_col, los_col, delimiter)
+
+    d, a = _quote_ident(date_col), _quote_ident(area_col)
+    if checks.bad_area:
+        f, row, value = locate(f"({a} IS NULL OR TRIM(CAST({a} AS VARCHAR)) = '')", area_col)
+        raise DataError(
+            f,
+            f"a non-blank area code ({checks.bad_area:,} blank in all)",
+            row=row,
+            column=area_col,
+            found=value,
+        )
+    if checks.bad_date:
+        f, row, value = locate(f"TRY_CAST({d} AS TIMESTAMP) IS NULL", date_col)
+        raise DataError(
+            f,
+            f"a date YYYY-MM-DD or datetime YYYY-MM-DD HH:MM:SS "
+            f"({checks.bad_date:,} unreadable in all)",
+            row=row,
+            column=date_col,
+            found=value,
+        )
+    if los_col and checks.bad_los:
+        lo = _quote_ident(los_col)
+        f, row, value = locate(
+            f"NOT ({lo} IS NULL OR TRIM(CAST({lo} AS VARCHAR)) = '') "
+            f"AND TRY_CAST({lo} AS DOUBLE) IS NULL",
+            los_col,
+        )
+        raise DataError(
+            f,
+            f"a length of stay in days, a number ({checks.bad_los:,} unreadable in all)",
+            row=row,
+            column=los_col,
+            found=value,
+        )
+    if los_col and checks.neg_los:
+        lo = _quote_ident(los_col)
+        f, row, value = locate(f"TRY_CAST({lo} AS DOUBLE) < 0", los_col)
+        raise DataError(
+            f,
+            f"a non-negative length of stay in days ({checks.neg_los:,} negative in all)",
+            row=row,
+            column=los_col,
+            found=value,
+        )
+
+
+def _warn_out_of_range(con, src, date_col: str, months: list[pd.Timestamp]) -> None:
+    d = _quote_ident(date_col)
+    lo = f"{months[0]:%Y-%m-%d} 00:00:00"
+    hi = f"{months[-1] + pd.offsets.MonthBegin(1):%Y-%m-%d} 00:00:00"
+    before, after = con.execute(
+        f"SELECT COUNT(*) FILTER (WHERE CAST({d} AS TIMESTAMP) < TIMESTAMP {_quote_literal(lo)}), "
+        f"COUNT(*) FILTER (WHERE CAST({d} AS TIMESTAMP) >= TIMESTAMP {_quote_literal(hi)}) "
+        "FROM records"
+    ).fetchall()[0]
+    if before or after:
+        warnings.warn(
+            f"{src.label()}: dropped {before + after:,} record(s) dated outside "
+            f"{months[0]:%Y-%m} to {months[-1]:%Y-%m} ({before:,} before, {after:,} after)",
+            UserWarning,
+            stacklevel=3,
+        )
+
+
+def _check_known_areas(con, src, area_list, date_col, area_col, los_col, delimiter) -> None:
+    con.register("__known_areas", pd.DataFrame({"area": area_list}))
+    a = _quote_ident(area_col)
+    unknown = f"CAST({a} AS VARCHAR) NOT IN (SELECT area FROM __known_areas)"
+    n = con.execute(f"SELECT COUNT(*) FROM records WHERE {unknown}").fetchall()[0][0]
+    if n:
+        f, row, value = _first_offender(
+            con, src, unknown, area_col, date_col, area_col, los_col, delimiter
+        )
+        raise DataError(
+            f,
+            f"an area listed in 'areas' ({n:,} record(s) outside the list)",
+            row=row,
+            column=area_col,
+            found=value,
+        )
+
+
+def _tidy(panel: pd.DataFrame, count_name: str, los_name: str | None) -> pd.DataFrame:
+    panel[schema.AREA] = panel[schema.AREA].astype(str)
+    panel[schema.MONTH] = pd.to_datetime(panel[schema.MONTH]).astype("datetime64[ns]")
+    panel[count_name] = panel[count_name].astype("int64")
+    if los_name:
+        panel[los_name] = panel[los_name].astype("float64")
+    return panel.sort_values([schema.AREA, schema.MONTH], kind="stable").reset_index(drop=True)
+
+
+def write_panel(panel: pd.DataFrame, out) -> Path:
+    """Write an area-month panel atomically as parquet or CSV.
+
+    Parameters
+    ----------
+    panel : pandas.DataFrame
+        Output of :func:`aggregate_records`.
+    out : str or pathlib.Path
+        ``.parquet`` keeps ``month`` as a date; ``.csv`` writes it as ``YYYY-MM``.
+
+    Returns
+    -------
+    pathlib.Path
+
+    Raises
+    ------
+    ValueError
+        If ``out`` is neither ``.parquet`` nor ``.csv``.
+    """
+    from vanguard.io import write_csv, write_parquet
+
+    out = Path(out)
+    if out.suffix.lower() == ".parquet":
+        return write_parquet(out, panel)
+    if out.suffix.lower() == ".csv":
+        csv = panel.copy()
+        csv[schema.MONTH] = csv[schema.MONTH].dt.strftime("%Y-%m")
+        return write_csv(out, csv)
+    raise ValueError(f"out {str(out)!r}: expected a .parquet or .csv file name")

@@ -1,0 +1,252 @@
+"""Build the evaluation report of a run: ``report.html`` (self-contained, offline) and
+``report.pdf`` (A4, typeset with Typst), both from one content model.
+
+Usage::
+
+    from vanguard.report import build_report
+    html_path, pdf_path = build_report("default")
+
+Figures the pipeline has not drawn but that the results files support (event study,
+per-site forest plot, estimator comparison, minimum detectable effect, truth comparison)
+are drawn first with :mod:`vanguard.plots`, so the report is always complete.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import json
+import os
+import warnings
+from pathlib import Path
+
+import jinja2
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+
+from vanguard import config, plots
+from vanguard.errors import DataError
+from vanguard.io import write_bytes, write_text
+from vanguard.report_content import (
+    FIGURE_SECTIONS,
+    build_content,
+    choose_headline,
+    headline_rows,
+    load_manifest,
+    load_run_results,
+    load_truth,
+    manifest_parameters,
+)
+
+TEMPLATES = Path(__file__).resolve().parent / "templates"
+PDF_TIMESTAMP = dt.datetime(2020, 1, 1, tzinfo=dt.UTC)
+"""Fixed creation date so that the same content gives the same PDF bytes
+(``SOURCE_DATE_EPOCH`` overrides it)."""
+
+
+def _has_figure(run_path: Path, prefix: str) -> bool:
+    folder = run_path / "figures"
+    return folder.is_dir() and any(folder.glob(f"{prefix}*.png"))
+
+
+def ensure_figures(run: str) -> list[Path]:
+    """Draw the standard figures a run's results support and that are not there yet.
+
+    Parameters
+    ----------
+    run : str
+        Run name.
+
+    Returns
+    -------
+    list of pathlib.Path
+        PNGs written (empty when the pipeline drew them all).
+
+    Raises
+    ------
+    DataError
+        If the results files are missing or malformed.
+    """
+    run_path = config.run_dir(run)
+    results = load_run_results(run_path)
+    params = manifest_parameters(load_manifest(run_path))
+    main = results[results["analysis"] == "main"]
+    hl = choose_headline(main, params)
+    sources = sorted(set(results["data_source"]) - {""})
+    data_source = str(params.get("data_source") or (sources[0] if sources else "custom"))
+    note = plots.source_note(data_source)
+    out, sel = hl["outcome"], (results["outcome"] == hl["outcome"])
+    written: list[Path] = []
+
+    def save(fig, name, alt, data):
+        written.append(plots.save_figure(fig, name, run, alt_text=alt, data=data,
+                                         source_note=note))
+        plt.close(fig)
+
+    label = plots.outcome_label(out).lower()
+    es = results[sel & (results["analysis"] == "event_study") & results["rel_time"].notna()]
+    if len(es) and not _has_figure(run_path, "event_study"):
+        es = es[es["scale"] == (hl["scale"] if hl["scale"] in set(es["scale"])
+                                else sorted(set(es["scale"]))[0])]
+        es = es[es["estimator"] == sorted(set(es["estimator"]))[0]]
+        for group, g in es.groupby("group", sort=True):
+            pre = results[sel & (results["analysis"] == "pretrend") & (results["group"] == group)]
+            p = float(pre["p_value"].iloc[0]) if len(pre) else None
+            ptxt = f" Joint pre-trend test p = {p:.3f}." if p is not None else ""
+            save(plots.plot_event_study(g, p), f"event_study_{group}_{out}",
+                 f"Event study of {label} for {plots.group_label(group)} areas against "
+                 f"controls: effect by time relative to start with 95% intervals.{ptxt}", g)
+    same = sel & (results["scale"] == hl["scale"])
+    ps = results[same & (results["analysis"] == "per_site")]
+    if len(ps) and not _has_figure(run_path, "forest"):
+        win = "years_1_3" if "years_1_3" in set(ps["window"]) else sorted(set(ps["window"]))[0]
+        ps = ps[ps["window"] == win]
+        ps = ps[ps["estimator"] == (hl["estimator"] if hl["estimator"] in set(ps["estimator"])
+                                    else sorted(set(ps["estimator"]))[0])]
+        save(plots.plot_forest(ps), f"forest_{out}",
+             f"Forest plot of {label}: effect of each vanguard site with its 95% interval, "
+             "grouped by site type, with the pooled effect of each type.", ps)
+    cmp_rows = results[same & results["analysis"].isin(["main", "inference"])]
+    cmp_rows = cmp_rows.drop_duplicates(["group", "window", "estimator", "inference"])
+    if len(cmp_rows) and not _has_figure(run_path, "estimator_comparison"):
+        save(plots.plot_estimator_comparison(cmp_rows), f"estimator_comparison_{out}",
+             f"Comparison of {label} effects across estimators and inference methods, for "
+             "each site type and post-period window, with 95% intervals.", cmp_rows)
+    power = results[sel & results["analysis"].isin(["power", "power_curve"])]
+    power = power[power["scale"] == (hl["scale"] if hl["scale"] in set(power["scale"])
+                                     else (sorted(set(power["scale"])) or [""])[0])]
+    if len(power) and not _has_figure(run_path, "mde"):
+        hoped = float(params.get("hoped_for_pct", 3.0))
+        save(plots.plot_mde(power, hoped), f"mde_{out}",
+             f"Minimum detectable effect on {label} by power, for each site type, beside a "
+             f"hoped-for reduction of {hoped:g}%.", power)
+    if data_source == "synthetic" and not _has_figure(run_path, "truth_comparison"):
+        truth = load_truth()
+        head = headline_rows(main, hl)
+        if truth is not None and len(head):
+            try:
+                fig = plots.plot_truth_comparison(head, truth)
+            except DataError as exc:
+                warnings.warn(f"truth comparison not drawn: {exc}", stacklevel=2)
+            else:
+                save(fig, f"truth_comparison_{out}",
+                     f"Estimated effects on {label} by site type and window with 95% "
+                     "intervals, beside the effect planted in the synthetic data.", head)
+    return written
+
+
+def _environment() -> jinja2.Environment:
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(TEMPLATES)),
+        autoescape=jinja2.select_autoescape(["html", "j2"]),
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+    )
+
+
+def render_html(content: dict, run_path: Path) -> str:
+    """Render the self-contained HTML report: every image is a base64 data URI.
+
+    Parameters
+    ----------
+    content : dict
+        From :func:`vanguard.report_content.build_content`.
+    run_path : pathlib.Path
+        The run folder the figure paths are relative to.
+
+    Returns
+    -------
+    str
+    """
+    figures = []
+    for f in content["figures"]:
+        data = base64.b64encode((run_path / f["path"]).read_bytes()).decode("ascii")
+        figures.append({**f, "data_uri": f"data:image/png;base64,{data}"})
+    return _environment().get_template("report.html.j2").render(
+        c={**content, "figures": figures})
+
+
+def _timestamp() -> dt.datetime:
+    epoch = os.environ.get("SOURCE_DATE_EPOCH")
+    if epoch and epoch.isdigit():
+        return dt.datetime.fromtimestamp(int(epoch), tz=dt.UTC)
+    return PDF_TIMESTAMP
+
+
+def render_pdf(content: dict, run_path: Path) -> bytes:
+    """Typeset the A4 PDF report with Typst from the same content model.
+
+    Parameters
+    ----------
+    content : dict
+    run_path : pathlib.Path
+        Typst project root: figure paths resolve inside it.
+
+    Returns
+    -------
+    bytes
+        The PDF.
+
+    Raises
+    ------
+    RuntimeError
+        If Typst fails to compile (``typst.TypstError``).
+    """
+    import typst
+
+    source = (TEMPLATES / "report.typ").read_bytes()
+    payload = json.dumps(content, ensure_ascii=False, allow_nan=False,
+                         default=_json_default)
+    pdf = typst.compile(source, root=str(run_path), format="pdf",
+                        sys_inputs={"content": payload}, ignore_system_fonts=True,
+                        timestamp=_timestamp())
+    return bytes(pdf)
+
+
+def _json_default(obj):
+    if isinstance(obj, (np.integer,)):
+        return int(obj)
+    if isinstance(obj, (np.floating,)):
+        return float(obj)
+    if obj is pd.NA:
+        return None
+    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
+
+
+def build_report(run: str) -> tuple[Path, Path]:
+    """Write ``reports/<run>/report.html`` and ``reports/<run>/report.pdf``.
+
+    Parameters
+    ----------
+    run : str
+        Run name (see :func:`vanguard.config.run_dir`); the run folder must hold
+        ``results/*.csv`` and usually ``manifest.json`` and ``figures/``.
+
+    Returns
+    -------
+    (pathlib.Path, pathlib.Path)
+        Paths of the HTML and the PDF.
+
+    Raises
+    ------
+    DataError
+        If the run folder, its results, the lessons register or the published results
+        are missing or malformed, or a figure has no alt text.
+    RuntimeError
+        If the PDF cannot be typeset.
+    """
+    run_path = config.run_dir(run)
+    if not run_path.is_dir():
+        raise DataError(run_path, "a run folder (run the pipeline first)",
+                        found="no such folder")
+    ensure_figures(run)
+    content = build_content(run)
+    html = render_html(content, run_path)
+    pdf = render_pdf(content, run_path)
+    html_path = write_text(run_path / "report.html", html)
+    pdf_path = write_bytes(run_path / "report.pdf", pdf)
+    return html_path, pdf_path
+
+
+__all__ = ["FIGURE_SECTIONS", "build_report", "ensure_figures", "render_html", "render_pdf"]

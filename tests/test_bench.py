@@ -1,0 +1,111 @@
+"""Smoke tests of the benchmark machinery on tiny sizes: structure, not timings."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from vanguard.bench import COLUMNS, Result, interleaved, to_frame, to_markdown
+from vanguard.bench.__main__ import main
+from vanguard.bench.scale_records import generate_records, growth_exponent, pandas_aggregate
+
+
+def test_growth_exponent_recovers_planted_power_law():
+    rows = np.array([1e6, 1e7, 5e7])
+    assert growth_exponent(rows, 3e-7 * rows) == pytest.approx(1.0)
+    assert growth_exponent(rows, 1e-12 * rows**2) == pytest.approx(2.0)
+    assert math.isnan(growth_exponent([1e6], [0.5]))
+
+
+def test_ratios_use_the_baseline_of_the_same_case_and_size():
+    results = [
+        Result("s", "c", "base", size="1", times=[2.0, 4.0, 3.0], baseline=True),
+        Result("s", "c", "impl", size="1", times=[6.0, 6.0, 9.0]),
+        Result("s", "c", "impl", size="2", times=[1.0]),  # no baseline at size 2
+        Result("s", "c", "other", size="x", times=[1.5], ratio_to="1"),
+    ]
+    table = to_frame(results)
+    assert list(table.columns) == list(COLUMNS)
+    assert table["median_s"].tolist() == [3.0, 6.0, 1.0, 1.5]
+    assert table["ratio"].iloc[1] == pytest.approx(2.0)
+    assert math.isnan(table["ratio"].iloc[2])
+    assert table["ratio"].iloc[3] == pytest.approx(0.5)
+    md = to_markdown(table)
+    assert md.count("\n") == 2 + len(table)
+
+
+def test_interleaved_alternates_and_keeps_outputs():
+    calls = []
+    outs = {}
+    times = interleaved({"a": lambda: calls.append("a") or 1, "b": lambda: calls.append("b") or 2},
+                        repeats=2, warmup=False, outputs=outs)
+    assert calls == ["a", "b", "a", "b"]
+    assert outs == {"a": 1, "b": 2} and all(len(t) == 2 for t in times.values())
+    with pytest.raises(ValueError):
+        interleaved({"a": lambda: None}, repeats=0)
+
+
+def test_generated_records_are_deterministic_and_both_routes_agree(tmp_path):
+    from vanguard.records import aggregate_records
+
+    a = generate_records(tmp_path / "a.parquet", 5000, n_areas=7)
+    b = generate_records(tmp_path / "b.parquet", 5000, n_areas=7)
+    ra, rb = pd.read_parquet(a), pd.read_parquet(b)
+    pd.testing.assert_frame_equal(ra, rb)
+    assert ra["area"].nunique() == 7 and ra["los"].between(0, 14).all()
+    pd.testing.assert_frame_equal(aggregate_records(a, los_col="los"), pandas_aggregate(a))
+
+
+def test_quick_run_writes_one_table(tmp_path, capsys):
+    assert main(["--quick", "--only", "report", "records", "inference", "--out",
+                 str(tmp_path)]) == 0
+    table = pd.read_csv(tmp_path / "bench.csv", keep_default_na=False,
+                        na_values={c: [""] for c in ("median_s", "ratio", "value", "peak_mb")})
+    assert list(table.columns) == list(COLUMNS)
+    assert set(table["section"]) == {"report", "records", "inference"}
+    report = table[table["section"] == "report"]
+    assert report["note"].str.startswith("skipped").all()
+
+    duck = table[(table["section"] == "records")
+                 & (table["case"] == "aggregate records to area-month")
+                 & table["implementation"].str.startswith("duckdb")]
+    assert len(duck) == 3 and (duck["median_s"] > 0).all() and (duck["peak_mb"] > 0).all()
+    pandas_rows = table[table["implementation"].str.startswith("pandas")
+                        & (table["case"] == "aggregate records to area-month")]
+    assert (pandas_rows["ratio"] == 1.0).all()
+    slope = table[table["case"].str.startswith("growth exponent")
+                  & table["implementation"].str.startswith("duckdb")]
+    assert np.isfinite(slope["value"]).all()
+    assert slope["note"].str.contains("identical to pandas at .*: yes").all()
+
+    inf = table[table["section"] == "inference"]
+    if not inf["note"].str.startswith("skipped").all():
+        assert {"cluster-robust (CRV1)", "wild cluster bootstrap (Webb)",
+                "randomisation inference"} <= set(inf["implementation"])
+        assert inf.loc[inf["implementation"] != "cluster-robust (CRV1)", "ratio"].notna().all()
+
+    md = (tmp_path / "bench.md").read_text()
+    assert md.startswith("# Benchmarks (quick") and "| section |" in md
+    assert "| section |" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_quick_estimators_and_panel(tmp_path):
+    assert main(["--quick", "--only", "estimators", "panel", "--out", str(tmp_path)]) == 0
+    table = pd.read_csv(tmp_path / "bench.csv", keep_default_na=False,
+                        na_values={c: [""] for c in ("median_s", "ratio", "value", "peak_mb")})
+    assert set(table["section"]) == {"estimators", "panel"}
+    ran = table[table["median_s"].notna()]
+    # every case that ran has exactly one baseline, with ratio 1
+    for (_, case), rows in ran.groupby(["section", "case"]):
+        assert (rows["ratio"] == 1.0).sum() >= 1, case
+    panel = table[(table["section"] == "panel") & table["median_s"].notna()]
+    assert (panel["peak_mb"] > 0).all()
+
+
+def test_unknown_section_rejected():
+    with pytest.raises(SystemExit):
+        main(["--only", "nonsense"])

@@ -1,0 +1,286 @@
+"""The papermill runner: parameter sets, planning, failures, manifest, golden notebooks.
+
+Most tests run a stand-in set of tiny notebooks (same names and stage order as the real
+ones) so that they exercise the runner, not the estimators, and stay fast. The end-to-end
+run of the real ``ci`` parameter set is marked slow.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from vanguard import config, pipeline, schema
+from vanguard.errors import DataError
+from vanguard.io import sha256_file
+
+PARAMS_CELL = {
+    "01_data": 'run: str = "default"  # run name\nseed: int = 1  # seed',
+    "02_trends": 'run: str = "default"  # run name\noutcomes: list = ["a"]  # outcomes',
+    "03_did": ('run: str = "default"  # run name\noutcome: str = "a"  # outcome\n'
+               'group: str = "g"  # group\nestimator: str = "twfe"  # estimator\n'
+               'seed: int = 1  # seed\nfail_on: str = ""  # outcome that raises'),
+    "04_event_study": 'run: str = "default"  # run name\noutcome: str = "a"  # outcome',
+    "05_robustness": 'run: str = "default"  # run name\nn_sims: int = 5  # draws',
+    # a one-line cell `run: str = ...` would be read by IPython as the %run magic
+    "06_report": 'run: str = "default"  # run name\nformat: str = "html"  # output',
+}
+
+BODY = {
+    "01_data": "import numpy as np\nrng = np.random.default_rng(seed)\nprint(rng.normal())",
+    "03_did": (
+        "import numpy as np\n"
+        "from vanguard import config, schema\n"
+        "if outcome == fail_on:\n"
+        "    raise RuntimeError(f'planted failure for {outcome}')\n"
+        "rng = np.random.default_rng(seed)\n"
+        "est = float(rng.normal(size=500).mean())\n"
+        "schema.write_results([{'outcome': outcome, 'scale': 'rate', 'estimator': estimator,\n"
+        "    'group': group, 'window': 'years_1_3', 'estimate': est, 'se': 0.1,\n"
+        "    'pre_mean': 7.5}],\n"
+        "    config.run_dir(run) / 'results' / f'did__{outcome}__{group}__{estimator}.csv')\n"
+        "print(round(est, 6))"
+    ),
+}
+
+
+def make_notebooks(folder: Path) -> Path:
+    """Stand-in notebooks with the real stage names."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for stage in pipeline.STAGES:
+        for name in stage:
+            nb = nbformat.v4.new_notebook()
+            nb.metadata.kernelspec = {"name": config.KERNEL_NAME, "language": "python",
+                                      "display_name": "Python (vanguard-did)"}
+            params = nbformat.v4.new_code_cell(PARAMS_CELL[name])
+            params.metadata.tags = ["parameters"]
+            nb.cells = [nbformat.v4.new_markdown_cell(f"# {name}"), params,
+                        nbformat.v4.new_code_cell(BODY.get(name, "print(run)"))]
+            nbformat.write(nb, folder / f"{name}.ipynb")
+    return folder
+
+
+def write_yaml(path: Path, text: str) -> Path:
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+GOOD_SET = """\
+run: fixture
+parameters:
+  seed: 7
+grid:
+  outcomes: [a, b]
+  groups: [g1, g2]
+  estimators: [twfe]
+notebooks:
+  05_robustness: {n_sims: 3}
+"""
+
+
+@pytest.fixture
+def nb_dir(tmp_path):
+    return make_notebooks(tmp_path / "notebooks")
+
+
+@pytest.fixture
+def reports(tmp_path, monkeypatch):
+    folder = tmp_path / "reports"
+    monkeypatch.setenv("VANGUARD_REPORTS_DIR", str(folder))
+    return folder
+
+
+# --- parameters cells ------------------------------------------------------------------
+
+
+def test_notebook_parameters_parses_types_defaults_and_help(nb_dir):
+    params = pipeline.notebook_parameters(nb_dir / "03_did.ipynb")
+    assert list(params) == ["run", "outcome", "group", "estimator", "seed", "fail_on"]
+    assert params["seed"] == pipeline.NotebookParameter("seed", "int", 1, "seed")
+    assert params["fail_on"].default == ""
+
+
+@pytest.mark.parametrize("source, expected", [
+    ('x: int = 1', "trailing comment"),
+    ('x = 1  # untyped', "name: type = literal"),
+    ('x: int = f(1)  # call', "literal default"),
+])
+def test_notebook_parameters_rejects_bad_lines(tmp_path, source, expected):
+    nb = nbformat.v4.new_notebook()
+    cell = nbformat.v4.new_code_cell('run: str = "a"  # run\n' + source)
+    cell.metadata.tags = ["parameters"]
+    nb.cells = [cell]
+    nbformat.write(nb, tmp_path / "x.ipynb")
+    with pytest.raises(DataError, match=re.escape(expected)) as err:
+        pipeline.notebook_parameters(tmp_path / "x.ipynb")
+    assert err.value.row == 2  # the offending line of the cell, not the first
+
+
+def test_two_parameters_cells_are_an_error(tmp_path):
+    nb = nbformat.v4.new_notebook()
+    cells = [nbformat.v4.new_code_cell("a: int = 1  # a"), nbformat.v4.new_code_cell("b: int = 1  # b")]
+    for c in cells:
+        c.metadata.tags = ["parameters"]
+    nb.cells = cells
+    nbformat.write(nb, tmp_path / "x.ipynb")
+    with pytest.raises(DataError, match="exactly one code cell tagged 'parameters'"):
+        pipeline.notebook_parameters(tmp_path / "x.ipynb")
+
+
+# --- parameter sets --------------------------------------------------------------------
+
+
+def test_params_resolve_by_name_and_by_path(tmp_path):
+    assert pipeline.resolve_params_path("ci") == config.PARAMS / "ci.yml"
+    own = write_yaml(tmp_path / "mine.yml", "run: mine\n")
+    assert pipeline.load_params(str(own))["run"] == "mine"
+    with pytest.raises(DataError, match="parameter set"):
+        pipeline.resolve_params_path("no_such_set")
+
+
+@pytest.mark.parametrize("text, column", [
+    ("run: x\nextra: 1\n", None),
+    ("run: ../escape\n", "run"),
+    ("grid:\n  sites: [a]\n", "grid"),
+    ("grid:\n  outcomes: []\n", "grid.outcomes"),
+    ("timeout: -3\n", "timeout"),
+    ("- a\n- b\n", None),
+])
+def test_malformed_parameter_sets_name_the_key(tmp_path, text, column):
+    path = write_yaml(tmp_path / "bad.yml", text)
+    with pytest.raises(DataError) as err:
+        pipeline.load_params(path)
+    assert err.value.column == column
+    assert "bad.yml" in str(err.value)
+
+
+def test_check_param_set_finds_undeclared_and_mistyped(nb_dir, tmp_path):
+    bad = write_yaml(tmp_path / "bad.yml", GOOD_SET + "  03_did: {seed: '7', bogus: 1}\n"
+                     "  99_nope: {}\n").read_text()
+    bad = bad.replace("  seed: 7\n", "  seed: 7\n  colour: red\n")
+    path = write_yaml(tmp_path / "bad.yml", bad)
+    problems = pipeline.check_param_set(pipeline.load_params(path), nb_dir)
+    text = "\n".join(problems)
+    assert "parameters.colour: no notebook declares it" in text
+    assert "notebooks.03_did.bogus: not declared by 03_did" in text
+    assert "seed='7'" in text and "type int" in text
+    assert "notebooks.99_nope" in text
+    assert len(problems) == 4
+    with pytest.raises(DataError, match="colour"):
+        pipeline.plan_jobs(pipeline.load_params(path), tmp_path / "run", nb_dir)
+
+
+def test_plan_expands_the_grid_per_notebook(nb_dir, tmp_path):
+    ps = pipeline.load_params(write_yaml(tmp_path / "set.yml", GOOD_SET))
+    waves = pipeline.plan_jobs(ps, tmp_path / "run", nb_dir)
+    assert [[j.notebook for j in w] for w in waves][0] == ["01_data"]
+    assert [j.notebook for j in waves[-1]] == ["06_report"]
+    did = [j for j in waves[1] if j.notebook == "03_did"]
+    assert sorted((j.parameters["outcome"], j.parameters["group"]) for j in did) == [
+        ("a", "g1"), ("a", "g2"), ("b", "g1"), ("b", "g2")]
+    # 04 declares the singular outcome only: one run per outcome, no group axis
+    assert [j.parameters for j in waves[1] if j.notebook == "04_event_study"] == [
+        {"run": "fixture", "outcome": "a"}, {"run": "fixture", "outcome": "b"}]
+    # 02 declares the plural: one run with the whole list
+    trends = [j for j in waves[1] if j.notebook == "02_trends"]
+    assert len(trends) == 1 and trends[0].parameters["outcomes"] == ["a", "b"]
+    assert waves[0][0].parameters == {"run": "fixture", "seed": 7}
+    assert [j.parameters["n_sims"] for j in waves[1] if j.notebook == "05_robustness"] == [3]
+    labels = [j.label for w in waves for j in w]
+    assert len(set(labels)) == len(labels)
+    assert all(j.output_path.is_absolute() and j.input_path.is_absolute()
+               for w in waves for j in w)
+
+
+# --- running ---------------------------------------------------------------------------
+
+
+def test_failing_notebook_is_reported_and_the_rest_still_run(nb_dir, reports, tmp_path,
+                                                              monkeypatch, capsys):
+    path = write_yaml(tmp_path / "set.yml",
+                      GOOD_SET + "  03_did: {fail_on: b}\n")
+    monkeypatch.setattr(config, "NOTEBOOKS", nb_dir)
+    rc = pipeline.main(["--params", str(path), "--workers", "2", "--no-progress"])
+    err = capsys.readouterr().err
+    assert rc == 1
+    assert err.count("FAILED 03_did") == 2  # outcome b, both groups
+    assert '"outcome": "b"' in err and "planted failure for b" in err
+    run = reports / "fixture"
+    # the other notebooks ran, including the last stage
+    assert sorted(p.name for p in (run / "results").glob("*.csv")) == [
+        "did__a__g1__twfe.csv", "did__a__g2__twfe.csv"]
+    assert (run / "notebooks" / "06_report.ipynb").is_file()
+    failed = nbformat.read(run / "notebooks" / "03_did__b__g1__twfe.ipynb", as_version=4)
+    assert "planted failure for b" in json.dumps(failed)  # the traceback is kept
+    manifest = json.loads((run / "manifest.json").read_text())
+    assert manifest["ok"] is False
+    bad = [n for n in manifest["notebooks"] if not n["ok"]]
+    assert [n["parameters"]["outcome"] for n in bad] == ["b", "b"]
+    assert "planted failure" in bad[0]["error"]
+
+
+def test_run_manifest_and_byte_identical_results(nb_dir, reports, tmp_path):
+    path = write_yaml(tmp_path / "set.yml", GOOD_SET)
+    run, results = pipeline.run_pipeline(path, notebooks_dir=nb_dir, workers=2, progress=False)
+    assert all(r.ok for r in results), [r.error for r in results if not r.ok]
+    assert len(results) == 1 + (1 + 4 + 2 + 1) + 1
+    files = sorted((run / "results").glob("*.csv"))
+    first = {p.name: sha256_file(p) for p in files}
+    est = schema.read_results(files)
+    assert len(est) == 4 and est["estimate"].abs().max() < 0.2  # mean of 500 N(0,1) draws
+
+    manifest = json.loads((run / "manifest.json").read_text())
+    assert manifest["ok"] is True and manifest["run"] == "fixture"
+    assert manifest["parameters"]["grid"]["outcomes"] == ["a", "b"]
+    assert manifest["inputs"]["set.yml"] == sha256_file(path)
+    assert {"pandas", "papermill", "pyfixest", "python"} <= set(manifest["packages"])
+    assert len(manifest["git_commit"]) in (7, 40) or manifest["git_commit"] == "unknown"
+    for nb in manifest["notebooks"]:
+        assert nb["wall_seconds"] >= nb["cell_seconds"] >= 0
+        assert nb["kernel_and_io_seconds"] == pytest.approx(
+            nb["wall_seconds"] - nb["cell_seconds"], abs=0.02)
+        assert not os.path.isabs(nb["output"])
+
+    pipeline.run_pipeline(path, notebooks_dir=nb_dir, workers=1, progress=False)
+    assert {p.name: sha256_file(p) for p in sorted((run / "results").glob("*.csv"))} == first
+
+
+def test_sanitise_removes_paths_and_timings(nb_dir, reports, tmp_path):
+    path = write_yaml(tmp_path / "set.yml", GOOD_SET)
+    run, results = pipeline.run_pipeline(path, notebooks_dir=nb_dir, workers=2, progress=False)
+    golden = tmp_path / "golden"
+    written = pipeline.refresh_golden(results, golden)
+    assert len(written) == len(results)
+    for p in written:
+        text = p.read_text()
+        assert str(tmp_path) not in text and "start_time" not in text and "duration" not in text
+        nb = nbformat.read(p, as_version=4)
+        assert any("injected-parameters" in c.metadata.get("tags", []) for c in nb.cells)
+        assert nb.metadata.kernelspec.name == config.KERNEL_NAME
+    failed = [pipeline.JobResult(results[0].job, ok=False, error="x")]
+    with pytest.raises(RuntimeError, match="not refreshing"):
+        pipeline.refresh_golden(failed, golden)
+    assert len(list(golden.glob("*.ipynb"))) == len(results)  # untouched by a failed run
+
+
+# --- the real ci parameter set ---------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_ci_parameter_set_runs_and_is_reproducible(reports):
+    run, results = pipeline.run_pipeline("ci", progress=False)
+    assert all(r.ok for r in results), [(r.job.label, r.error) for r in results if not r.ok]
+    tidy = sorted((run / "results").glob("*.csv")) + sorted((run / "figures").glob("*.csv"))
+    first = {p.relative_to(run).as_posix(): sha256_file(p) for p in tidy}
+    assert any(k.startswith("results/did__") for k in first)
+    main = schema.read_results(sorted((run / "results").glob("did__*.csv")))
+    assert main["estimate"].notna().all()
+    pipeline.run_pipeline("ci", progress=False)
+    again = {p.relative_to(run).as_posix(): sha256_file(p)
+             for p in sorted((run / "results").glob("*.csv")) + sorted((run / "figures").glob("*.csv"))}
+    assert again == first

@@ -1,0 +1,110 @@
+"""Minimum detectable effect: checked against an independent planted-effect simulation."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+from test_persite import START, make_panel
+
+from vanguard import schema
+from vanguard.did import power
+from vanguard.errors import EstimationError
+
+OUTCOME = "emergency_admissions"
+
+
+def _twfe_cluster_test(panel, treated, start, alpha=0.05):
+    """Independent TWFE on the full area-month panel: two-way within transformation,
+    OLS, CR1 area-clustered t test."""
+    lo, hi = start - pd.DateOffset(months=24), start + pd.DateOffset(months=36)
+    df = panel[(panel.month >= lo) & (panel.month < hi)]
+    df = df[df.area.isin(treated) | (df.group == schema.CONTROL)].copy()
+    df["y"] = 1000 * df[OUTCOME] / df.population
+    df["d"] = (df.area.isin(treated) & (df.month >= start)).astype(float)
+    for v in ("y", "d"):
+        # Balanced panel: one sweep of area and month demeaning is exact.
+        df[v] = (df[v] - df.groupby("area")[v].transform("mean")
+                 - df.groupby("month")[v].transform("mean") + df[v].mean())
+    beta = np.sum(df.d * df.y) / np.sum(df.d**2)
+    scores = (df.d * (df.y - beta * df.d)).groupby(df.area).sum().to_numpy()
+    g = scores.size
+    se = np.sqrt(np.sum(scores**2) * g / (g - 1)) / np.sum(df.d**2)
+    return abs(beta / se) > stats.t.ppf(1 - alpha / 2, g - 1)
+
+
+def _design(seed, effect=0.0, n_control=60, pop_range=(80_000, 600_000)):
+    return make_panel(n_control=n_control, pop_range=pop_range, seed=seed,
+                      sites={f"CH{i}": (schema.CARE_HOME, 1, effect) for i in range(6)})
+
+
+@pytest.mark.slow
+def test_planted_mde_is_detected_about_80_percent_in_independent_simulation():
+    # Similar populations, so that one panel's pre-period speaks for fresh panels.
+    kw = dict(n_control=100, pop_range=(250_000, 270_000))
+    t0 = time.perf_counter()
+    results = [power.minimum_detectable_effect(_design(seed=s, **kw), OUTCOME, n_sims=400,
+                                               seed=5) for s in (11, 12, 13)]
+    assert time.perf_counter() - t0 < 15
+    res = results[0]
+    assert res.analysis.iloc[0] == "power" and res.param.iloc[0] == 0.8
+    assert res.n_treated.iloc[0] == 6 and res.n_control.iloc[0] == 100
+    mde = np.mean([r.estimate.iloc[0] for r in results])
+    treated = [f"T{i:03d}" for i in range(6)]
+    n_rep = 150
+    hits = sum(_twfe_cluster_test(_design(seed=1000 + r, effect=-mde, **kw), treated, START)
+               for r in range(n_rep))
+    assert 0.68 <= hits / n_rep <= 0.92, (mde, hits / n_rep)
+    # At a third of the MDE the same test is far from 80 %.
+    weak = sum(_twfe_cluster_test(_design(seed=2000 + r, effect=-mde / 3, **kw), treated, START)
+               for r in range(40))
+    assert weak / 40 < 0.4
+    # The analytic cross-check (z_0.975 + z_0.8) x SD is close for a t test with 105 df.
+    analytic = float(res.note.iloc[0].split("SD(placebo) = ")[1].split(";")[0])
+    assert analytic == pytest.approx(res.estimate.iloc[0], rel=0.15)
+
+
+def test_mde_shrinks_as_the_number_of_treated_areas_grows():
+    panel = _design(seed=2)
+    mdes = [power.minimum_detectable_effect(panel, OUTCOME, n_treated=k, n_sims=200,
+                                            seed=3).estimate.iloc[0] for k in (2, 6, 20)]
+    assert mdes[0] > mdes[1] > mdes[2] > 0
+    # Roughly 1/sqrt(k) while controls dominate.
+    assert mdes[0] / mdes[1] == pytest.approx(np.sqrt(3), rel=0.35)
+
+
+def test_detection_rate_is_alpha_at_zero_and_rises_to_one():
+    panel = _design(seed=4)
+    curve = power.power_curve(panel, OUTCOME, n_sims=300, seed=1, n_points=11)
+    assert (curve.analysis == "power_curve").all()
+    rate = curve.estimate.to_numpy()
+    assert rate[0] == pytest.approx(0.05, abs=0.04)
+    assert rate[-1] > 0.97
+    assert np.all(np.diff(rate) >= -0.02)
+    assert curve.pct.iloc[-1] == pytest.approx(100 * curve.param.iloc[-1] / curve.pre_mean.iloc[-1])
+
+
+def test_randomisation_inference_gives_a_similar_mde():
+    panel = _design(seed=6)
+    kw = dict(n_sims=120, seed=9)
+    cl = power.minimum_detectable_effect(panel, OUTCOME, inference="cluster", **kw)
+    ri = power.minimum_detectable_effect(panel, OUTCOME, inference="randomisation",
+                                         n_perm=99, **kw)
+    assert ri.estimate.iloc[0] == pytest.approx(cl.estimate.iloc[0], rel=0.3)
+    assert ri.inference.iloc[0] == "randomisation"
+
+
+def test_same_seed_same_answer_and_errors():
+    panel = _design(seed=8)
+    a = power.minimum_detectable_effect(panel, OUTCOME, n_sims=50, seed=1)
+    b = power.minimum_detectable_effect(panel, OUTCOME, n_sims=50, seed=1)
+    pd.testing.assert_frame_equal(a, b)
+    with pytest.raises(EstimationError, match="pre-period has"):
+        power.minimum_detectable_effect(panel, OUTCOME, pre_end="2013-04-01", n_sims=10)
+    with pytest.raises(EstimationError, match="power"):
+        power.minimum_detectable_effect(panel, OUTCOME, power=80, n_sims=10)
+    with pytest.raises(EstimationError, match="inference"):
+        power.minimum_detectable_effect(panel, OUTCOME, inference="bogus", n_sims=10)

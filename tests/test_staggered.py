@@ -1,0 +1,191 @@
+"""Callaway-Sant'Anna wrapper: checked against the R ``did`` package's published
+results on ``mpdta`` and against the synthetic truth table."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from vanguard import schema
+from vanguard.did import staggered
+from vanguard.errors import DataError, EstimationError
+
+# Published by the R `did` package (Callaway & Sant'Anna), mpdta, outcome lemp, no
+# covariates, never-treated controls, varying base period, analytic standard errors.
+R_DID_ATT_GT = {
+    (2004, 2004): -0.0105, (2004, 2005): -0.0704, (2004, 2006): -0.1373, (2004, 2007): -0.1008,
+    (2006, 2004): 0.0065, (2006, 2005): -0.0028, (2006, 2006): -0.0046, (2006, 2007): -0.0412,
+    (2007, 2004): 0.0305, (2007, 2005): -0.0027, (2007, 2006): -0.0311, (2007, 2007): -0.0261,
+}
+R_DID_AGGREGATIONS = {"simple": -0.0400, "dynamic": -0.0772, "group": -0.0310,
+                      "calendar": -0.0417}
+R_DID_SIMPLE_SE = 0.012
+R_DID_PRETEST_P = 0.17
+
+
+@pytest.fixture(scope="module")
+def mpdta() -> pd.DataFrame:
+    moderndid = pytest.importorskip("moderndid")
+    return moderndid.load_mpdta().to_pandas()
+
+
+@pytest.fixture(scope="module")
+def mpdta_results(mpdta) -> pd.DataFrame:
+    return staggered.estimate_cs(mpdta, "lemp", scale="log", group="all", id_col="countyreal",
+                                 time_col="year", cohort_col="first.treat")
+
+
+def test_group_time_effects_match_r_did(mpdta_results):
+    gt = mpdta_results[mpdta_results["analysis"] == "group_time"]
+    assert len(gt) == len(R_DID_ATT_GT)
+    for row in gt.itertuples():
+        period = int(row.param + row.rel_time)
+        assert round(row.estimate, 4) == pytest.approx(R_DID_ATT_GT[(int(row.param), period)],
+                                                       abs=1e-12), (row.param, period)
+    assert set(gt["estimator"]) == {"cs_never"}
+
+
+def test_aggregations_match_r_did(mpdta_results):
+    agg = mpdta_results[mpdta_results["analysis"] == "aggregation"].set_index("window")
+    for name, value in R_DID_AGGREGATIONS.items():
+        assert round(agg.at[name, "estimate"], 4) == pytest.approx(value, abs=1e-12), name
+    assert agg.at["simple", "se"] == pytest.approx(R_DID_SIMPLE_SE, abs=5e-4)
+    assert set(agg["inference"]) == {"analytic"}
+    # confidence interval is the pointwise normal one
+    row = agg.loc["simple"]
+    assert row["ci_high"] - row["ci_low"] == pytest.approx(2 * 1.959964 * row["se"], rel=1e-5)
+
+
+def test_pretest_matches_r_did(mpdta_results):
+    pre = mpdta_results[mpdta_results["analysis"] == "pretrend"]
+    assert len(pre) == 1
+    assert pre["p_value"].iloc[0] == pytest.approx(R_DID_PRETEST_P, abs=0.005)
+    assert pre["param"].iloc[0] == 5  # five pre-period ATT(g,t)
+
+
+def test_pretest_is_the_wald_test_on_influence_covariance(mpdta):
+    """Independent recomputation of the Wald pre-test from the influence functions."""
+    from scipy import stats
+
+    fit = staggered.fit_cs(mpdta, "lemp", scale="log", group="all", id_col="countyreal",
+                           time_col="year", cohort_col="first.treat", aggregations=())
+    g, t = np.asarray(fit.att.groups), np.asarray(fit.att.times)
+    pre = t < g
+    inf = np.asarray(fit.att.influence_func)[:, pre]
+    n = inf.shape[0]
+    v = inf.T @ inf / n
+    b = np.asarray(fit.att.att_gt)[pre]
+    w = n * b @ np.linalg.solve(v, b)
+    res = staggered.tidy_cs(fit)
+    row = res[res["analysis"] == "pretrend"].iloc[0]
+    assert row["estimate"] == pytest.approx(w, rel=1e-8)
+    assert row["p_value"] == pytest.approx(stats.chi2.sf(w, pre.sum()), rel=1e-6)
+
+
+def test_window_average_of_event_times(mpdta):
+    """A window is the plain mean of the dynamic effects it covers."""
+    res = staggered.estimate_cs(mpdta, "lemp", scale="log", group="all", id_col="countyreal",
+                                time_col="year", cohort_col="first.treat",
+                                windows={"e0_1": (0, 2), "e0_3": (0, 4)})
+    es = res[res["analysis"] == "event_study"].set_index("rel_time")["estimate"]
+    main = res[res["analysis"] == "main"].set_index("window")
+    assert main.at["e0_1", "estimate"] == pytest.approx(es.loc[[0.0, 1.0]].mean(), rel=1e-12)
+    # e0_3 averages all post event times, exactly the dynamic aggregation's overall effect
+    dyn = res[(res["analysis"] == "aggregation") & (res["window"] == "dynamic")].iloc[0]
+    assert main.at["e0_3", "estimate"] == pytest.approx(dyn["estimate"], rel=1e-12)
+    assert main.at["e0_3", "se"] == pytest.approx(dyn["se"], rel=1e-6)
+
+
+def test_bootstrap_se_close_to_analytic_and_seeded(mpdta):
+    kw = dict(scale="log", group="all", id_col="countyreal", time_col="year",
+              cohort_col="first.treat", aggregations=("simple",), bootstrap=True, n_boot=299)
+    a = staggered.estimate_cs(mpdta, "lemp", seed=1, **kw)
+    b = staggered.estimate_cs(mpdta, "lemp", seed=1, **kw)
+    pd.testing.assert_frame_equal(a, b)
+    simple = a[a["window"] == "simple"].iloc[0]
+    assert simple["inference"] == "multiplier_bootstrap"
+    assert simple["se"] == pytest.approx(R_DID_SIMPLE_SE, rel=0.2)
+
+
+def test_notyet_controls_labelled(mpdta):
+    res = staggered.estimate_cs(mpdta, "lemp", scale="log", group="all", control="notyet",
+                                id_col="countyreal", time_col="year", cohort_col="first.treat",
+                                aggregations=("simple",))
+    assert set(res["estimator"]) == {"cs_notyet"}
+    assert np.isfinite(res["estimate"]).all()
+
+
+def test_bad_inputs_raise(mpdta):
+    with pytest.raises(DataError, match="column 'nope'"):
+        staggered.estimate_cs(mpdta, "nope", id_col="countyreal", time_col="year",
+                              cohort_col="first.treat")
+    with pytest.raises(EstimationError, match="control"):
+        staggered.estimate_cs(mpdta, "lemp", control="sometimes", id_col="countyreal",
+                              time_col="year", cohort_col="first.treat")
+    with pytest.raises(EstimationError, match="poisson"):
+        staggered.estimate_cs(mpdta, "lemp", scale="poisson", id_col="countyreal",
+                              time_col="year", cohort_col="first.treat")
+    bad = mpdta.copy()
+    bad.loc[5, "lemp"] = np.nan
+    with pytest.raises(DataError, match="row 7"):
+        staggered.estimate_cs(bad, "lemp", scale="log", id_col="countyreal", time_col="year",
+                              cohort_col="first.treat")
+    never = mpdta[mpdta["first.treat"] > 0]
+    with pytest.raises(EstimationError, match="never-treated"):
+        staggered.estimate_cs(never, "lemp", scale="log", id_col="countyreal",
+                              time_col="year", cohort_col="first.treat")
+
+
+# --- vanguard data ----------------------------------------------------------------------
+def test_quarterly_blocks_align_with_first_start():
+    months = np.arange(600, 624)  # two years of month indices
+    rows = []
+    for area, cohort in (("A", 612), ("B", 614), ("C", 0)):
+        rows += [{"id": area, "time": m, "cohort": cohort, "y": float(m)} for m in months]
+    s = staggered.EstimationSample(frame=pd.DataFrame(rows), outcome="y", scale="count",
+                                   group="g", data_source="custom", unit="month",
+                                   n_treated=2, n_control=1)
+    q = staggered.to_quarters(s).frame
+    a = q[q["id"] == "A"].set_index("time")
+    # A starts exactly at a block boundary; B's start month lies in the same block
+    assert a.loc[a["cohort"].iloc[0], "y"] == pytest.approx(np.mean([612, 613, 614]))
+    assert q.loc[q["id"] == "B", "cohort"].iloc[0] == a["cohort"].iloc[0]
+    assert (q.loc[q["id"] == "C", "cohort"] == 0).all()
+    assert q.groupby("id").size().eq(8).all()
+
+
+def _synthetic_panel():
+    try:
+        from vanguard.panel import load_panel
+
+        return load_panel("synthetic")
+    except (ImportError, FileNotFoundError, AttributeError) as exc:
+        pytest.skip(f"synthetic panel not available: {exc}")
+
+
+def _truth():
+    from vanguard import config
+
+    path = config.SYNTHETIC_DIR / "truth.csv"
+    if not path.exists():
+        pytest.skip("synthetic truth table not available")
+    return pd.read_csv(path)
+
+
+@pytest.mark.parametrize("group", [schema.POPULATION_BASED, schema.CARE_HOME])
+def test_synthetic_truth_within_two_se(group):
+    panel = _synthetic_panel()
+    truth = _truth()
+    outcome = "emergency_admissions"
+    res = staggered.estimate_cs(panel, outcome, scale="rate", group=group,
+                                aggregations=("dynamic",), data_source="synthetic")
+    main = res[res["analysis"] == "main"].set_index("window")
+    t = truth[(truth["group"] == group) & (truth["outcome"] == outcome) & truth["site"].isna()
+              & (truth["scale"] == "rate")].set_index("window")["truth"]
+    assert set(schema.WINDOWS) <= set(main.index)
+    # The headline window within 2 SE; every window within the Bonferroni bound for the
+    # 8 window x group comparisons (z = 2.73), so the test fails by chance < 5% of the time.
+    z = {w: (main.at[w, "estimate"] - t[w]) / main.at[w, "se"] for w in schema.WINDOWS}
+    assert abs(z["years_1_3"]) <= 2, z
+    assert all(abs(v) <= 2.73 for v in z.values()), z
