@@ -38,7 +38,7 @@ scale: str = "rate"  # rate (per 1,000; needs population), log, poisson or count
 unit: str = "quarter"  # event time unit: month or quarter
 leads: int = 8  # periods before the start estimated separately (earlier ones binned)
 lags: int = 12  # periods after the start estimated separately (later ones binned)
-honest_m: list = [0.0, 0.5, 1.0, 1.5, 2.0]  # HonestDiD relative-magnitude bounds Mbar
+mbar: list = [0.0, 0.5, 1.0, 1.5, 2.0]  # HonestDiD relative-magnitude bounds Mbar to report
 seed: int = 20150310  # seed of every random draw
 
 # %%
@@ -86,7 +86,7 @@ png = plots.save_figure(
 # %%
 cs_fit = fit_cs(panel, outcome, scale=scale, group=group, control="never",
                 base_period="universal", unit=unit, seed=seed, data_source=data_source)
-honest = honest_bounds(cs_fit, Mbar=honest_m, seed=seed)
+honest = honest_bounds(cs_fit, Mbar=mbar, seed=seed)
 # NBVAL_CHECK_OUTPUT
 print(honest[["param", "estimate", "ci_low", "ci_high"]].round(3).to_string(index=False))
 

@@ -17,8 +17,8 @@
 # 2. **Inference variants** - cluster-robust, wild cluster bootstrap and randomisation
 #    inference. With few treated areas they can disagree; the project reports the more
 #    cautious one (see `vanguard.did.inference`).
-# 3. **Leave one site out** - re-estimate without each vanguard site in turn: is the
-#    pooled effect driven by one site?
+# 3. **Leave one site out** - re-estimate the years 1-3 effect without each vanguard site
+#    in turn: is the pooled effect driven by one site?
 # 4. **Per-site effects** - a forest plot of each site's own estimate, with intervals that
 #    are honest about a single treated area (Conley-Taber placebo intervals).
 # 5. **Minimum detectable effect** - by simulation on the pre-period, the smallest effect
@@ -40,12 +40,13 @@ outcome: str = "emergency_admissions"  # outcome column of the panel
 group: str = "population_based"  # site group: population_based, care_home or uec
 scale: str = "rate"  # rate (per 1,000; needs population), log or count
 pre_months: int = 24  # months of pre-period before the start
-placebo_shifts: list = [6, 12, 18]  # placebo starts, in months before the real start
+placebo_shifts: list = [-24, -12]  # placebo starts, months relative to the real start (< 0)
+inference: str = "auto"  # placebo and leave-one-out: cluster, wild_bootstrap, randomisation, auto
 inference_variants: list = ["cluster", "wild_bootstrap", "randomisation"]  # methods compared
 n_boot: int = 999  # bootstrap or permutation draws
 n_sims: int = 200  # simulations for the minimum detectable effect
 powers: list = [0.8, 0.9]  # statistical power(s) at which to report the minimum detectable effect
-hoped_for_pct: float = 3.5  # reduction (%) the programme hoped for, drawn on the MDE chart
+hoped_for_pct: float = 3.0  # % reduction the programme hoped for, drawn on the MDE chart
 seed: int = 20150310  # seed of every random draw
 
 # %%
@@ -59,8 +60,9 @@ results_dir = config.run_dir(run) / "results"
 # ## 1. Placebo start dates
 
 # %%
-placebo = placebo_start_dates(panel, outcome, scale=scale, group=group, shifts=placebo_shifts,
-                              pre_months=pre_months)
+placebo = placebo_start_dates(panel, outcome, scale=scale, groups=(group,),
+                              shifts=placebo_shifts, pre_months=pre_months, inference=inference,
+                              n_boot=n_boot, seed=seed, data_source=data_source)
 schema.write_results(placebo, results_dir / f"placebo__{cell}.csv")
 # NBVAL_CHECK_OUTPUT
 print(placebo[["param", "window", "estimate", "ci_low", "ci_high", "p_value"]]
@@ -72,7 +74,8 @@ print(placebo[["param", "window", "estimate", "ci_low", "ci_high", "p_value"]]
 # %%
 variants = pd.concat(
     [estimate_twfe(panel, outcome, scale=scale, groups=(group,), pre_months=pre_months,
-                   inference=method, n_boot=n_boot, seed=seed) for method in inference_variants],
+                   inference=method, n_boot=n_boot, seed=seed, data_source=data_source)
+     for method in inference_variants],
     ignore_index=True,
 )
 variants = variants[variants["analysis"] == "main"].assign(analysis="inference")
@@ -94,7 +97,8 @@ png = plots.save_figure(
 # ## 3. Leave one site out
 
 # %%
-loo = leave_one_site_out(panel, outcome, scale=scale, group=group, pre_months=pre_months)
+loo = leave_one_site_out(panel, outcome, scale=scale, group=group, pre_months=pre_months,
+                         inference=inference, n_boot=n_boot, seed=seed, data_source=data_source)
 schema.write_results(loo, results_dir / f"leave_one_out__{cell}.csv")
 print(loo[["site", "window", "estimate", "ci_low", "ci_high"]].round(3).to_string(index=False))
 

@@ -15,11 +15,29 @@
 # Nothing is re-estimated here: the report shows exactly the numbers in the results files.
 
 # %%
+import json
+
 from vanguard import config, schema
 from vanguard.report import build_report
 
 # %% tags=["parameters"]
 run: str = "default"  # run name; assembles reports/<run>/
+require_all: bool = False  # True: stop if an earlier notebook of this run failed
+
+# %% [markdown]
+# ## Did every analysis run?
+#
+# When the run is driven by `vanguard-report`, `manifest.json` lists the notebooks run so
+# far. A report built after a failure is incomplete: it is still written (unless
+# `require_all`), and the failures are listed here.
+
+# %%
+manifest_file = config.run_dir(run) / "manifest.json"
+manifest = json.loads(manifest_file.read_text()) if manifest_file.is_file() else {}
+failed = [nb["output"] for nb in manifest.get("notebooks", []) if not nb["ok"]]
+print(f"failed notebooks: {failed}" if failed else "no failed notebooks")
+if failed and require_all:
+    raise RuntimeError(f"run {run!r} has failed notebooks: {failed}")
 
 # %% [markdown]
 # ## What the run produced

@@ -109,3 +109,21 @@ def test_quick_estimators_and_panel(tmp_path):
 def test_unknown_section_rejected():
     with pytest.raises(SystemExit):
         main(["--only", "nonsense"])
+
+
+def test_per_notebook_sums_jobs_of_a_planted_manifest():
+    from vanguard.bench.report import _finished_ok, per_notebook
+
+    manifest = {"status": "ok", "notebooks": [
+        {"notebook": "03_did", "wall_seconds": 2.0, "cell_seconds": 1.5,
+         "kernel_and_io_seconds": 0.5},
+        {"notebook": "03_did", "wall_seconds": 3.0, "cell_seconds": 2.0,
+         "kernel_and_io_seconds": 1.0},
+        {"notebook": "01_data", "wall_seconds": 1.0, "cell_seconds": 0.25,
+         "kernel_and_io_seconds": 0.75},
+    ]}
+    table = per_notebook(manifest)
+    assert table["03_did"] == {"jobs": 2, "wall_seconds": 5.0, "cell_seconds": 3.5,
+                               "kernel_and_io_seconds": 1.5}
+    assert table["01_data"]["jobs"] == 1
+    assert _finished_ok(manifest) and not _finished_ok({"status": "failed"})

@@ -24,6 +24,9 @@ from vanguard.sites import AREA_COLUMNS, SITE_COLUMNS, load_register  # noqa: E4
 
 MONTHS = ["2013-04", "2013-05", "2013-06", "2013-07"]
 
+# Random planted counts trip the anomaly warning; it is tested on its own below.
+pytestmark = pytest.mark.filterwarnings("ignore:NHS MAR panel:UserWarning")
+
 
 def _register(tmp_path, areas):
     # Site 1 starts inside the short test window; site 2 after it.
@@ -59,7 +62,7 @@ def test_panel_from_workbooks(tmp_path, mar):
     assert g.loc["B2B", "group"] == schema.CARE_HOME and g.loc["B2B", "site"] == "2"
     assert g.loc["C3C", "group"] == schema.CONTROL and g.loc["C3C", "site"] == ""
     assert pd.isna(g.loc["C3C", "start"])
-    assert p.attrs["assignments"].set_index("area").loc["B2B", "coverage"] == "part"
+    assert pd.DataFrame(p.attrs["assignments"]).set_index("area").loc["B2B", "coverage"] == "part"
 
 
 def test_unknown_ccg_in_register(tmp_path, mar):
@@ -85,3 +88,26 @@ def test_window_before_ccgs_is_refused(tmp_path, mar):
     reg = _register(tmp_path, [("1", "A1A", "a", "whole", "")])
     with pytest.raises(ValueError, match="start: expected 2013-04 or later"):
         build_panel(folder, manifest=man, register=reg, cache=None, start="2012-04")
+
+
+def test_flag_anomalies_finds_planted_dips():
+    from vanguard.mar.quality import describe_flags, flag_anomalies
+
+    months = pd.date_range("2014-04-01", periods=12, freq="MS")
+    p = pd.DataFrame(
+        {
+            "area": ["K1"] * 12 + ["K2"] * 12,
+            "month": list(months) * 2,
+            "emergency_admissions": [1000] * 12 + [500] * 12,
+        }
+    )
+    p.loc[3, "emergency_admissions"] = 90  # K1, 2014-07: 9% of its median
+    p.loc[20, "emergency_admissions"] = 1200  # K2, 2014-12: 240%
+    p.loc[5, "emergency_admissions"] = 600  # 60%: inside the bounds
+    f = flag_anomalies(p)
+    assert list(zip(f["area"], f["month"].dt.strftime("%Y-%m"), f["value"], strict=True)) == [
+        ("K1", "2014-07", 90),
+        ("K2", "2014-12", 1200),
+    ]
+    assert f["ratio"].round(2).tolist() == [0.09, 2.4]
+    assert "K1 emergency_admissions 2014-07" in describe_flags(f)

@@ -278,3 +278,15 @@ def test_failed_parse_leaves_no_parquet_and_raw_files_unchanged(tmp_path):
         parse.load_mar(folder, manifest=man2, cache=cache)
     assert not cache.exists()
     assert list(cache.parent.glob("*")) == []
+
+
+def test_excel_error_and_boolean_cells_are_not_counts(tmp_path):
+    import xlwt
+
+    for bad, shown in ((xlwt.Formula("NA()"), None), (True, True)):
+        vals = org_values("2013-04")
+        vals["B2B"][4] = bad
+        eng = list(np.sum([org_values("2013-04")[c] for c, _ in ORGS], axis=0))
+        f = write_mar_xls(tmp_path / "Apr_13.xls", "2013-04", values=vals, england=eng)
+        with pytest.raises(DataError, match="row 19.*planned daycase.*non-negative count"):
+            parse.parse_file(f, "2013-04")

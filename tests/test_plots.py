@@ -12,6 +12,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
+import matplotlib.dates  # noqa: E402
 from matplotlib.colors import to_hex  # noqa: E402
 
 from vanguard import config, plots, schema  # noqa: E402
@@ -147,22 +148,41 @@ def test_estimator_comparison_has_panel_per_group_and_every_estimate():
     assert "twfe / wild_bootstrap" in ticks and len(ticks) == 4
 
 
-def test_mde_curve_and_hoped_for_line():
-    power = schema.results_frame([
-        dict(analysis="power", estimator="twfe", outcome=OUT, scale="rate", group=g,
-             window="years_1_3", param=p, estimate=m, pre_mean=10.0)
-        for g, scale_ in (("population_based", 1.0), ("care_home", 2.0))
-        for p, m in ((0.5, 0.2 * scale_), (0.8, 0.3 * scale_), (0.9, 0.35 * scale_))])
-    fig = plots.plot_mde(power, hoped_for_pct=3)
-    line = _by_gid(fig, "mde-care_home-years_1_3")
-    np.testing.assert_allclose(line.get_xdata(), [50, 80, 90])
-    np.testing.assert_allclose(line.get_ydata(), [4.0, 6.0, 7.0])  # 100 * mde / pre_mean
-    assert list(_by_gid(fig, "hoped-for").get_ydata()) == [3, 3]
-    assert "%" in fig.axes[0].get_ylabel()
-    bad = power.copy()
+def _power_rows():
+    mde = [dict(analysis="power", estimator="twfe", outcome=OUT, scale="rate", group=g,
+                window="years_1_3", param=p, estimate=m * k, pre_mean=10.0)
+           for g, k in (("population_based", 1.0), ("care_home", 2.0))
+           for p, m in ((0.5, 0.2), (0.8, 0.3), (0.9, 0.35))]
+    curve = [dict(analysis="power_curve", estimator="twfe", outcome=OUT, scale="rate",
+                  group="care_home", window="years_1_3", param=e, estimate=r, pre_mean=10.0,
+                  pct=100 * e / 10.0)  # as did.power writes it: pct of the planted effect
+             for e, r in ((0.0, 0.05), (0.4, 0.5), (0.6, 0.8), (1.0, 0.99))]
+    return schema.results_frame(mde + curve)
+
+
+def test_mde_points_curve_and_hoped_for_line():
+    fig = plots.plot_mde(_power_rows(), hoped_for_pct=3)
+    m = _by_gid(fig, "mde-care_home-years_1_3")
+    np.testing.assert_allclose(m.get_xdata(), [4.0, 6.0, 7.0])  # 100 * MDE / pre_mean
+    np.testing.assert_allclose(m.get_ydata(), [50, 80, 90])
+    c = _by_gid(fig, "curve-care_home-years_1_3")
+    np.testing.assert_allclose(c.get_xdata(), [0, 4, 6, 10])
+    np.testing.assert_allclose(c.get_ydata(), [5, 50, 80, 99])
+    assert list(_by_gid(fig, "hoped-for").get_xdata()) == [3, 3]
+    assert "%" in fig.axes[0].get_xlabel() and "power" in fig.axes[0].get_ylabel()
+
+
+def test_mde_rejects_bad_power_and_warns_on_unreached():
+    rows = _power_rows()
+    bad = rows.copy()
     bad.loc[0, "param"] = 80.0
-    with pytest.raises(DataError, match="power in"):
+    with pytest.raises(DataError, match=r"row 2, column 'param'"):
         plots.plot_mde(bad)
+    nan = rows.copy()
+    nan.loc[1, ["estimate", "pct"]] = np.nan
+    with pytest.warns(UserWarning, match="1 minimum detectable effect"):
+        fig = plots.plot_mde(nan)
+    assert len(_by_gid(fig, "mde-population_based-years_1_3").get_xdata()) == 2
 
 
 def test_truth_comparison_pairs_estimate_with_truth():
@@ -193,6 +213,10 @@ def test_trends_plots_one_line_per_group():
     assert "Index" in ax.get_ylabel() and "Emergency admissions" in ax.get_title(loc="left")
     labels = [t.get_text() for t in ax.get_legend().get_texts()]
     assert schema.GROUP_LABELS["control"] in labels
+    start = _by_gid(fig, "wave1-start")
+    x0 = start.get_xdata()[0]
+    x0 = matplotlib.dates.num2date(x0) if isinstance(x0, float) else pd.Timestamp(x0)
+    assert x0.strftime("%Y-%m") == "2015-04"
     with pytest.raises(DataError):
         plots.plot_trends(trends.drop(columns="group"))
 

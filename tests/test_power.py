@@ -69,11 +69,27 @@ def test_planted_mde_is_detected_about_80_percent_in_independent_simulation():
 
 def test_mde_shrinks_as_the_number_of_treated_areas_grows():
     panel = _design(seed=2)
-    mdes = [power.minimum_detectable_effect(panel, OUTCOME, n_treated=k, n_sims=200,
-                                            seed=3).estimate.iloc[0] for k in (2, 6, 20)]
-    assert mdes[0] > mdes[1] > mdes[2] > 0
-    # Roughly 1/sqrt(k) while controls dominate.
-    assert mdes[0] / mdes[1] == pytest.approx(np.sqrt(3), rel=0.35)
+
+    def mde(k, inference):
+        return power.minimum_detectable_effect(panel, OUTCOME, n_treated=k, n_sims=200, seed=3,
+                                               inference=inference, n_perm=99)
+
+    for inference in ("cluster", "randomisation"):
+        rows = [mde(k, inference) for k in (2, 6, 20)]
+        mdes = [r.estimate.iloc[0] for r in rows]
+        assert mdes[0] > mdes[1] > mdes[2] > 0, inference
+    # Randomisation inference has the right size, so its MDE follows the placebo spread,
+    # roughly 1/sqrt(k) while controls dominate.
+    assert mdes[0] / mdes[1] == pytest.approx(np.sqrt(3), rel=0.3)
+    sds = [r.se.iloc[0] for r in rows]
+    assert sds[0] / sds[1] == pytest.approx(np.sqrt(3), rel=0.3)
+
+
+def test_note_reports_the_empirical_size_of_the_test():
+    # Two treated areas: a cluster-robust t test over-rejects and the note must say so.
+    res = power.minimum_detectable_effect(_design(seed=2), OUTCOME, n_treated=2, n_sims=300)
+    size = float(res.note.iloc[0].split("empirical size ")[1].split(" ")[0])
+    assert size > 0.08
 
 
 def test_detection_rate_is_alpha_at_zero_and_rises_to_one():

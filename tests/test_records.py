@@ -235,3 +235,24 @@ def test_no_matching_files(tmp_path):
         aggregate_records(str(tmp_path / "*.parquet"))
     with pytest.raises(DataError, match="existing records file"):
         aggregate_records(tmp_path / "missing.csv")
+
+
+def test_output_loads_as_custom_panel(tmp_path):
+    """Records for the synthetic areas -> parquet -> the custom-panel loader with a register."""
+    panel_mod = pytest.importorskip("vanguard.panel")
+    from vanguard import config
+
+    areas = pd.read_csv(config.SYNTHETIC_DIR / "panel.csv", usecols=["area"])["area"].unique()
+    rng = np.random.default_rng(11)
+    n = 40 * len(areas)
+    days = pd.Timestamp("2013-04-01") + pd.to_timedelta(rng.integers(0, 1461, n), unit="D")
+    records = pd.DataFrame({"admission_date": days, "area": rng.choice(areas, n),
+                            "los": rng.integers(0, 10, n)})
+    out = tmp_path / "panel.parquet"
+    agg = aggregate_records(records, los_col="los", start="2013-04", end="2017-03", out=out)
+    loaded = panel_mod.load_panel("custom", path=out,
+                                  sites_path=config.SYNTHETIC_DIR / "sites.csv",
+                                  areas_path=config.SYNTHETIC_DIR / "site_areas.csv")
+    assert len(loaded) == len(agg) == len(areas) * 48
+    assert int(loaded["emergency_admissions"].sum()) == n
+    assert {"population_based", "control"} <= set(loaded["group"])

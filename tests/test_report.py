@@ -344,3 +344,73 @@ def test_headline_rule_prefers_parameters_then_conservative_inference():
     assert choose_headline(main, {})["estimator"] == "twfe"
     with pytest.raises(DataError):
         choose_headline(main.iloc[0:0], {})
+
+
+def test_count_data_report_leads_with_percent_change(tmp_path, monkeypatch):
+    """MAR-like data have no populations: effects on the log scale, shown as % change."""
+    from vanguard.report import build_report
+
+    res = fabricate_results()
+    res = res[res["analysis"] == "main"].assign(scale="log", pct=np.nan, pct_ci_low=np.nan,
+                                                pct_ci_high=np.nan)
+    res = schema.results_frame(res)  # % change re-derived as 100 * (exp(b) - 1)
+    run = make_run(tmp_path, monkeypatch, name="mar", data_source="nhs_mar", results=res,
+                   truth=False)
+    html_path, pdf_path = build_report(run)
+    text = html_path.read_text(encoding="utf-8")
+    doc = _parse(text)
+    summary = text.split('id="summary"')[1].split("</section>")[0]
+    assert "a change of" in summary and "per 1,000" not in summary
+    r = res[(res["group"] == "care_home") & (res["window"] == "years_1_3")
+            & (res["inference"] == "wild_bootstrap")].iloc[0]
+    nums = [t for sec, cls, t in doc.spans if sec == "summary" and cls == "num"]
+    assert f"{100 * math.expm1(r['estimate']):.1f}" in nums
+    assert "not on the per-1,000 rate scale" in text
+    assert pdf_path.stat().st_size > 10_000
+
+
+def test_headline_rows_follow_the_analysis_rule_per_site_type():
+    """With inference "auto" the estimator marks its rows; the report must follow them."""
+    from vanguard.report_content import choose_headline, headline_rows
+
+    res = fabricate_results()
+    main = res[res["analysis"] == "main"].copy()
+    rule = ("headline inference rule: fewer than 10 treated areas -> restricted wild cluster "
+            "bootstrap (Webb weights), otherwise cluster-robust (CRV1 by area); {n} treated "
+            "areas -> {m}")
+    pick = {"population_based": "cluster", "care_home": "wild_bootstrap"}
+    is_pick = (main["estimator"] == "twfe") & (main["inference"] == main["group"].map(pick))
+    main.loc[is_pick, "note"] = [rule.format(n=n, m=m) for n, m in
+                                 zip(main.loc[is_pick, "n_treated"],
+                                     main.loc[is_pick, "inference"], strict=True)]
+    hl = choose_headline(main, {})
+    assert hl["tagged"] and hl["inference"] == "per site type"
+    assert "fewer than 10 treated areas" in hl["rule"]
+    rows = headline_rows(main, hl)
+    assert len(rows) == 8
+    assert dict(zip(rows["group"], rows["inference"], strict=False)) == pick
+
+
+def test_balance_table_is_rendered_with_small_counts_suppressed(tmp_path, monkeypatch):
+    from vanguard.report import build_report
+
+    run = make_run(tmp_path, monkeypatch, name="bal")
+    tables = config.run_dir(run) / "tables"
+    tables.mkdir()
+    pd.DataFrame([
+        dict(group="population_based", outcome=OUTCOME, measure="rate_per_1000",
+             mean_treated=7.34, sd_treated=1.4, n_treated=23, mean_control=7.45,
+             sd_control=1.04, n_control=173, difference=-0.11, std_diff=-0.0894),
+        dict(group="care_home", outcome=OUTCOME, measure="rate_per_1000", mean_treated=7.49,
+             sd_treated=1.64, n_treated=4, mean_control=7.45, sd_control=1.04, n_control=173,
+             difference=0.03, std_diff=0.0245),
+        dict(group="care_home", outcome="bed_days", measure="rate_per_1000", mean_treated=1.0,
+             sd_treated=1.0, n_treated=2, mean_control=1.0, sd_control=1.0, n_control=3,
+             difference=0.0, std_diff=0.0),
+    ]).to_csv(tables / "balance.csv", index=False)
+    html_path, _ = build_report(run)
+    doc = _parse(html_path.read_text(encoding="utf-8"))
+    assert "Pre-period balance of vanguard and control areas" in html_path.read_text()
+    assert "7.49 (1.64)" in doc.cells and "-0.09" in doc.cells
+    assert "bed days" not in " ".join(doc.cells).lower()  # other outcomes left out
+    assert sdc.small_counts_in_cells(doc.cells) == []

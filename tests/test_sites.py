@@ -183,3 +183,20 @@ def test_real_register_groups_are_visible():
     assert a.loc["12F", "group"] == schema.POPULATION_BASED
     assert a.loc["08T", "group"] == schema.CARE_HOME
     assert a.loc["99Q", "group"] == schema.UEC
+
+
+def test_data_log_checksums_match_committed_files():
+    import re
+
+    from vanguard.io import sha256_file
+
+    log = (config.DATA_RAW / "README.md").read_text(encoding="utf-8")
+    for name in (
+        "vanguard_sites.csv",
+        "vanguard_site_ccgs.csv",
+        "nhs_mar_manifest.csv",
+        "ccg_crosswalk.csv",
+    ):
+        row = next(line for line in log.splitlines() if line.startswith(f"| `{name}`"))
+        logged = re.findall(r"`([0-9a-f]{64})`", row)
+        assert logged == [sha256_file(config.DATA_RAW / name)], name

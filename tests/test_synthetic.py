@@ -317,3 +317,9 @@ def test_true_effect_lookup(synthetic_data):
     ) == pytest.approx(row["truth"])
     with pytest.raises(KeyError):
         synthetic_data.true_effect("control", "year_1", "bed_days", "rate")
+
+
+def test_main_writes_every_file(tmp_path, capsys):
+    assert synthetic.main([str(tmp_path / "out")]) == 0
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == sorted(FILES)
+    assert "wrote panel.csv" in capsys.readouterr().out

@@ -45,7 +45,7 @@ import subprocess
 import sys
 import time
 import tokenize
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from io import StringIO
 from pathlib import Path
@@ -503,7 +503,8 @@ def execute_job(job: Job, timeout: int = DEFAULT_TIMEOUT) -> JobResult:
 
 
 def run_jobs(waves: Sequence[Sequence[Job]], *, workers: int, timeout: int,
-             progress: bool = True) -> list[JobResult]:
+             progress: bool = True,
+             after_stage: Callable[[list[JobResult]], None] | None = None) -> list[JobResult]:
     """Run stages in order, the jobs of each stage in a process pool.
 
     Parameters
@@ -516,6 +517,9 @@ def run_jobs(waves: Sequence[Sequence[Job]], *, workers: int, timeout: int,
         Seconds any one cell may run.
     progress : bool
         Show a tqdm progress bar on stderr.
+    after_stage : callable, optional
+        Called with the results so far after each stage (the runner updates the manifest,
+        so that later notebooks can see which earlier ones failed).
 
     Returns
     -------
@@ -543,6 +547,8 @@ def run_jobs(waves: Sequence[Sequence[Job]], *, workers: int, timeout: int,
                 results[job.label] = res
                 bar.set_postfix_str(job.label[:40], refresh=False)
                 bar.update()
+            if after_stage is not None:
+                after_stage([results[j.label] for w in waves for j in w if j.label in results])
     return [results[j.label] for w in waves for j in w]
 
 
@@ -595,6 +601,11 @@ def input_files(ps: Mapping, notebooks_dir: Path = config.NOTEBOOKS) -> list[Pat
     return sorted(f.resolve() for f in files if f.is_file())
 
 
+def input_checksums(files: Iterable[Path]) -> dict[str, str]:
+    """sha256 of each file, keyed by its project-relative name (see :func:`input_files`)."""
+    return {_rel(p): sha256_file(p) for p in files}
+
+
 def package_versions(names: Iterable[str] = PACKAGES) -> dict[str, str]:
     """Installed versions of ``names`` ("not installed" where missing)."""
     out = {"python": sys.version.split()[0]}
@@ -606,40 +617,59 @@ def package_versions(names: Iterable[str] = PACKAGES) -> dict[str, str]:
     return out
 
 
-def write_manifest(run_path: Path, ps: Mapping, results: Sequence[JobResult],
-                   inputs: Sequence[Path], wall_seconds: float, workers: int) -> Path:
+def run_parameters(ps: Mapping) -> dict:
+    """The parameters of a run as one flat mapping, as the report reads them.
+
+    Shared parameters and the grid lists at the top level (``data_source``, ``scale``,
+    ``outcomes`` ...), per-notebook parameters under ``notebooks``.
+    """
+    return {**ps["parameters"], **ps["grid"], "notebooks": ps["notebooks"]}
+
+
+def write_manifest(run_path: Path, ps: Mapping, results: Sequence[JobResult] | None,
+                   inputs: Mapping[str, str], wall_seconds: float, workers: int,
+                   finished: bool = True) -> Path:
     """Write ``manifest.json`` for a run.
+
+    Written before the notebooks run and after each stage (``status: running``, so that
+    the report notebook sees this run's parameters and failures, never a previous
+    run's), and at the end.
 
     Parameters
     ----------
     run_path : pathlib.Path
     ps : mapping
         The parameter set.
-    results : sequence of JobResult
-    inputs : sequence of pathlib.Path
-        Files to checksum.
+    results : sequence of JobResult, or None
+        Notebooks run so far (None before any).
+    inputs : mapping
+        Input file (relative name) -> sha256, from :func:`input_checksums`.
     wall_seconds : float
         Whole-run wall time.
     workers : int
+    finished : bool
+        False while notebooks are still to run.
 
     Returns
     -------
     pathlib.Path
     """
     status = _git("status", "--porcelain")
+    results = list(results or [])
     manifest = {
         "run": ps["run"],
+        "status": ("ok" if all(r.ok for r in results) else "failed") if finished else "running",
         "created_utc": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "git_commit": _git("rev-parse", "HEAD") or "unknown",
         "git_dirty": bool(status),
         "parameter_set": _rel(ps["path"]),
-        "parameters": {k: ps[k] for k in ("description", "timeout", "parameters", "grid",
-                                          "notebooks")},
-        "inputs": {_rel(p): sha256_file(p) for p in inputs},
+        "description": ps["description"],
+        "timeout_seconds": ps["timeout"],
+        "parameters": run_parameters(ps),
+        "inputs": dict(inputs),
         "packages": package_versions(),
         "workers": workers,
         "wall_seconds": round(wall_seconds, 2),
-        "ok": all(r.ok for r in results),
         "notebooks": [
             {
                 "notebook": r.job.notebook,
@@ -773,10 +803,17 @@ def run_pipeline(params: str | Path, *, run: str | None = None, workers: int | N
     run_path = config.run_dir(ps["run"])
     waves = plan_jobs(ps, run_path, notebooks_dir)
     n_workers = workers or ps["workers"] or default_workers()
-    inputs = input_files(ps, notebooks_dir)
+    inputs = input_checksums(input_files(ps, notebooks_dir))
     t0 = time.perf_counter()
-    results = run_jobs(waves, workers=n_workers, timeout=ps["timeout"], progress=progress)
-    write_manifest(run_path, ps, results, inputs, time.perf_counter() - t0, n_workers)
+
+    def record(so_far: list[JobResult], finished: bool = False) -> None:
+        write_manifest(run_path, ps, so_far, inputs, time.perf_counter() - t0, n_workers,
+                       finished=finished)
+
+    record([])
+    results = run_jobs(waves, workers=n_workers, timeout=ps["timeout"], progress=progress,
+                       after_stage=record)
+    record(results, finished=True)
     if golden and all(r.ok for r in results):
         refresh_golden(results)
     return run_path, results

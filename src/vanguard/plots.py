@@ -10,6 +10,7 @@ chart against numbers.
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -40,6 +41,8 @@ GROUP_COLOURS: dict[str, str] = {
 }
 
 DPI = 150
+WAVE1_START = pd.Timestamp("2015-04-01")
+"""First exposed month of the wave-1 vanguards (announced 10 March 2015)."""
 SOURCE_SYNTHETIC = "Source: synthetic data (not real NHS data)."
 SOURCE_NHS_MAR = "Source: NHS England Monthly Activity Return, Open Government Licence v3.0."
 
@@ -195,8 +198,10 @@ def save_figure(
     for t in list(fig.texts):
         if t.get_gid() == "source-note":
             t.remove()
-    fig.text(0.01, -0.01, source_note.strip(), ha="left", va="top", fontsize=8,
-             color="#444444", gid="source-note")
+    # Under everything drawn (axis labels can reach below the figure's bottom edge).
+    bottom = fig.get_tightbbox(fig.canvas.get_renderer()).y0 / fig.get_figheight()
+    fig.text(0.01, min(0.0, bottom) - 0.02, source_note.strip(), ha="left", va="top",
+             fontsize=8, color="#444444", gid="source-note")
     png = folder / f"{name}.png"
     # Explicit: the style's savefig settings are not active outside the chart functions.
     atomic_write(png, lambda p: fig.savefig(p, format="png", dpi=DPI, bbox_inches="tight",
@@ -244,6 +249,9 @@ def plot_trends(trends: pd.DataFrame) -> Figure:
             ax.plot(g[time_col], g[value_col], label=group_label(group),
                     color=GROUP_COLOURS.get(group), gid=f"trend-{group}")
         ax.axhline(100, color="#444444", linewidth=0.8, linestyle=":")
+        if pd.api.types.is_datetime64_any_dtype(trends[time_col]):
+            ax.axvline(WAVE1_START, color="#444444", linewidth=0.9, linestyle="--",
+                       label="First vanguards start (Apr 2015)", gid="wave1-start")
         ax.set_title(f"{outcome_label(outcome)}: indexed trend by site type")
         ax.set_xlabel("Month" if time_col == "month" else time_col.capitalize())
         ax.set_ylabel("Index (pre-period mean = 100)")
@@ -446,25 +454,35 @@ def plot_estimator_comparison(results: pd.DataFrame) -> Figure:
         axes[0][0].set_yticks([-i for i in range(len(methods))],
                               [f"{e} / {i}" for e, i in methods])
         axes[0][0].set_ylabel("Estimator / inference")
+        # Outside the panels, on the right: clear of the axis labels and the source note.
         fig.legend(*axes[0][0].get_legend_handles_labels(), title="Window",
-                   loc="lower center", ncol=len(windows), bbox_to_anchor=(0.5, -0.08))
+                   loc="center left", bbox_to_anchor=(1.0, 0.5))
         fig.suptitle(f"{outcome_label(outcome)}: estimators and inference methods", x=0.01,
                      ha="left")
     return fig
 
 
 def plot_mde(power: pd.DataFrame, hoped_for_pct: float | None = None) -> Figure:
-    """Minimum detectable effect against the power required, beside the hoped-for effect.
+    """Power curve and minimum detectable effect, beside the hoped-for effect.
+
+    Both kinds of row of :mod:`vanguard.did.power` are drawn in one coordinate system,
+    x = size of the reduction, y = probability of detecting it:
+
+    * ``analysis == "power"`` (or no ``analysis`` column): ``param`` is the power (e.g.
+      0.8) and ``estimate`` the minimum detectable effect; drawn as diamonds.
+    * ``analysis == "power_curve"``: ``param`` is the planted reduction (a magnitude) and
+      ``estimate`` the share of simulations that detect it; drawn as lines.
+
+    The x axis is the % change (``pct``) when every row has one, else the effect on
+    ``scale``.
 
     Parameters
     ----------
     power : pandas.DataFrame
-        ``analysis == "power"`` results rows: ``param`` is the power (e.g. 0.8),
-        ``estimate`` the minimum detectable effect on ``scale`` and ``pct`` the same
-        as a % change (used when present), one or more rows per group and window.
+        Results rows as above, for one outcome and scale.
     hoped_for_pct : float, optional
-        Size of the reduction the programme hoped for, in % (positive number). Drawn as
-        a horizontal reference line.
+        Size of the reduction the programme hoped for, in %; drawn as a vertical line
+        (only on the % axis).
 
     Returns
     -------
@@ -473,36 +491,63 @@ def plot_mde(power: pd.DataFrame, hoped_for_pct: float | None = None) -> Figure:
     Raises
     ------
     DataError
-        If required columns are missing or power is outside (0, 1).
+        If required columns are missing, or a power or detection share is outside
+        [0, 1] (MDE rows: strictly inside).
     """
     _require(power, ["group", "window", "param", "estimate"], "power results")
-    _finite(power, ["param", "estimate"], "power results")
-    if ((power["param"] <= 0) | (power["param"] >= 1)).any():
-        row = int(np.flatnonzero(((power["param"] <= 0) | (power["param"] >= 1)).to_numpy())[0])
-        raise DataError("power results", "power in (0, 1)", row=row + 2, column="param",
-                        found=power["param"].iloc[row])
-    use_pct = "pct" in power.columns and np.isfinite(power["pct"].astype(float)).all()
-    ycol = "pct" if use_pct else "estimate"
+    kind = power["analysis"] if "analysis" in power.columns else pd.Series("power",
+                                                                           index=power.index)
+    mde = power[kind != "power_curve"]
+    curve = power[kind == "power_curve"]
+    _finite(mde, ["param"], "power results")
+    _finite(curve, ["param", "estimate"], "power results")
+    bad = (mde["param"] <= 0) | (mde["param"] >= 1)
+    bad_c = (curve["estimate"] < 0) | (curve["estimate"] > 1)
+    for frame, mask, col in ((mde, bad, "param"), (curve, bad_c, "estimate")):
+        if mask.any():
+            row = int(power.index.get_loc(mask[mask].index[0]))
+            raise DataError("power results", "a power (probability) between 0 and 1",
+                            row=row + 2, column=col, found=frame.loc[mask, col].iloc[0])
+    unreached = mde[~np.isfinite(mde["estimate"].astype(float))]
+    if len(unreached):
+        warnings.warn(f"power results: {len(unreached)} minimum detectable effect(s) not "
+                      "reached on the simulation grid (NaN) are not drawn", stacklevel=2)
+        mde = mde[np.isfinite(mde["estimate"].astype(float))]
+    use_pct = "pct" in power.columns and bool(
+        np.isfinite(pd.concat([mde["pct"], curve["pct"]]).astype(float)).all())
     outcome = _one(power, "outcome", "outcome")
     scale = _one(power, "scale", "")
+    keys = sorted(set(map(tuple, power[["group", "window"]].to_numpy().tolist())))
     with _style():
         fig, ax = plt.subplots()
-        for i, ((group, window), g) in enumerate(power.groupby(["group", "window"], sort=True)):
-            g = g.sort_values("param")
+        for i, (group, window) in enumerate(keys):
             colour = GROUP_COLOURS.get(group, OKABE_ITO[i % len(OKABE_ITO)])
-            ax.plot(g["param"].to_numpy(float) * 100, np.abs(g[ycol].to_numpy(float)),
-                    marker="o", color=colour,
-                    label=f"{group_label(group)}, {schema.WINDOW_LABELS.get(window, window)}",
-                    gid=f"mde-{group}-{window}")
+            label = f"{group_label(group)}, {schema.WINDOW_LABELS.get(window, window)}"
+            c = curve[(curve["group"] == group) & (curve["window"] == window)]
+            if len(c):
+                c = c.sort_values("param")
+                x = np.abs(c["pct"] if use_pct else c["param"]).to_numpy(float)
+                ax.plot(x, 100 * c["estimate"].to_numpy(float), color=colour, label=label,
+                        gid=f"curve-{group}-{window}")
+                label = None
+            m = mde[(mde["group"] == group) & (mde["window"] == window)]
+            if len(m):
+                m = m.sort_values("param")
+                x = np.abs(m["pct"] if use_pct else m["estimate"]).to_numpy(float)
+                ax.plot(x, 100 * m["param"].to_numpy(float), marker="D", markersize=7,
+                        linestyle=":" if len(m) > 1 else "none", color=colour,
+                        label=(label + ": minimum detectable effect") if label else
+                        "Minimum detectable effect", gid=f"mde-{group}-{window}")
         if hoped_for_pct is not None and use_pct:
-            ax.axhline(abs(hoped_for_pct), color="#000000", linestyle="--", linewidth=1.0,
-                       label=f"Hoped-for effect ({abs(hoped_for_pct):g}%)", gid="hoped-for")
-        ax.axvline(80, color="#888888", linestyle=":", linewidth=0.9)
-        ax.set_title(f"{outcome_label(outcome)}: minimum detectable effect")
-        ax.set_xlabel("Power (%)")
-        ax.set_ylabel("Minimum detectable effect (% change, absolute)" if use_pct else
-                      "Minimum detectable effect\n(" + unit_label(outcome, scale) + ")")
-        ax.set_ylim(bottom=0)
+            ax.axvline(abs(hoped_for_pct), color="#000000", linestyle="--", linewidth=1.0,
+                       label=f"Hoped-for reduction ({abs(hoped_for_pct):g}%)", gid="hoped-for")
+        ax.axhline(80, color="#888888", linestyle=":", linewidth=0.9)
+        ax.set_title(f"{outcome_label(outcome)}: power and minimum detectable effect")
+        ax.set_xlabel("Size of reduction (% of pre-period mean)" if use_pct else
+                      f"Size of reduction ({unit_label(outcome, scale)})")
+        ax.set_ylabel("Probability of detecting it (power, %)")
+        ax.set_ylim(0, 102)
+        ax.set_xlim(left=0)
         ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0))
     return fig
 

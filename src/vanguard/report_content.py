@@ -14,7 +14,6 @@ from the synthetic truth table), so renderers and tests can tell them apart.
 from __future__ import annotations
 
 import json
-import math
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -430,6 +429,72 @@ def main_table(head: pd.DataFrame, hl: dict, outcome: str, published: pd.DataFra
             "columns": columns, "rows": rows, "notes": notes}
 
 
+BALANCE_COLUMNS = ("group", "outcome", "measure", "mean_treated", "sd_treated", "n_treated",
+                   "mean_control", "sd_control", "n_control", "std_diff")
+MEASURE_LABELS = {"rate_per_1000": "rate per 1,000 per month", "growth_pct": "annual growth, %",
+                  "population": "population", "count": "count per area per month"}
+
+
+def balance_table(run_path: Path, outcome: str) -> dict | None:
+    """Pre-period balance of treated and control areas, from ``tables/balance.csv``.
+
+    Parameters
+    ----------
+    run_path : pathlib.Path
+    outcome : str
+        Outcome whose rows are shown (population rows are always shown).
+
+    Returns
+    -------
+    dict or None
+        A table of the content model (counts of areas suppressed by
+        :func:`vanguard.sdc.apply_sdc`); None when the run has no balance table.
+
+    Raises
+    ------
+    DataError
+        If the file lacks a required column or a mean is not numeric.
+    """
+    path = run_path / "tables" / "balance.csv"
+    if not path.is_file():
+        return None
+    df = pd.read_csv(path, dtype={"group": str, "outcome": str, "measure": str})
+    for col in BALANCE_COLUMNS:
+        if col not in df.columns:
+            raise DataError(path, f"columns {list(BALANCE_COLUMNS)}", column=col,
+                            found=list(df.columns))
+    df = df[df["outcome"].isin([outcome, "population"])].reset_index(drop=True)
+    for col in ("mean_treated", "sd_treated", "mean_control", "sd_control", "std_diff"):
+        bad = pd.to_numeric(df[col], errors="coerce").isna() & df[col].notna()
+        if bad.any():
+            raise DataError(path, "a number", row=int(np.flatnonzero(bad)[0]) + 2, column=col,
+                            found=df.loc[bad, col].iloc[0])
+    safe, suppressed = sdc.apply_sdc(df, ["n_treated", "n_control"], source=str(path))
+    digits = {"population": 0}
+    rows = []
+    for i, r in df.iterrows():
+        d = digits.get(r["measure"], 2)
+        rows.append([
+            schema.GROUP_LABELS.get(r["group"], r["group"]),
+            plots.outcome_label(r["outcome"]) if r["outcome"] != "population" else "Population",
+            MEASURE_LABELS.get(r["measure"], r["measure"]),
+            f"{fmt(r['mean_treated'], d)} ({fmt(r['sd_treated'], d)})",
+            f"{fmt(r['mean_control'], d)} ({fmt(r['sd_control'], d)})",
+            fmt(r["std_diff"], 2),
+            "" if safe.loc[i, "n_treated"] is None else str(safe.loc[i, "n_treated"]),
+            "" if safe.loc[i, "n_control"] is None else str(safe.loc[i, "n_control"]),
+        ])
+    notes = ["Area means over the pre-period (standard deviation in brackets); a "
+             "standardised difference beyond 0.25 in absolute value flags imbalance."]
+    if suppressed:
+        notes.append(sdc.FOOTNOTE)
+    return {"title": "Pre-period balance of vanguard and control areas",
+            "columns": ["Site type", "Outcome", "Measure", "Vanguard areas: mean (SD)",
+                        "Control areas: mean (SD)", "Standardised difference",
+                        "Vanguard areas", "Control areas"],
+            "rows": rows, "notes": notes}
+
+
 def figure_entries(run_path: Path, outcome: str | None = None,
                    outcomes: Sequence[str] = ()) -> tuple[list[dict], list[str]]:
     """Figures found in ``figures/``, in report order, with their alt text.
@@ -482,12 +547,11 @@ def _evidence(results: pd.DataFrame, head: pd.DataFrame, hl: dict, params: dict,
     alternatives = alternatives.drop_duplicates(["group", "window", "estimator", "inference"])
     pre = results[(results["analysis"] == "pretrend") & (results["outcome"] == hl["outcome"])
                   & np.isfinite(results["p_value"].astype(float))]
-    pretrend = {}
-    for g, gg in pre.groupby("group"):
-        # The event study's joint test is the pre-trend test the report names.
-        order = {e: i for i, e in enumerate(PRETREND_PREFERENCE)}
-        gg = gg.assign(_o=gg["estimator"].map(lambda e: order.get(e, len(order))))
-        pretrend[str(g)] = float(gg.sort_values(["_o", "estimator"])["p_value"].iloc[0])
+    # The event study's joint test is the pre-trend test the report names first.
+    order = {e: i for i, e in enumerate(PRETREND_PREFERENCE)}
+    pre = pre.assign(_o=pre["estimator"].map(lambda e: order.get(e, len(order))))
+    pre = pre.sort_values(["_o", "estimator"]).drop_duplicates("group")
+    pretrend = {str(r.group): float(r.p_value) for r in pre.itertuples()}
     ps = results[same & (results["analysis"] == "per_site")]
     if len(ps):
         win = "years_1_3" if "years_1_3" in set(ps["window"]) else sorted(set(ps["window"]))[0]
@@ -496,6 +560,8 @@ def _evidence(results: pd.DataFrame, head: pd.DataFrame, hl: dict, params: dict,
             set(ps["estimator"]))[0]
         ps = ps[ps["estimator"] == est]
     power = results[(results["analysis"] == "power") & (results["outcome"] == hl["outcome"])]
+    if hl["scale"] in set(power["scale"]):
+        power = power[power["scale"] == hl["scale"]]
     mde = {}
     for g, gg in power.groupby("group"):
         gg = gg[np.isfinite(gg["pct"].astype(float))]
@@ -598,10 +664,18 @@ def build_content(run: str) -> dict:
         tables.append(main_table(rows, hl, outcome, published,
                                  _truth_lookup(truth, outcome, hl["scale"]), synthetic))
 
+    balance = balance_table(run_path, hl["outcome"])
+    if balance is not None:
+        tables.append(balance)
     figures, left_out = figure_entries(run_path, hl["outcome"], sorted(set(results["outcome"])))
     ev = _evidence(results, head, hl, params, data_source)
     lessons = assess_lessons(load_lessons(), ev)
     methods, limitations = methods_section(data_source, hl, params)
+    methods.insert(2, "This run's results hold the estimators "
+                   + ", ".join(sorted(set(results["estimator"]) - {""}))
+                   + "; inference methods " + ", ".join(
+                       INFERENCE_LABELS.get(i, i) for i in sorted(set(results["inference"])))
+                   + "; and the analyses " + ", ".join(sorted(set(results["analysis"]))) + ".")
     note = plots.source_note(data_source)
     banner = ("SYNTHETIC DATA - not real NHS data. Every estimate is from simulated areas "
               "and is shown beside the effect planted in the simulation." if synthetic else

@@ -111,6 +111,17 @@ SITE_COUNTS: dict[str, int] = {"PACS": 9, "MCP": 14, "EHCH": 6, "UEC": 8}
 
 OUTCOMES: tuple[str, ...] = schema.SYNTHETIC_OUTCOMES
 
+AREA_LEVEL_SD = 0.15
+"""Between-area spread of the log level shared by all outcomes."""
+AREA_TREND_SD = 0.004
+"""Between-area spread of the log trend, per year."""
+NOISE_SD = 0.03
+"""Marginal sd of the area-level AR(1) noise on the log expected count."""
+NOISE_RHO = 0.7
+"""Month-to-month autocorrelation of that noise."""
+NATIONAL_SD = 0.01
+"""Sd of the national monthly shock (common to all areas)."""
+
 
 @dataclass(frozen=True)
 class OutcomeSpec:
@@ -386,11 +397,11 @@ def generate(
     pop0 = np.clip(np.exp(rng_design.normal(np.log(250_000), 0.5, n_areas)), 100_000, 900_000)
     pop_growth = rng_design.uniform(0.002, 0.012, n_areas)
     pop = np.round(pop0[:, None] * np.exp(pop_growth[:, None] * years[None, :]))
-    level_sd = 0.15
+    level_sd = AREA_LEVEL_SD
     level = rng_design.normal(-(level_sd**2) / 2, level_sd, n_areas)
     days = months.days_in_month.to_numpy() / 30.4375
     moy = months.month.to_numpy()
-    common_noise = _ar1(rng_latent, (n_areas, n_t), 0.7, 0.03 * np.sqrt(0.5))
+    common_noise = _ar1(rng_latent, (n_areas, n_t), NOISE_RHO, NOISE_SD * np.sqrt(0.5))
 
     # Months since start for every area (-1 for controls: never exposed).
     start_idx = np.full(n_areas, -1, dtype=int)
@@ -416,10 +427,10 @@ def generate(
     for o in OUTCOMES:
         spec = OUTCOME_SPECS[o]
         own_level = rng_design.normal(-(spec.ratio_sd**2) / 2, spec.ratio_sd, n_areas)
-        trend = rng_design.normal(0.0, 0.004, n_areas)
-        national = 0.01 * rng_latent.standard_normal(n_t)
-        own_noise = _ar1(rng_latent, (n_areas, n_t), 0.7, 0.03 * np.sqrt(0.5))
-        noise = common_noise + own_noise - 0.03**2 / 2  # E[exp(noise)] = 1
+        trend = rng_design.normal(0.0, AREA_TREND_SD, n_areas)
+        national = NATIONAL_SD * rng_latent.standard_normal(n_t)
+        own_noise = _ar1(rng_latent, (n_areas, n_t), NOISE_RHO, NOISE_SD * np.sqrt(0.5))
+        noise = common_noise + own_noise - NOISE_SD**2 / 2  # E[exp(noise)] = 1
         season = spec.season_amplitude * np.cos(2 * np.pi * (moy - spec.peak_month) / 12)
         log_mu0 = (
             np.log(pop / 1000 * spec.base_rate)

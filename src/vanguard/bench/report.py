@@ -72,6 +72,13 @@ def run_report_once(params: str = "default", timeout: float = 3600) -> tuple[flo
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def _finished_ok(manifest: dict) -> bool:
+    """Whether every notebook ran (manifests carry ``status``; older ones ``ok``)."""
+    if "status" in manifest:
+        return manifest["status"] == "ok"
+    return bool(manifest.get("ok", False))
+
+
 def per_notebook(manifest: dict) -> dict[str, dict[str, float]]:
     """Sum the manifest's per-job timings by notebook.
 
@@ -132,7 +139,7 @@ def run(*, quick: bool = False, repeats: int = 3, params: str = "default") -> li
         walls.append(wall)
         manifests.append(manifest)
     last = manifests[-1]
-    ok = all(m.get("ok", False) for m in manifests)
+    ok = all(_finished_ok(m) for m in manifests)
     whole = Result(
         "report",
         case,

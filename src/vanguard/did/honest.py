@@ -22,7 +22,11 @@ omitted from the inputs). Accepted forms:
   ``base_period="universal"``;
 * ``(betahat, sigma, n_pre, n_post)``: the HonestDiD convention, reference excluded,
   pre-periods first;
-* a :class:`vanguard.did.staggered.CSFit` (must use ``base_period="universal"``).
+* a :class:`vanguard.did.staggered.CSFit` (must use ``base_period="universal"``);
+* tidy ``analysis="event_study"`` rows (e.g. from
+  :func:`vanguard.did.event_study.estimate_event_study`) *plus* ``vcov=``: the tidy table
+  carries standard errors only. Use ``bin_ends=False`` there: HonestDiD would read a
+  binned end coefficient as one ordinary period.
 
 Run time grows with the number of pre-periods (one linear programme per candidate
 location of the largest pre-period break and per grid point): bin a monthly event study
@@ -126,8 +130,33 @@ def event_study_inputs(rel_time: Sequence[float], beta: Sequence[float], vcov,
                         post_rel=post)
 
 
-def _as_inputs(event_study, reference: int) -> tuple[HonestInputs, dict]:
+def _from_table(table: pd.DataFrame, vcov, reference: int) -> tuple[HonestInputs, dict]:
+    es = table[table["analysis"] == "event_study"] if "analysis" in table.columns else table
+    if es.empty or "rel_time" not in es.columns or "estimate" not in es.columns:
+        raise EstimationError("honest_bounds: the table holds no event-study rows "
+                              "(analysis='event_study' with rel_time and estimate)")
+    if es["estimator"].nunique() > 1 or es["group"].nunique() > 1 or \
+            es["outcome"].nunique() > 1:
+        raise EstimationError("honest_bounds: pass the event-study rows of one estimator, "
+                              "outcome and group")
+    if vcov is None:
+        raise EstimationError(
+            "honest_bounds: a tidy event-study table has standard errors but no covariance; "
+            "HonestDiD needs the full covariance matrix of the coefficients - pass "
+            "vcov= (ordered by rel_time, reference period excluded)")
+    es = es[es["rel_time"] != reference].sort_values("rel_time")
+    first = es.iloc[0]
+    labels = {k: first[k] for k in ("estimator", "outcome", "scale", "group", "data_source",
+                                    "n_treated", "n_control", "n_obs", "pre_mean")
+              if k in es.columns and not pd.isna(first[k])}
+    return event_study_inputs(es["rel_time"].to_numpy(), es["estimate"].to_numpy(), vcov,
+                              reference=reference), labels
+
+
+def _as_inputs(event_study, reference: int, vcov=None) -> tuple[HonestInputs, dict]:
     labels: dict = {}
+    if isinstance(event_study, pd.DataFrame):
+        return _from_table(event_study, vcov, reference)
     if hasattr(event_study, "event_study") and hasattr(event_study, "sample"):
         params = getattr(event_study.att, "estimation_params", {}) or {}
         if params.get("base_period", "universal") != "universal":
@@ -161,9 +190,10 @@ def honest_bounds(
     event_study,
     *,
     Mbar: Iterable[float] = DEFAULT_MBAR,
-    target: str | int = "average",
+    target: str | int | tuple[int, int] = "average",
     alpha: float = 0.05,
     reference: int = -1,
+    vcov=None,
     method: str = "C-LF",
     grid_points: int = 200,
     seed: int = 0,
@@ -177,18 +207,24 @@ def honest_bounds(
 
     Parameters
     ----------
-    event_study : tuple or CSFit
-        ``(rel_time, beta, vcov)``, ``(betahat, sigma, n_pre, n_post)`` or a
-        :class:`vanguard.did.staggered.CSFit` fitted with ``base_period="universal"``.
+    event_study : tuple, CSFit or DataFrame
+        ``(rel_time, beta, vcov)``, ``(betahat, sigma, n_pre, n_post)``, a
+        :class:`vanguard.did.staggered.CSFit` fitted with ``base_period="universal"``,
+        or tidy ``analysis="event_study"`` rows of one estimator/outcome/group together
+        with ``vcov``.
     Mbar : iterable of float
         Relative-magnitude bounds (non-negative).
-    target : "average" or int
+    target : "average", int or (lo, hi)
         ``"average"``: the mean of all post-period effects; an int: the effect at that
-        event time.
+        event time; ``(lo, hi)``: the mean over event times ``lo .. hi-1`` (e.g. ``(0, 4)``
+        for year 1 of a quarterly event study).
     alpha : float
         1 - confidence level.
     reference : int
         Reference event time of the event study.
+    vcov : array-like, optional
+        Covariance of the coefficients of a tidy table (ordered by ``rel_time``,
+        reference excluded); required with a table, ignored otherwise.
     method : {"C-LF", "Conditional"}
         HonestDiD confidence-interval method.
     grid_points : int
@@ -202,8 +238,8 @@ def honest_bounds(
     Returns
     -------
     pandas.DataFrame
-        Tidy rows, ``analysis="honestdid"``, ``window`` = ``"post_average"`` or
-        ``"rel_<k>"``: one per ``Mbar`` (``param`` = Mbar, robust ``ci_low``/``ci_high``,
+        Tidy rows, ``analysis="honestdid"``, ``window`` = ``"post_average"``,
+        ``"rel_<k>"`` or ``"rel_<lo>_<hi-1>"``: one per ``Mbar`` (``param`` = Mbar, robust ``ci_low``/``ci_high``,
         ``inference="none"``) and one ``param`` = NaN row with the original
         (parallel-trends) interval, ``inference="analytic"``. ``estimate`` is the point
         estimate of the target in every row.
@@ -219,13 +255,21 @@ def honest_bounds(
         create_sensitivity_results_rm,
     )
 
-    inp, labels = _as_inputs(event_study, reference)
+    inp, labels = _as_inputs(event_study, reference, vcov)
     mbar = np.asarray(list(Mbar), dtype=float)
     if mbar.size == 0 or np.any(~np.isfinite(mbar)) or np.any(mbar < 0):
         raise EstimationError(f"Mbar must be finite and non-negative; got {mbar.tolist()}")
-    if target == "average":
+    if isinstance(target, str) and target == "average":
         l_vec = np.full(inp.n_post, 1.0 / inp.n_post)
         window = "post_average"
+    elif isinstance(target, tuple):
+        lo, hi = (int(x) for x in target)
+        sel = (inp.post_rel >= lo) & (inp.post_rel < hi)
+        if sel.sum() != hi - lo:
+            raise EstimationError(f"target event times [{lo}, {hi}) not all among the "
+                                  f"post-period event times {inp.post_rel.tolist()}")
+        l_vec = sel / sel.sum()
+        window = f"rel_{lo}_{hi - 1}"
     else:
         try:
             k = int(target)

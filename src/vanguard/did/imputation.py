@@ -323,11 +323,21 @@ def _rows(fit: ImputationFit, windows: Mapping[str, tuple[int, int]], alpha: flo
             out.append(row(r.estimate, r.se, analysis="event_study", window=f"rel_{r.rel}",
                            rel_time=float(r.rel), inference="cluster",
                            note="BJS test 3 lead coefficient (untreated area-months only)"))
+        note = (f"BJS test 3: Wald F that {pt['df']} leads are 0 in the untreated-only FE "
+                "regression (estimate = F, param = leads), clustered by area")
+        p = pt["p_value"]
+        if pt["df"] >= s.n_treated:
+            # Each lead is identified by the treated areas alone; with no more treated
+            # clusters than leads the clustered covariance is rank-deficient in the
+            # directions that matter and the F test over-rejects badly.
+            warnings.warn(f"{s.outcome}/{s.group}: pre-trend test on {pt['df']} leads with "
+                          f"{s.n_treated} treated areas is unreliable; p-value not reported "
+                          "(use fewer leads)", stacklevel=3)
+            p = math.nan
+            note += f"; p-value withheld: {pt['df']} leads >= {s.n_treated} treated areas"
         out.append({**common, "analysis": "pretrend", "window": "pre", "estimate": pt["stat"],
-                    "param": float(pt["df"]), "p_value": pt["p_value"], "inference": "cluster",
-                    "note": f"BJS test 3: Wald F that {pt['df']} leads are 0 in the "
-                            "untreated-only FE regression (estimate = F, param = leads), "
-                            "clustered by area"})
+                    "param": float(pt["df"]), "p_value": p, "inference": "cluster",
+                    "note": note})
     return out
 
 

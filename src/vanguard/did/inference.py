@@ -153,14 +153,8 @@ def residualise(frame: pd.DataFrame, y: str, regressors: Sequence[str], *,
     EstimationError
         If the demeaning does not converge or a regressor is absorbed by the fixed effects.
     """
-    from pyfixest.estimation import demean
-
-    codes = np.column_stack([pd.factorize(frame[f])[0] for f in fe]).astype(np.uint64)
     data = frame[[y, *regressors]].to_numpy(dtype="float64")
-    out, ok = demean(np.ascontiguousarray(data), codes, np.ones(len(frame)), tol=tol,
-                     maxiter=100_000)
-    if not ok:
-        raise EstimationError("fixed-effect demeaning did not converge")
+    out = _demean(data, [pd.factorize(frame[f])[0] for f in fe], tol)
     X = out[:, 1:]
     scale = np.abs(data[:, 1:]).max(axis=0)
     absorbed = np.abs(X).max(axis=0) <= 1e-8 * np.where(scale > 0, scale, 1)
@@ -171,6 +165,40 @@ def residualise(frame: pd.DataFrame, y: str, regressors: Sequence[str], *,
     n_other_fe = sum(int(frame[f].nunique()) for f in fe[1:])
     return Residualised(y=out[:, 0], X=X, names=list(regressors), cluster=cl,
                         G=int(cl.max()) + 1, df_k=len(regressors) + n_other_fe)
+
+
+def _demean(data: np.ndarray, codes: list[np.ndarray], tol: float = 1e-10) -> np.ndarray:
+    """Remove fixed effects from the columns of ``data``.
+
+    A balanced two-way panel has the closed form ``x - x_i. - x_.t + x_..``, which is
+    exact and much faster than alternating projections (this matters in permutation and
+    Monte Carlo loops); anything else goes through pyfixest's demeaning.
+
+    Raises
+    ------
+    EstimationError
+        If the iterative demeaning does not converge.
+    """
+    if len(codes) == 2:
+        a, t = codes
+        A, T = int(a.max()) + 1, int(t.max()) + 1
+        if len(a) == A * T:
+            cell = a * T + t
+            if np.unique(cell).size == A * T:
+                grid = np.empty((A * T, data.shape[1]))
+                grid[cell] = data
+                grid = grid.reshape(A, T, -1)
+                dm = (grid - grid.mean(axis=1, keepdims=True) - grid.mean(axis=0, keepdims=True)
+                      + grid.mean(axis=(0, 1), keepdims=True))
+                return dm.reshape(A * T, -1)[cell]
+    from pyfixest.estimation import demean
+
+    flist = np.column_stack(codes).astype(np.uint64)
+    out, ok = demean(np.ascontiguousarray(data), flist, np.ones(len(data)), tol=tol,
+                     maxiter=100_000)
+    if not ok:
+        raise EstimationError("fixed-effect demeaning did not converge")
+    return out
 
 
 def _cluster_sum(values: np.ndarray, cluster: np.ndarray, G: int) -> np.ndarray:
@@ -393,53 +421,75 @@ class RandomisationResult:
     note: str = ""
 
 
-def _design_regressors(frame: pd.DataFrame, groups: Sequence[str], windows: Sequence[str],
-                       rel: dict[str, np.ndarray]) -> tuple[np.ndarray, list[str]]:
-    """Exposure dummies per group x window from per-group relative time arrays."""
-    cols, names = [], []
-    for g in groups:
-        for w in windows:
-            lo, hi = schema.WINDOWS[w]
-            r = rel[g]
-            cols.append(((r >= lo) & (r < hi)).astype("float64"))
-            names.append(f"{g}__{w}")
-    return np.column_stack(cols), names
+def _exposure(rel: np.ndarray, windows: Sequence[str]) -> np.ndarray:
+    """0/1 exposure columns, one per window, from relative months (-inf = never)."""
+    return np.column_stack([((rel >= schema.WINDOWS[w][0]) & (rel < schema.WINDOWS[w][1]))
+                            for w in windows]).astype("float64")
+
+
+def randomisation_draws(pool: Sequence[str], starts: np.ndarray, n_perm: int,
+                        rng: np.random.Generator) -> list[dict[str, int]]:
+    """Random treatment assignments that keep the group size and the start months.
+
+    Parameters
+    ----------
+    pool : sequence of str
+        Areas that can be pseudo-treated (the group's treated areas and the controls).
+    starts : ndarray of int
+        Start month index of each real treated area.
+    n_perm : int
+    rng : numpy.random.Generator
+
+    Returns
+    -------
+    list of dict
+        One ``{area: start month index}`` per draw, with ``len(starts)`` areas.
+    """
+    draws = []
+    for _ in range(n_perm):
+        chosen = rng.choice(len(pool), size=len(starts), replace=False)
+        draws.append({pool[c]: int(s) for c, s in
+                      zip(chosen, rng.permutation(starts), strict=True)})
+    return draws
 
 
 def randomisation_inference(
     design,
     group: str,
-    window: str,
+    window: str | None = None,
     *,
     windows: Sequence[str] | None = None,
     n_perm: int = 999,
     seed: int = 20150310,
     alpha: float = 0.05,
-) -> RandomisationResult:
-    """Randomisation (permutation) inference for one group x window TWFE effect.
+) -> RandomisationResult | dict[str, RandomisationResult]:
+    """Randomisation (permutation) inference for the TWFE effects of one group.
 
     Each draw picks, from the group's treated areas and the controls, as many
     pseudo-treated areas as there are treated areas, gives them the real start months
-    (shuffled), drops their months beyond the post-period as the design does, and
-    re-estimates the TWFE model; other groups' exposure is left as observed. The p-value is
-    ``(1 + #{|b_perm| >= |b|}) / (1 + n_perm)``. The interval inverts the test under a
-    constant additive effect: the estimate on ``y - b0 * D`` is linear in ``b0`` for every
-    permutation, so the whole p-value function comes from two regressions per draw.
+    (shuffled, :func:`randomisation_draws`), drops their months after the post-period as
+    the design does, and re-estimates the TWFE model; other groups' exposure stays as
+    observed. The p-value is ``(1 + #{|b_perm| >= |b|}) / (1 + n_perm)``. The interval
+    inverts the test under a constant additive effect: for every draw the estimate on
+    ``y - b0 * D`` is linear in ``b0``, so the whole p-value function comes from two
+    regressions per draw.
 
     Parameters
     ----------
     design : Design
-    group, window : str
+    group : str
+    window : str, optional
+        The window reported; ``None`` returns every window of ``windows``.
     windows : sequence of str, optional
-        Windows estimated jointly with ``window`` (default: ``window`` alone, or the three
-        years for a single year).
+        Windows estimated jointly (default: ``window`` alone for ``years_1_3``, else the
+        three years).
     n_perm : int
     seed : int
     alpha : float
 
     Returns
     -------
-    RandomisationResult
+    RandomisationResult, or dict window -> RandomisationResult when ``window`` is None
 
     Raises
     ------
@@ -456,62 +506,65 @@ def randomisation_inference(
     if group not in design.groups:
         raise EstimationError(f"group {group!r} not in the design {design.groups}")
     if windows is None:
-        windows = (window,) if window == "years_1_3" else ("year_1", "year_2", "year_3")
-    if window not in windows:
+        windows = ("years_1_3",) if window in (None, "years_1_3") else (
+            "year_1", "year_2", "year_3")
+    windows = tuple(windows)
+    if window is not None and window not in windows:
         raise EstimationError(f"window {window!r} not among {list(windows)}")
     f = design.frame
-    areas = f[schema.AREA].to_numpy()
-    area_codes, area_names = pd.factorize(areas)
+    area_codes, area_names = pd.factorize(f[schema.AREA])
+    t_codes = pd.factorize(f["t"])[0]
     t = f["t"].to_numpy()
-    area_group = f.groupby(schema.AREA, sort=False)[schema.GROUP].first()
-    area_cohort = f.groupby(schema.AREA, sort=False)["cohort"].first()
+    per_area = f.groupby(schema.AREA, sort=False)[[schema.GROUP, "cohort"]].first()
+    per_area = per_area.loc[list(area_names)]
     members = set(schema.GROUP_MEMBERS[group])
-    pool = [a for a in area_names if area_group[a] in members or area_group[a] == schema.CONTROL]
-    treated = [a for a in area_names if area_group[a] in members]
-    starts = area_cohort[treated].to_numpy()
-    post = design.post_months if design.post_months is not None else np.inf
-
-    def rel_for(cohort_of_area: dict[str, int], g: str) -> np.ndarray:
-        c = np.array([cohort_of_area.get(a, -10**9) for a in area_names])[area_codes]
-        return np.where(c > -10**9, t - c, -np.inf)
-
+    is_member = per_area[schema.GROUP].isin(members).to_numpy()
+    is_control = per_area[schema.GROUP].eq(schema.CONTROL).to_numpy()
+    pool = list(area_names[is_member | is_control])
+    starts = per_area["cohort"].to_numpy()[is_member]
+    post = design.post_months if design.post_months is not None else math.inf
     rel_obs = f["rel"].to_numpy()
-    base_rel = {g: np.where(f[schema.GROUP].isin(schema.GROUP_MEMBERS[g]).to_numpy(), rel_obs,
-                            -np.inf) for g in design.groups}
-    obs_X, names = _design_regressors(f, design.groups, windows, base_rel)
-    target = names.index(f"{group}__{window}")
-    d_obs = obs_X[:, target]
+    other_X = [_exposure(np.where(f[schema.GROUP].isin(schema.GROUP_MEMBERS[g]).to_numpy(),
+                                  rel_obs, -np.inf), windows)
+               for g in design.groups if g != group]
+    other_rel = [np.where(f[schema.GROUP].isin(schema.GROUP_MEMBERS[g]).to_numpy(), rel_obs,
+                          -np.inf) for g in design.groups if g != group]
     y = f["y"].to_numpy(dtype="float64")
+    D_obs = _exposure(np.where(f[schema.GROUP].isin(members).to_numpy(), rel_obs, -np.inf),
+                      windows)
+    area_index = {a: i for i, a in enumerate(area_names)}
 
-    def fit(rel: dict[str, np.ndarray], keep: np.ndarray) -> tuple[float, float, Residualised]:
-        X, _ = _design_regressors(f, design.groups, windows, rel)
-        sub = pd.DataFrame({"area": areas[keep], "t": t[keep], "y": y[keep],
-                            "d": d_obs[keep]})
-        cols = [f"x{j}" for j in range(X.shape[1])]
-        for j, c in enumerate(cols):
-            sub[c] = X[keep, j]
-        live = [c for c in cols if sub[c].any()]
-        r = residualise(sub, "y", ["d", *live])
-        # both regressions share the design: coefficients of y and of d on the regressors
-        Xr = r.X[:, 1:]
-        A = Xr.T @ Xr
-        j = live.index(cols[target]) if cols[target] in live else None
-        if j is None:
-            return math.nan, math.nan, r
-        coef = np.linalg.solve(A, Xr.T @ np.column_stack([r.y, r.X[:, 0]]))
-        return float(coef[j, 0]), float(coef[j, 1]), r
+    def fit(cohort_by_area: np.ndarray):
+        """Coefficients of the group's windows on y and on each observed dummy."""
+        rel = np.where(cohort_by_area[area_codes] > 0, t - cohort_by_area[area_codes], -np.inf)
+        keep = ~(rel >= post)
+        for r in other_rel:
+            keep &= ~(r >= post)
+        Xg = _exposure(rel, windows)
+        X = np.column_stack([Xg, *other_X]) if other_X else Xg
+        data = np.column_stack([y, D_obs, X])[keep]
+        codes = [pd.factorize(area_codes[keep])[0], pd.factorize(t_codes[keep])[0]]
+        dm = _demean(data, codes)
+        nw = len(windows)
+        Xd = dm[:, 1 + nw:]
+        live = np.abs(Xd).max(axis=0) > 1e-10
+        coef = np.full((X.shape[1], 1 + nw), np.nan)
+        Xl = Xd[:, live]
+        # normal equations: a tall, thin, well-conditioned design (lstsq's SVD is slow)
+        sol = np.linalg.solve(Xl.T @ Xl, Xl.T @ dm[:, :1 + nw])
+        coef[live] = sol
+        return coef[:nw], dm, Xd, keep
 
-    keep_all = np.ones(len(f), dtype=bool)
-    b_obs, _, r_obs = fit(base_rel, keep_all)
+    cohort_obs = np.where(is_member, per_area["cohort"].to_numpy(), 0).astype("int64")
+    coef_obs, dm_obs, Xd_obs, keep_obs = fit(cohort_obs)
+    b_obs = coef_obs[:, 0]
 
     # noisier treated areas make permutation over-reject: compare pre-period residuals
-    Xr = r_obs.X[:, 1:]
-    resid = r_obs.y - Xr @ np.linalg.lstsq(Xr, r_obs.y, rcond=None)[0]
-    is_tr = f[schema.GROUP].isin(members).to_numpy()
-    is_ctrl = f[schema.GROUP].eq(schema.CONTROL).to_numpy()
-    pre = np.isnan(f["rel"].to_numpy()) | (f["rel"].to_numpy() < 0)
-    v_tr = float(np.var(resid[is_tr & pre], ddof=1))
-    v_c = float(np.var(resid[is_ctrl & pre], ddof=1))
+    resid = dm_obs[:, 0] - Xd_obs @ np.linalg.lstsq(Xd_obs, dm_obs[:, 0], rcond=None)[0]
+    grp = f[schema.GROUP].to_numpy()[keep_obs]
+    pre = ~(rel_obs[keep_obs] >= 0)
+    v_tr = float(np.var(resid[np.isin(grp, list(members)) & pre], ddof=1))
+    v_c = float(np.var(resid[(grp == schema.CONTROL) & pre], ddof=1))
     ratio = v_tr / v_c if v_c > 0 else math.inf
     note = ""
     if ratio > RI_VARIANCE_RATIO:
@@ -521,32 +574,36 @@ def randomisation_inference(
         warnings.warn(note, UserWarning, stacklevel=2)
 
     rng = np.random.default_rng(seed)
-    b_perm = np.empty(n_perm)
-    k_perm = np.empty(n_perm)
-    for i in range(n_perm):
-        chosen = rng.choice(len(pool), size=len(treated), replace=False)
-        pseudo = {pool[c]: int(s) for c, s in zip(chosen, rng.permutation(starts), strict=True)}
-        rel = dict(base_rel)
-        rel[group] = rel_for(pseudo, group)
-        # other groups keep their observed exposure
-        keep = ~(rel[group] >= post)
-        for g in design.groups:
-            if g != group:
-                keep &= ~(rel[g] >= post)
-        b_perm[i], k_perm[i], _ = fit(rel, keep)
-    ok = np.isfinite(b_perm)
-    b_perm, k_perm = b_perm[ok], k_perm[ok]
-    n_ok = int(ok.sum())
+    draws = randomisation_draws(pool, starts, n_perm, rng)
+    nw = len(windows)
+    b_perm = np.empty((n_perm, nw))
+    k_perm = np.empty((n_perm, nw))
+    for i, draw in enumerate(draws):
+        cohort = np.where(is_member | is_control, 0, cohort_obs)
+        for a, s in draw.items():
+            cohort[area_index[a]] = s
+        coef = fit(cohort)[0]
+        b_perm[i] = coef[:, 0]
+        # estimate on D_obs of window j, under the same pseudo-design
+        k_perm[i] = coef[np.arange(nw), 1 + np.arange(nw)]
 
-    def pval(b0: float) -> float:
-        stat = np.abs(b_perm - b0 * k_perm)
-        return float((1 + np.sum(stat >= abs(b_obs - b0) - 1e-12)) / (1 + n_ok))
+    results = {}
+    for j, w in enumerate(windows):
+        ok = np.isfinite(b_perm[:, j]) & np.isfinite(k_perm[:, j])
+        bp, kp, n_ok = b_perm[ok, j], k_perm[ok, j], int(ok.sum())
+        bo = float(b_obs[j])
 
-    step = max(float(np.std(b_perm)), 1e-12)
-    lo = _invert(pval, b_obs, step, alpha, -1, 1e-4 * step)
-    hi = _invert(pval, b_obs, step, alpha, +1, 1e-4 * step)
-    return RandomisationResult(estimate=b_obs, p_value=pval(0.0), ci_low=lo, ci_high=hi,
-                               n_perm=n_ok, variance_ratio=ratio, note=note)
+        def pval(b0: float, bp=bp, kp=kp, bo=bo, n_ok=n_ok) -> float:
+            stat = np.abs(bp - b0 * kp)
+            return float((1 + np.sum(stat >= abs(bo - b0) * (1 - 1e-12))) / (1 + n_ok))
+
+        step = max(float(np.std(bp)), 1e-12)
+        lo = _invert(pval, bo, step, alpha, -1, 2e-3 * step)
+        hi = _invert(pval, bo, step, alpha, +1, 2e-3 * step)
+        results[w] = RandomisationResult(estimate=bo, p_value=pval(0.0), ci_low=lo,
+                                         ci_high=hi, n_perm=n_ok, variance_ratio=ratio,
+                                         note=note)
+    return results if window is None else results[window]
 
 
 # --- coverage study -----------------------------------------------------------------------
@@ -555,3 +612,163 @@ def t_interval(estimate: float, se: float, G: int, alpha: float = 0.05) -> tuple
     """Cluster-robust interval with t(G-1) critical values (pyfixest convention)."""
     q = stats.t.ppf(1 - alpha / 2, G - 1)
     return estimate - q * se, estimate + q * se
+
+
+def synthetic_draw(seed: int, start: str = "2013-04", end: str = "2018-03"):
+    """One draw of the synthetic England restricted to the months an analysis needs.
+
+    Returns
+    -------
+    panel, truth : pandas.DataFrame
+        The panel and the group-level rows (``site == ""``) of its truth table.
+    """
+    from vanguard import synthetic
+
+    data = synthetic.generate(seed=seed, start=start, end=end)
+    truth = data.truth
+    return data.panel, truth[truth["site"].fillna("") == ""]
+
+
+def coverage_study(
+    seeds: Sequence[int],
+    *,
+    make_data: Callable[[int], tuple[pd.DataFrame, pd.DataFrame]] | None = None,
+    outcome: str = "emergency_admissions",
+    scale: str = "log",
+    groups: Sequence[str] = (schema.POPULATION_BASED, schema.CARE_HOME),
+    windows: Sequence[str] = ("years_1_3",),
+    methods: Sequence[str] = ("cluster", "wild_bootstrap"),
+    n_boot: int = 399,
+    alpha: float = 0.05,
+    boot_seed: int = 20150310,
+) -> pd.DataFrame:
+    """Monte Carlo coverage of the TWFE confidence intervals against planted truth.
+
+    Each replication draws a data set, estimates the TWFE model (the same estimator as
+    :func:`vanguard.did.twfe.estimate_twfe`, on the FWL-residualised data) and records
+    whether each method's ``1 - alpha`` interval covers the true effect. For the wild
+    bootstrap the interval is a test inversion, so it covers the truth exactly when the
+    bootstrap test of ``H0: effect = truth`` does not reject: one bootstrap per
+    replication instead of a full interval search.
+
+    Parameters
+    ----------
+    seeds : sequence of int
+        One replication per seed.
+    make_data : callable, optional
+        ``seed -> (panel, truth)`` with truth columns ``group, window, outcome, scale,
+        truth``; default :func:`synthetic_draw`.
+    outcome, scale : str
+    groups, windows : sequence of str
+        Windows must not overlap (they are estimated in one regression).
+    methods : sequence of {"cluster", "wild_bootstrap"}
+    n_boot : int
+        Bootstrap draws per replication (399 is adequate for coverage).
+    alpha : float
+    boot_seed : int
+        Base seed of the bootstrap weights (offset by the replication seed).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per seed x group x window x method: ``seed, group, window, method,
+        estimate, se, truth, covered, n_treated``.
+
+    Raises
+    ------
+    EstimationError
+        Unknown method, or no truth for a group x window.
+    """
+    from vanguard.did.design import prepare
+    from vanguard.did.twfe import add_window_dummies
+
+    bad = [m for m in methods if m not in ("cluster", "wild_bootstrap")]
+    if bad:
+        raise EstimationError(f"coverage_study: unknown method(s) {bad}")
+    make_data = make_data or synthetic_draw
+    rows = []
+    for seed in seeds:
+        panel, truth = make_data(int(seed))
+        design = prepare(panel, outcome, scale=scale, groups=groups)
+        frame, cols = add_window_dummies(design, windows)
+        r = residualise(frame, "y", list(cols.values()))
+        beta, vcov = cluster_vcov(r)
+        tq = stats.t.ppf(1 - alpha / 2, r.G - 1)
+        V = None
+        for j, ((g, w), _col) in enumerate(cols.items()):
+            tv = truth[(truth["group"] == g) & (truth["window"] == w)
+                       & (truth["outcome"] == outcome) & (truth["scale"] == scale)]["truth"]
+            if len(tv) != 1:
+                raise EstimationError(f"coverage_study: no unique truth for {g}/{w}")
+            tv = float(tv.iloc[0])
+            se = math.sqrt(vcov[j, j])
+            base = {"seed": int(seed), "group": g, "window": w, "estimate": float(beta[j]),
+                    "se": se, "truth": tv, "n_treated": design.n_treated[g]}
+            if "cluster" in methods:
+                rows.append(dict(base, method="cluster",
+                                 covered=bool(abs(beta[j] - tv) <= tq * se)))
+            if "wild_bootstrap" in methods:
+                if V is None:
+                    rng = np.random.default_rng([boot_seed, int(seed)])
+                    V = bootstrap_weights(r.G, n_boot, rng, "webb")
+                p_truth = _WCR(r, j, V).p_value(tv)
+                rows.append(dict(base, method="wild_bootstrap", covered=bool(p_truth >= alpha)))
+    return pd.DataFrame(rows)
+
+
+def summarise_coverage(draws: pd.DataFrame, *, nominal: float = 0.95) -> pd.DataFrame:
+    """Coverage rate by group x window x method, with its Monte Carlo standard error.
+
+    Parameters
+    ----------
+    draws : pandas.DataFrame
+        Output of :func:`coverage_study`.
+    nominal : float
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``group, window, method, n_rep, coverage, mc_se, rejection_rate, bias, sd, mean_se``
+        (``rejection_rate`` = 1 - coverage: how often a true null about the effect is
+        rejected at level ``1 - nominal``).
+
+    Raises
+    ------
+    EstimationError
+        If ``draws`` is empty.
+    """
+    if draws.empty:
+        raise EstimationError("summarise_coverage: no replications")
+    out = (draws.groupby(["group", "window", "method"], sort=False)
+           .agg(n_rep=("covered", "size"), coverage=("covered", "mean"),
+                bias=("estimate", lambda s: float(np.mean(s - draws.loc[s.index, "truth"]))),
+                sd=("estimate", "std"), mean_se=("se", "mean"))
+           .reset_index())
+    out["mc_se"] = np.sqrt(out["coverage"] * (1 - out["coverage"]) / out["n_rep"])
+    out["rejection_rate"] = 1 - out["coverage"]
+    out["nominal"] = nominal
+    return out
+
+
+def coverage_results(summary: pd.DataFrame, *, outcome: str, scale: str,
+                     data_source: str = "synthetic") -> pd.DataFrame:
+    """Coverage summary as tidy results (``analysis="inference"``) for the report.
+
+    ``estimate`` is the coverage rate, ``se`` its Monte Carlo standard error and
+    ``param`` the nominal level.
+
+    Raises
+    ------
+    ValueError
+        If the rows do not fit the results schema.
+    """
+    rows = [{"data_source": data_source, "analysis": "inference", "estimator": "twfe",
+             "outcome": outcome, "scale": scale, "group": r["group"], "window": r["window"],
+             "param": r["nominal"], "estimate": r["coverage"], "se": r["mc_se"],
+             "inference": r["method"], "n_treated": None,
+             "note": f"Monte Carlo coverage of {r['nominal']:.0%} intervals, "
+                     f"{int(r['n_rep'])} replications"}
+            for _, r in summary.iterrows()]
+    out = schema.results_frame(rows)
+    out[["pct", "pct_ci_low", "pct_ci_high"]] = np.nan
+    return out

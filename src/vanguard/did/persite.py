@@ -354,12 +354,41 @@ def placebo_interval(
 # --- per-site effects -------------------------------------------------------------------
 
 
-def site_groups(om: OutcomeMatrix, overrides: Mapping[str, str] | None = None) -> dict[str, str]:
+def area_sites(panel: pd.DataFrame) -> pd.DataFrame:
+    """One row per area: its ``group`` and ``site`` (a tuple of site ids).
+
+    Raises
+    ------
+    DataError
+        If the ``area``, ``group`` or ``site`` column is missing.
+    """
+    for col in (schema.AREA, schema.GROUP, schema.SITE):
+        if col not in panel.columns:
+            raise DataError(PANEL_NAME, f"a column {col!r}", column=col)
+    areas = panel.drop_duplicates(schema.AREA).set_index(schema.AREA)[[schema.GROUP, schema.SITE]]
+    areas.index = areas.index.astype(str)
+    areas[schema.SITE] = [
+        tuple(x.strip() for x in str(v).split(";") if x.strip()) if isinstance(v, str) else ()
+        for v in areas[schema.SITE]
+    ]
+    return areas
+
+
+def site_groups(
+    areas: OutcomeMatrix | pd.DataFrame, overrides: Mapping[str, str] | None = None
+) -> dict[str, str]:
     """The analysis group of every site with an area footprint.
 
     A site's group is the group of its areas, ``both`` areas aside (they belong to a
     population-based AND a care-home site); ``overrides`` (e.g. from the site register)
     take precedence.
+
+    Parameters
+    ----------
+    areas : OutcomeMatrix or pandas.DataFrame
+        An outcome matrix, or a table from :func:`area_sites`.
+    overrides : mapping, optional
+        Site id -> analysis group.
 
     Raises
     ------
@@ -367,10 +396,11 @@ def site_groups(om: OutcomeMatrix, overrides: Mapping[str, str] | None = None) -
         If a site's areas span two analysis groups, or a site only has ``both`` areas and
         no override says which group it belongs to.
     """
+    table = areas.areas if isinstance(areas, OutcomeMatrix) else areas
     overrides = dict(overrides or {})
     out: dict[str, str] = {}
     members: dict[str, set[str]] = {}
-    for sites, group in zip(om.areas[schema.SITE], om.areas[schema.GROUP], strict=True):
+    for sites, group in zip(table[schema.SITE], table[schema.GROUP], strict=True):
         for s in sites:
             members.setdefault(s, set()).add(group)
     for site, groups in sorted(members.items()):

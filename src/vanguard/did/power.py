@@ -322,6 +322,7 @@ def minimum_detectable_effect(
     rate = detection_rate(draws, grid, alpha)
     mde = _first_crossing(grid, rate, power)
     sd = float(np.std(draws.estimate, ddof=1))
+    size = float(detection_rate(draws, np.zeros(1), alpha)[0])
     analytic = (stats.norm.ppf(1 - alpha / 2) + stats.norm.ppf(power)) * sd
     pct = (100.0 * np.expm1(mde) if scale in schema.MULTIPLICATIVE_SCALES
            else 100.0 * mde / draws.pre_mean)
@@ -333,7 +334,9 @@ def minimum_detectable_effect(
         note=(f"MDE by {n_sims} pre-period simulations (alpha {alpha}, power {power}, "
               f"{len(draws.starts)} pretend start month(s) {draws.starts[0]:%Y-%m} to "
               f"{draws.starts[-1]:%Y-%m}); analytic (z_(1-a/2)+z_power) x SD(placebo) = "
-              f"{analytic:.4g}; se column = SD of placebo estimates"),
+              f"{analytic:.4g}; empirical size {size:.3f} at zero effect (nominal {alpha}"
+              f"{'; the test over-rejects, so this MDE is optimistic' if size > 2 * alpha else ''}"
+              "); se column = SD of placebo estimates"),
     )
     return schema.results_frame([row])
 

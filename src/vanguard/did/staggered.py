@@ -25,10 +25,18 @@ area's outcome over three-month blocks anchored at the earliest start month (Apr
 2015 on the vanguard data, so wave-1 quarters are aligned with the start). A cohort
 whose start is not on a block boundary (urgent & emergency care, August 2015) is
 assigned to the block containing its start month, so its first block is only partly
-exposed, which attenuates its first-quarter effect slightly. Monthly estimation of the
-vanguard design (about 210 areas, 60 months, one or two cohorts) takes well under a
-second per outcome, so ``unit="month"`` is the default; quarterly estimation is
-offered for noisy outcomes.
+exposed, which attenuates its first-quarter effect slightly.
+
+The default is ``unit="quarter"`` (:data:`DEFAULT_UNIT`). Measured on the embedded
+synthetic data (emergency admissions per 1,000, 24 pre and 36 post months, 173 control
+areas): monthly estimation takes about 0.9 s per group and outcome, quarterly about
+0.3-0.4 s. More important than speed: every post-period ``ATT(g, t)`` is measured
+against the single period before the start, so with monthly data the whole estimate
+rests on one month's noise; the quarterly base averages three months and the standard
+error of the years 1-3 effect falls from 0.073 to 0.052 (population-based) while the
+point estimate stays within its noise. The monthly pre-trend test has 23 restrictions
+for 23 (population-based) or 6 (care-home) treated areas and is unreliable, the
+quarterly one has 7. Generic panels keep their own time unit.
 
 Pre-trend test
 --------------
@@ -54,11 +62,14 @@ from vanguard.errors import DataError, EstimationError
 
 __all__ = [
     "AGGREGATIONS",
+    "DEFAULT_UNIT",
     "CSFit",
     "EstimationSample",
     "estimate_cs",
     "estimation_sample",
     "fit_cs",
+    "tidy_cs",
+    "to_quarters",
 ]
 
 AGGREGATIONS: tuple[str, ...] = ("simple", "dynamic", "group", "calendar")
@@ -66,6 +77,9 @@ AGGREGATIONS: tuple[str, ...] = ("simple", "dynamic", "group", "calendar")
 
 _CONTROL = {"never": "nevertreated", "notyet": "notyettreated"}
 _UNITS = ("month", "quarter", "period")
+DEFAULT_UNIT = "quarter"
+"""Time unit of Callaway-Sant'Anna estimation on monthly vanguard data (see module
+docstring for the measurements behind the choice)."""
 
 
 # --- the estimation sample -------------------------------------------------------------
@@ -98,11 +112,13 @@ class EstimationSample:
     n_treated: int = 0
     n_control: int = 0
     notes: list[str] = field(default_factory=list)
+    months_used: int | None = None
 
     @property
     def n_obs(self) -> int:
-        """Unit-periods in the sample."""
-        return len(self.frame)
+        """Unit-months used (unit-periods for a generic panel), before any quarterly
+        averaging."""
+        return len(self.frame) if self.months_used is None else self.months_used
 
 
 def _check_numeric(df: pd.DataFrame, col: str, source: str) -> None:
@@ -334,6 +350,7 @@ def to_quarters(sample: EstimationSample) -> EstimationSample:
         frame=out, outcome=sample.outcome, scale=sample.scale, group=sample.group,
         data_source=sample.data_source, unit="quarter", pre_mean=sample.pre_mean,
         n_treated=sample.n_treated, n_control=sample.n_control, notes=list(sample.notes),
+        months_used=int(keep.sum()),
     )
 
 
@@ -465,7 +482,7 @@ def fit_cs(
     group: str = schema.POPULATION_BASED,
     control: str = "never",
     base_period: str = "varying",
-    unit: str = "month",
+    unit: str | None = None,
     aggregations: Iterable[str] = AGGREGATIONS,
     bootstrap: bool = False,
     n_boot: int = 999,
@@ -496,7 +513,7 @@ def fit_cs(
         raise EstimationError(f"control must be one of {list(_CONTROL)}; got {control!r}")
     if base_period not in ("varying", "universal"):
         raise EstimationError(f"base_period must be 'varying' or 'universal'; got {base_period!r}")
-    if unit not in _UNITS:
+    if unit is not None and unit not in _UNITS:
         raise EstimationError(f"unit must be one of {_UNITS}; got {unit!r}")
     aggregations = tuple(aggregations)
     unknown = sorted(set(aggregations) - set(AGGREGATIONS))
@@ -505,10 +522,12 @@ def fit_cs(
     sample = estimation_sample(data, outcome, scale=scale, group=group, id_col=id_col,
                                time_col=time_col, cohort_col=cohort_col,
                                data_source=data_source)
+    if unit is None:
+        unit = DEFAULT_UNIT if sample.unit == "month" else sample.unit
     if unit == "quarter":
         sample = to_quarters(sample)
-    elif unit == "month" and sample.unit == "period":
-        sample.unit = "period"  # a generic panel keeps its own time unit
+    elif unit != sample.unit:
+        raise EstimationError(f"unit={unit!r} does not fit a sample in {sample.unit}s")
     import moderndid
 
     f = sample.frame.copy()
@@ -570,6 +589,11 @@ def tidy_cs(fit: CSFit, windows: Mapping[str, tuple[int, int]] | None = None) ->
     -------
     pandas.DataFrame
         In the schema of :func:`vanguard.schema.results_frame`.
+
+    Raises
+    ------
+    EstimationError
+        If a window does not fall on quarter boundaries in a quarterly fit.
     """
     unit_note = f"time unit: {fit.sample.unit}"
     rows = []
@@ -600,13 +624,22 @@ def tidy_cs(fit: CSFit, windows: Mapping[str, tuple[int, int]] | None = None) ->
     stat, pval = getattr(fit.att, "wald_stat", None), getattr(fit.att, "wald_pvalue", None)
     n_pre = int(np.sum(times < groups))
     if stat is not None and pval is not None and n_pre > 0:
+        # moderndid rounds its p-value to 5 decimals; recompute it from the statistic
+        p = float(stats.chi2.sf(float(stat), n_pre))
+        note = (f"Wald chi2 test that all {n_pre} pre-period ATT(g,t) are 0 "
+                f"(estimate = statistic, param = df); {unit_note}")
+        if n_pre >= fit.sample.n_treated:
+            # The covariance of n_pre estimates is then driven by fewer treated areas than
+            # parameters: the chi2 reference distribution is badly wrong (over-rejects).
+            warnings.warn(f"{fit.sample.outcome}/{fit.sample.group}: pre-trend Wald test on "
+                          f"{n_pre} pre-period effects with {fit.sample.n_treated} treated "
+                          "areas is unreliable; p-value not reported (use quarters or the "
+                          "event-study pre-trend test)", stacklevel=2)
+            p = math.nan
+            note += f"; p-value withheld: {n_pre} parameters >= {fit.sample.n_treated} treated areas"
         rows.append(_row(fit, analysis="pretrend", window="pre", estimate=float(stat),
                          param=float(n_pre), inference="analytic", se=math.nan,
-                         ci_low=math.nan, ci_high=math.nan,
-                         # moderndid rounds its p-value to 5 decimals; recompute it
-                         p_value=float(stats.chi2.sf(float(stat), n_pre)),
-                         note=f"Wald chi2 test that all {n_pre} pre-period ATT(g,t) are 0 "
-                              f"(estimate = statistic, param = df); {unit_note}"))
+                         ci_low=math.nan, ci_high=math.nan, p_value=p, note=note))
     return schema.results_frame(rows)
 
 
@@ -618,7 +651,7 @@ def estimate_cs(
     group: str = schema.POPULATION_BASED,
     control: str = "never",
     base_period: str = "varying",
-    unit: str = "month",
+    unit: str | None = None,
     windows: Mapping[str, tuple[int, int]] | None = None,
     aggregations: Iterable[str] = AGGREGATIONS,
     bootstrap: bool = False,
@@ -649,9 +682,9 @@ def estimate_cs(
         Pre-period comparisons against the previous period (R ``did`` default) or
         against the period before treatment (needed for an event study read like a
         regression event study, e.g. as HonestDiD input).
-    unit : {"month", "quarter"}
-        Time unit of the estimation (see module docstring). Ignored by generic panels,
-        which keep their own unit, unless ``"quarter"`` is asked of a monthly design.
+    unit : {"quarter", "month"}, optional
+        Time unit of the estimation on monthly vanguard data; default
+        :data:`DEFAULT_UNIT` (see module docstring). A generic panel keeps its own unit.
     windows : mapping, optional
         Post-period windows (months, ``[lo, hi)``) reported as ``analysis="main"`` rows.
         Defaults to :data:`vanguard.schema.WINDOWS` for vanguard data, none for a

@@ -217,6 +217,7 @@ def estimate_twfe(
                               "model; use 'cluster' (or 'auto')")
     estimator = "twfe_poisson" if design.scale == "poisson" else "twfe"
     rows = []
+    ri_cache: dict = {}
     for wset in _window_sets(windows):
         frame, cols = add_window_dummies(design, wset)
         regs = list(cols.values())
@@ -256,8 +257,10 @@ def estimate_twfe(
                            p_value=res.p_value, inference="wild_bootstrap")
                 note = "; ".join(x for x in (note, res.note) if x)
             else:
-                res = inf.randomisation_inference(design, g, w, windows=wset, n_perm=n_boot,
-                                                  seed=seed)
+                if (g, wset) not in ri_cache:
+                    ri_cache[(g, wset)] = inf.randomisation_inference(
+                        design, g, None, windows=wset, n_perm=n_boot, seed=seed)
+                res = ri_cache[(g, wset)][w]
                 row.update(se=float(tidy.loc[col, "Std. Error"]), ci_low=res.ci_low,
                            ci_high=res.ci_high, p_value=res.p_value,
                            inference="randomisation")

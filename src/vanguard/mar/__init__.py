@@ -11,12 +11,14 @@ from vanguard.mar.crosswalk import fold, fold_areas, read_crosswalk
 from vanguard.mar.manifest import read_manifest
 from vanguard.mar.panel import build_panel, folded_register
 from vanguard.mar.parse import MEASURES, check_table, load_mar, parse_all, parse_file
+from vanguard.mar.quality import flag_anomalies
 
 __all__ = [
     "MEASURES",
     "build_panel",
     "check_table",
     "fold",
+    "flag_anomalies",
     "fold_areas",
     "folded_register",
     "load_mar",

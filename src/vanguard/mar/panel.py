@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import pandas as pd
@@ -10,6 +11,7 @@ from vanguard import config, schema
 from vanguard.errors import DataError
 from vanguard.mar.crosswalk import fold, fold_areas, read_crosswalk
 from vanguard.mar.parse import MEASURES, load_mar
+from vanguard.mar.quality import describe_flags, flag_anomalies
 from vanguard.sites import Register, area_assignments, load_register
 
 FIRST_CCG_MONTH = pd.Timestamp("2013-04-01")
@@ -89,8 +91,8 @@ def build_panel(
         is total non-elective FFCEs), ``group``, ``start``, ``site`` (see
         :mod:`vanguard.schema`); no population. CCGs in no site footprint are
         ``control``. ``attrs``: ``data_source = "nhs_mar"``, ``footprint``,
-        ``assignments`` (the folded :func:`vanguard.sites.area_assignments` table, with
-        ``site_types`` and ``coverage``).
+        ``assignments`` (records of the folded :func:`vanguard.sites.area_assignments`
+        table, with ``site_types`` and ``coverage``; ``start`` as YYYY-MM).
 
     Raises
     ------
@@ -183,5 +185,17 @@ def build_panel(
     panel = panel.sort_values([schema.AREA, schema.MONTH], ignore_index=True)
     panel.attrs["data_source"] = "nhs_mar"
     panel.attrs["footprint"] = f"{foot:%Y-%m}"
-    panel.attrs["assignments"] = assign
+    flags = flag_anomalies(panel, ["emergency_admissions"])
+    if len(flags):
+        # Kept as published: excluding them is an analysis decision, so say so loudly.
+        warnings.warn(
+            f"NHS MAR panel: {len(flags)} area-month(s) of emergency_admissions below half or "
+            f"above twice the area's median (submission problems noted in the files): "
+            f"{describe_flags(flags)}. Kept; see vanguard.mar.quality.flag_anomalies",
+            stacklevel=2,
+        )
+    # Plain records, not a DataFrame: pandas compares attrs when it concatenates frames.
+    panel.attrs["assignments"] = assign.assign(start=assign["start"].dt.strftime("%Y-%m")).to_dict(
+        "records"
+    )
     return panel

@@ -219,6 +219,7 @@ def parse_file(path: str | Path, month) -> pd.DataFrame:
     cols = list(measure_cols.values())
     for r in range(header_row + 1, sheet.nrows):
         cells = sheet.row_values(r)
+        ctypes = sheet.row_types(r)
         code = str(cells[code_col]).strip() if code_col < len(cells) else ""
         name = str(cells[name_col]).strip() if name_col < len(cells) else ""
         raw = [cells[c] if c < len(cells) else "" for c in cols]
@@ -245,10 +246,19 @@ def parse_file(path: str | Path, month) -> pd.DataFrame:
         else:
             kind = _org_type(code, name, path, r + 1)
         row_values = []
-        for m, v in zip(measure_cols, raw, strict=True):
+        for (m, c), v in zip(measure_cols.items(), raw, strict=True):
             heading = next(h for h, k in MEASURES.items() if k == m)
-            if isinstance(v, str) or not np.isfinite(v) or v < 0:
-                raise DataError(path, "a non-negative count", row=r + 1, column=heading, found=v)
+            # Only numeric cells count: an Excel error (#N/A, #REF!) reads as a small
+            # integer code and a boolean as 0/1, so the cell type is checked, not the value.
+            ctype = ctypes[c] if c < len(ctypes) else xlrd.XL_CELL_EMPTY
+            if ctype == xlrd.XL_CELL_ERROR:
+                found = xlrd.error_text_from_code.get(v, v)
+            else:
+                found = v
+            if ctype != xlrd.XL_CELL_NUMBER or not np.isfinite(v) or v < 0:
+                raise DataError(
+                    path, "a non-negative count", row=r + 1, column=heading, found=found
+                )
             if v != int(v):
                 # Published as such (Nov 2012, Suffolk PCT and England); kept, not rounded,
                 # so that the commissioner rows still sum to the England row.

@@ -1,0 +1,175 @@
+"""Tests of vanguard.did.inference: cluster-robust variance, the restricted wild cluster
+bootstrap (against a brute-force loop), randomisation inference and the headline rule."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+from did_sim import simulate
+
+from vanguard.did import inference as inf
+from vanguard.did.design import prepare
+from vanguard.did.twfe import add_window_dummies, fit_fixest
+from vanguard.errors import EstimationError
+
+OUT = "emergency_admissions"
+
+
+@pytest.fixture(scope="module")
+def setup():
+    p = simulate(seed=8, n_control=14, n_pop=6, n_care=3)
+    d = prepare(p, OUT, scale="log")
+    frame, cols = add_window_dummies(d, ("year_1", "year_2", "year_3"))
+    regs = list(cols.values())
+    return d, frame, regs
+
+
+def test_headline_rule():
+    assert inf.headline_inference(6)[0] == "wild_bootstrap"
+    assert inf.headline_inference(9)[0] == "wild_bootstrap"
+    assert inf.headline_inference(10)[0] == "cluster"
+    assert inf.headline_inference(23)[0] == "cluster"
+    assert "fewer than 10" in inf.headline_inference(23)[1]
+    with pytest.raises(EstimationError):
+        inf.headline_inference(0)
+
+
+def test_residualised_cluster_vcov_matches_pyfixest(setup):
+    _, frame, regs = setup
+    r = inf.residualise(frame, "y", regs)
+    beta, vcov = inf.cluster_vcov(r)
+    fit = fit_fixest(frame, regs, "log")
+    assert np.allclose(beta, fit.coef()[regs].to_numpy(), atol=1e-9)
+    assert np.allclose(np.sqrt(np.diag(vcov)), fit.se()[regs].to_numpy(), rtol=1e-6)
+
+
+def test_balanced_closed_form_demeaning_matches_iterative(setup):
+    _, frame, regs = setup
+    r_fast = inf.residualise(frame, "y", regs)
+    # drop one row: no longer balanced, so the iterative path is used
+    r_iter = inf.residualise(frame.iloc[1:], "y", regs)
+    assert r_fast.n == len(frame) and r_iter.n == len(frame) - 1
+    # rebuild the balanced case through the iterative algorithm for comparison
+    from pyfixest.estimation import demean
+
+    codes = np.column_stack([pd.factorize(frame[c])[0] for c in ("area", "t")]).astype(np.uint64)
+    data = frame[["y", *regs]].to_numpy(float)
+    ref, ok = demean(data, codes, np.ones(len(frame)), tol=1e-12, maxiter=100_000)
+    assert ok
+    assert np.allclose(r_fast.y, ref[:, 0], atol=1e-9)
+    assert np.allclose(r_fast.X, ref[:, 1:], atol=1e-9)
+
+
+def _brute_force_t(r: inf.Residualised, k: int, b0: float, V: np.ndarray) -> np.ndarray:
+    """Restricted wild cluster bootstrap, one explicit regression per draw."""
+    X, y = r.X, r.y
+    others = [j for j in range(X.shape[1]) if j != k]
+    y0 = y - b0 * X[:, k]
+    br = np.linalg.lstsq(X[:, others], y0, rcond=None)[0]
+    fitted = b0 * X[:, k] + X[:, others] @ br
+    u_r = y0 - X[:, others] @ br
+    out = np.empty(V.shape[1])
+    for b in range(V.shape[1]):
+        ystar = fitted + u_r * V[r.cluster, b]
+        bstar = np.linalg.lstsq(X, ystar, rcond=None)[0]
+        ustar = ystar - X @ bstar
+        A_inv = np.linalg.inv(X.T @ X)
+        S = np.zeros((r.G, X.shape[1]))
+        np.add.at(S, r.cluster, X * ustar[:, None])
+        vc = r.ssc * A_inv @ S.T @ S @ A_inv
+        out[b] = (bstar[k] - b0) / np.sqrt(vc[k, k])
+    return out
+
+
+@pytest.mark.parametrize("b0", [0.0, -0.03])
+def test_vectorised_wild_bootstrap_equals_brute_force(setup, b0):
+    _, frame, regs = setup
+    r = inf.residualise(frame, "y", regs)
+    rng = np.random.default_rng(3)
+    V = inf.bootstrap_weights(r.G, 40, rng, "webb")
+    for k in (0, 4):
+        fast = inf._WCR(r, k, V).t_boot(b0)
+        slow = _brute_force_t(r, k, b0, V)
+        assert np.allclose(fast, slow, rtol=1e-8, atol=1e-10)
+
+
+def test_webb_weights_moments():
+    v = inf.bootstrap_weights(50, 4000, np.random.default_rng(1), "webb")
+    assert abs(v.mean()) < 0.01 and abs(v.var() - 1) < 0.01
+    assert set(np.round(np.unique(v) ** 2, 10)) == {0.5, 1.0, 1.5}
+    with pytest.raises(EstimationError):
+        inf.bootstrap_weights(5, 5, np.random.default_rng(1), "normal")
+
+
+def test_wild_bootstrap_interval_is_test_inversion(setup):
+    _, frame, regs = setup
+    r = inf.residualise(frame, "y", regs)
+    res = inf.wild_cluster_bootstrap(r, regs[3], n_boot=399, seed=4)
+    assert res.ci_low < res.estimate < res.ci_high
+    again = inf.wild_cluster_bootstrap(r, regs[3], n_boot=399, seed=4)
+    assert (res.p_value, res.ci_low, res.ci_high) == (again.p_value, again.ci_low, again.ci_high)
+    V = inf.bootstrap_weights(r.G, 399, np.random.default_rng(4), "webb")
+    wcr = inf._WCR(r, 3, V)
+    width = res.ci_high - res.ci_low
+    # just inside the interval the null is not rejected, just outside it is
+    assert wcr.p_value(res.ci_low + 0.02 * width) >= 0.05
+    assert wcr.p_value(res.ci_high - 0.02 * width) >= 0.05
+    assert wcr.p_value(res.ci_low - 0.02 * width) < 0.05
+    assert wcr.p_value(res.ci_high + 0.02 * width) < 0.05
+    assert wcr.p_value(res.estimate) == 1.0
+
+
+def test_wild_bootstrap_rejects_a_large_effect_and_not_a_null():
+    eff = {"population_based": (0, 0, 0), "care_home": (-0.08, -0.08, -0.08)}
+    p = simulate(seed=9, n_control=40, n_pop=4, n_care=5, effects=eff, noise=0.02)
+    d = prepare(p, OUT, scale="log")
+    frame, cols = add_window_dummies(d, ("years_1_3",))
+    r = inf.residualise(frame, "y", list(cols.values()))
+    big = inf.wild_cluster_bootstrap(r, cols[("care_home", "years_1_3")], n_boot=399, seed=1)
+    assert big.p_value < 0.01
+    assert big.ci_low <= -0.08 <= big.ci_high
+    null = inf.wild_cluster_bootstrap(r, cols[("population_based", "years_1_3")],
+                                      n_boot=399, seed=1)
+    assert null.p_value > 0.01
+
+
+def test_randomisation_inference_recovers_effect_and_is_seeded():
+    eff = {"population_based": (-0.1, -0.1, -0.1), "care_home": (0, 0, 0)}
+    p = simulate(seed=12, n_control=25, n_pop=6, n_care=3, effects=eff, noise=0.02)
+    d = prepare(p, OUT, scale="log")
+    res = inf.randomisation_inference(d, "population_based", "years_1_3", n_perm=199, seed=2)
+    assert res.p_value == pytest.approx(1 / 200)
+    assert res.ci_low <= -0.1 <= res.ci_high
+    assert res.ci_high < 0
+    again = inf.randomisation_inference(d, "population_based", "years_1_3", n_perm=199, seed=2)
+    assert (again.ci_low, again.ci_high) == (res.ci_low, res.ci_high)
+    null = inf.randomisation_inference(d, "care_home", "years_1_3", n_perm=199, seed=2)
+    assert null.p_value > 0.05
+
+
+def test_randomisation_draws_keep_group_size_and_starts():
+    pool = [f"A{i}" for i in range(10)]
+    starts = np.array([540, 540, 544])
+    draws = inf.randomisation_draws(pool, starts, 50, np.random.default_rng(0))
+    assert len(draws) == 50
+    for dr in draws:
+        assert len(dr) == 3 and set(dr) <= set(pool)
+        assert sorted(dr.values()) == [540, 540, 544]
+    assert len({tuple(sorted(dr)) for dr in draws}) > 10
+
+
+def test_randomisation_warns_when_treated_areas_are_noisier():
+    p = simulate(seed=13, n_control=25, n_pop=6, n_care=3, treated_noise=3.0, noise=0.05)
+    d = prepare(p, OUT, scale="log")
+    with pytest.warns(UserWarning, match="noisier"):
+        res = inf.randomisation_inference(d, "population_based", "years_1_3", n_perm=19)
+    assert res.variance_ratio > 1.5
+    quiet = simulate(seed=13, n_control=25, n_pop=6, n_care=3, noise=0.05)
+    d = prepare(quiet, OUT, scale="log")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        res = inf.randomisation_inference(d, "population_based", "years_1_3", n_perm=19)
+    assert res.variance_ratio < 1.5
