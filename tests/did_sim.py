@@ -37,11 +37,18 @@ def simulate(
     sd of a log-normal area-month shock; ``treated_noise`` multiplies it for treated areas.
     """
     rng = np.random.default_rng(seed)
-    effects = effects or {"population_based": (-0.02, -0.04, -0.06),
-                          "care_home": (-0.05, -0.05, -0.05), "uec": (0.0, 0.0, 0.0)}
+    effects = effects or {
+        "population_based": (-0.02, -0.04, -0.06),
+        "care_home": (-0.05, -0.05, -0.05),
+        "uec": (0.0, 0.0, 0.0),
+    }
     months = pd.date_range(first, last, freq="MS")
-    groups = (["control"] * n_control + ["population_based"] * n_pop + ["care_home"] * n_care
-              + ["uec"] * n_uec)
+    groups = (
+        ["control"] * n_control
+        + ["population_based"] * n_pop
+        + ["care_home"] * n_care
+        + ["uec"] * n_uec
+    )
     rows = []
     season = 0.05 * np.sin(2 * np.pi * months.month.to_numpy() / 12)
     trend = 0.002 * np.arange(len(months))
@@ -51,8 +58,11 @@ def simulate(
         pop = float(rng.integers(100_000, 400_000))
         base = np.log(8.0) + rng.normal(0, 0.2)  # monthly rate per 1,000
         st = pd.Timestamp(uec_start if g == "uec" else start) if g != "control" else pd.NaT
-        rel = ((months.year - st.year) * 12 + months.month - st.month).to_numpy() if g != "control" \
+        rel = (
+            ((months.year - st.year) * 12 + months.month - st.month).to_numpy()
+            if g != "control"
             else np.full(len(months), np.nan)
+        )
         eff = np.zeros(len(months))
         if g != "control":
             if dynamic and g in dynamic:
@@ -70,10 +80,19 @@ def simulate(
             shock[k] = (ar * shock[k - 1] if k else 0.0) + eps[k]
         lam = np.exp(base + month_fe + eff + shock) * pop / 1000.0
         counts = rng.poisson(lam).astype(float)
-        rows.append(pd.DataFrame({
-            "area": area, "month": months, "population": pop, "emergency_admissions": counts,
-            "group": g, "start": st, "site": "" if g == "control" else f"S_{g}_{i % 3}",
-        }))
+        rows.append(
+            pd.DataFrame(
+                {
+                    "area": area,
+                    "month": months,
+                    "population": pop,
+                    "emergency_admissions": counts,
+                    "group": g,
+                    "start": st,
+                    "site": "" if g == "control" else f"S_{g}_{i % 3}",
+                }
+            )
+        )
     panel = pd.concat(rows, ignore_index=True)
     panel["start"] = pd.to_datetime(panel["start"])
     return panel

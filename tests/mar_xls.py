@@ -35,6 +35,13 @@ ORGS = [
 ]
 
 
+class XlError:
+    """An Excel error cell (e.g. ``#N/A``) to plant in a workbook."""
+
+    def __init__(self, text: str = "#N/A"):
+        self.text = text
+
+
 def org_values(month: str, seed: int = 0) -> dict[str, list[float]]:
     """Deterministic counts per organisation for a month."""
     rng = np.random.default_rng([seed, pd.Timestamp(month).month, pd.Timestamp(month).year])
@@ -89,7 +96,10 @@ def write_mar_xls(
         ws.write(r, 5, code)
         ws.write(r, 6, name)
         for k, v in enumerate(values[code]):
-            ws.write(r, 7 + k, v)
+            if isinstance(v, XlError):
+                ws.row(r).set_cell_error(7 + k, v.text)
+            else:
+                ws.write(r, 7 + k, v)
         r += 1
     for row in extra_rows or []:
         for c, v in enumerate(row):

@@ -40,8 +40,12 @@ def test_ratios_use_the_baseline_of_the_same_case_and_size():
 def test_interleaved_alternates_and_keeps_outputs():
     calls = []
     outs = {}
-    times = interleaved({"a": lambda: calls.append("a") or 1, "b": lambda: calls.append("b") or 2},
-                        repeats=2, warmup=False, outputs=outs)
+    times = interleaved(
+        {"a": lambda: calls.append("a") or 1, "b": lambda: calls.append("b") or 2},
+        repeats=2,
+        warmup=False,
+        outputs=outs,
+    )
     assert calls == ["a", "b", "a", "b"]
     assert outs == {"a": 1, "b": 2} and all(len(t) == 2 for t in times.values())
     with pytest.raises(ValueError):
@@ -60,31 +64,44 @@ def test_generated_records_are_deterministic_and_both_routes_agree(tmp_path):
 
 
 def test_quick_run_writes_one_table(tmp_path, capsys):
-    assert main(["--quick", "--only", "report", "records", "inference", "--out",
-                 str(tmp_path)]) == 0
-    table = pd.read_csv(tmp_path / "bench.csv", keep_default_na=False,
-                        na_values={c: [""] for c in ("median_s", "ratio", "value", "peak_mb")})
+    assert (
+        main(["--quick", "--only", "report", "records", "inference", "--out", str(tmp_path)]) == 0
+    )
+    table = pd.read_csv(
+        tmp_path / "bench.csv",
+        keep_default_na=False,
+        na_values={c: [""] for c in ("median_s", "ratio", "value", "peak_mb")},
+    )
     assert list(table.columns) == list(COLUMNS)
     assert set(table["section"]) == {"report", "records", "inference"}
     report = table[table["section"] == "report"]
     assert report["note"].str.startswith("skipped").all()
 
-    duck = table[(table["section"] == "records")
-                 & (table["case"] == "aggregate records to area-month")
-                 & table["implementation"].str.startswith("duckdb")]
+    duck = table[
+        (table["section"] == "records")
+        & (table["case"] == "aggregate records to area-month")
+        & table["implementation"].str.startswith("duckdb")
+    ]
     assert len(duck) == 3 and (duck["median_s"] > 0).all() and (duck["peak_mb"] > 0).all()
-    pandas_rows = table[table["implementation"].str.startswith("pandas")
-                        & (table["case"] == "aggregate records to area-month")]
+    pandas_rows = table[
+        table["implementation"].str.startswith("pandas")
+        & (table["case"] == "aggregate records to area-month")
+    ]
     assert (pandas_rows["ratio"] == 1.0).all()
-    slope = table[table["case"].str.startswith("growth exponent")
-                  & table["implementation"].str.startswith("duckdb")]
+    slope = table[
+        table["case"].str.startswith("growth exponent")
+        & table["implementation"].str.startswith("duckdb")
+    ]
     assert np.isfinite(slope["value"]).all()
     assert slope["note"].str.contains("identical to pandas at .*: yes").all()
 
     inf = table[table["section"] == "inference"]
     if not inf["note"].str.startswith("skipped").all():
-        assert {"cluster-robust (CRV1)", "wild cluster bootstrap (Webb)",
-                "randomisation inference"} <= set(inf["implementation"])
+        assert {
+            "cluster-robust (CRV1)",
+            "wild cluster bootstrap (Webb)",
+            "randomisation inference",
+        } <= set(inf["implementation"])
         assert inf.loc[inf["implementation"] != "cluster-robust (CRV1)", "ratio"].notna().all()
 
     md = (tmp_path / "bench.md").read_text()
@@ -95,8 +112,11 @@ def test_quick_run_writes_one_table(tmp_path, capsys):
 @pytest.mark.slow
 def test_quick_estimators_and_panel(tmp_path):
     assert main(["--quick", "--only", "estimators", "panel", "--out", str(tmp_path)]) == 0
-    table = pd.read_csv(tmp_path / "bench.csv", keep_default_na=False,
-                        na_values={c: [""] for c in ("median_s", "ratio", "value", "peak_mb")})
+    table = pd.read_csv(
+        tmp_path / "bench.csv",
+        keep_default_na=False,
+        na_values={c: [""] for c in ("median_s", "ratio", "value", "peak_mb")},
+    )
     assert set(table["section"]) == {"estimators", "panel"}
     ran = table[table["median_s"].notna()]
     # every case that ran has exactly one baseline, with ratio 1
@@ -114,16 +134,35 @@ def test_unknown_section_rejected():
 def test_per_notebook_sums_jobs_of_a_planted_manifest():
     from vanguard.bench.report import _finished_ok, per_notebook
 
-    manifest = {"status": "ok", "notebooks": [
-        {"notebook": "03_did", "wall_seconds": 2.0, "cell_seconds": 1.5,
-         "kernel_and_io_seconds": 0.5},
-        {"notebook": "03_did", "wall_seconds": 3.0, "cell_seconds": 2.0,
-         "kernel_and_io_seconds": 1.0},
-        {"notebook": "01_data", "wall_seconds": 1.0, "cell_seconds": 0.25,
-         "kernel_and_io_seconds": 0.75},
-    ]}
+    manifest = {
+        "status": "ok",
+        "notebooks": [
+            {
+                "notebook": "03_did",
+                "wall_seconds": 2.0,
+                "cell_seconds": 1.5,
+                "kernel_and_io_seconds": 0.5,
+            },
+            {
+                "notebook": "03_did",
+                "wall_seconds": 3.0,
+                "cell_seconds": 2.0,
+                "kernel_and_io_seconds": 1.0,
+            },
+            {
+                "notebook": "01_data",
+                "wall_seconds": 1.0,
+                "cell_seconds": 0.25,
+                "kernel_and_io_seconds": 0.75,
+            },
+        ],
+    }
     table = per_notebook(manifest)
-    assert table["03_did"] == {"jobs": 2, "wall_seconds": 5.0, "cell_seconds": 3.5,
-                               "kernel_and_io_seconds": 1.5}
+    assert table["03_did"] == {
+        "jobs": 2,
+        "wall_seconds": 5.0,
+        "cell_seconds": 3.5,
+        "kernel_and_io_seconds": 1.5,
+    }
     assert table["01_data"]["jobs"] == 1
     assert _finished_ok(manifest) and not _finished_ok({"status": "failed"})

@@ -16,8 +16,9 @@ OUT = "emergency_admissions"
 @pytest.fixture(scope="module")
 def panel() -> pd.DataFrame:
     # longer than the analysis window on both sides, with UEC areas starting later
-    return simulate(seed=11, n_control=20, n_pop=5, n_care=3, n_uec=4,
-                    first="2012-01-01", last="2019-03-01")
+    return simulate(
+        seed=11, n_control=20, n_pop=5, n_care=3, n_uec=4, first="2012-01-01", last="2019-03-01"
+    )
 
 
 def test_month_index_counts_months_since_1970():
@@ -29,8 +30,21 @@ def test_structure_and_counts(panel):
     d = prepare(panel, OUT)
     assert isinstance(d, Design)
     f = d.frame
-    for col in ["area", "month", "t", "y", "count", "population", "group", "start", "cohort",
-                "rel", "site", "treated_population_based", "treated_care_home"]:
+    for col in [
+        "area",
+        "month",
+        "t",
+        "y",
+        "count",
+        "population",
+        "group",
+        "start",
+        "cohort",
+        "rel",
+        "site",
+        "treated_population_based",
+        "treated_care_home",
+    ]:
         assert col in f.columns
     assert d.n_treated == {"population_based": 5, "care_home": 3}
     assert d.n_control == 20
@@ -85,10 +99,12 @@ def test_scales(panel):
 
 def test_pre_mean_is_treated_pre_period_mean(panel):
     d = prepare(panel, OUT, scale="rate")
-    p = panel[(panel.group == "care_home") & (panel.month >= "2013-04-01")
-              & (panel.month < "2015-04-01")]
+    p = panel[
+        (panel.group == "care_home") & (panel.month >= "2013-04-01") & (panel.month < "2015-04-01")
+    ]
     assert d.pre_mean["care_home"] == pytest.approx(
-        (p[OUT] / p["population"] * 1000).mean(), rel=1e-12)
+        (p[OUT] / p["population"] * 1000).mean(), rel=1e-12
+    )
     dc = prepare(panel, OUT, scale="count")
     assert dc.pre_mean["care_home"] == pytest.approx(p[OUT].mean(), rel=1e-12)
 

@@ -28,13 +28,15 @@ def small_panel() -> pd.DataFrame:
 
 def _dummy_model(frame: pd.DataFrame, regs: list[str], poisson: bool):
     """statsmodels with explicit area and month dummies, clustered by area."""
-    dummies = pd.get_dummies(frame[["area"]].assign(t=frame["t"].astype(str)),
-                             drop_first=True, dtype=float)
+    dummies = pd.get_dummies(
+        frame[["area"]].assign(t=frame["t"].astype(str)), drop_first=True, dtype=float
+    )
     X = sm.add_constant(pd.concat([frame[regs], dummies], axis=1))
     groups = pd.factorize(frame["area"])[0]
     if poisson:
         fit = sm.GLM(frame["y"], X, family=sm.families.Poisson()).fit(
-            cov_type="cluster", cov_kwds={"groups": groups}, tol=1e-13)
+            cov_type="cluster", cov_kwds={"groups": groups}, tol=1e-13
+        )
     else:
         fit = sm.OLS(frame["y"], X).fit(cov_type="cluster", cov_kwds={"groups": groups})
     return fit, X.shape[1]
@@ -105,8 +107,13 @@ def test_recovers_planted_effects():
 
 
 def test_no_effect_is_not_detected_as_large():
-    p = simulate(seed=5, n_control=60, n_pop=15, n_care=6,
-                 effects={"population_based": (0, 0, 0), "care_home": (0, 0, 0)})
+    p = simulate(
+        seed=5,
+        n_control=60,
+        n_pop=15,
+        n_care=6,
+        effects={"population_based": (0, 0, 0), "care_home": (0, 0, 0)},
+    )
     res = estimate_twfe(p, OUT, scale="log")
     assert (res["estimate"].abs() < 4 * res["se"]).all()
 
@@ -127,10 +134,15 @@ def test_inference_auto_applies_and_records_the_rule(small_panel):
 
 
 def test_wild_bootstrap_interval_wider_than_cluster_with_few_treated(small_panel):
-    cl = estimate_twfe(small_panel, OUT, scale="log", inference="cluster",
-                       windows=("years_1_3",))
-    wb = estimate_twfe(small_panel, OUT, scale="log", inference="wild_bootstrap",
-                       windows=("years_1_3",), n_boot=399)
+    cl = estimate_twfe(small_panel, OUT, scale="log", inference="cluster", windows=("years_1_3",))
+    wb = estimate_twfe(
+        small_panel,
+        OUT,
+        scale="log",
+        inference="wild_bootstrap",
+        windows=("years_1_3",),
+        n_boot=399,
+    )
     assert np.allclose(cl["estimate"], wb["estimate"])
     w_cl = (cl["ci_high"] - cl["ci_low"]).to_numpy()
     w_wb = (wb["ci_high"] - wb["ci_low"]).to_numpy()

@@ -20,10 +20,19 @@ SLOPE = -0.003  # planted effect: -0.3 % per month since start
 
 @pytest.fixture(scope="module")
 def dynamic_panel() -> pd.DataFrame:
-    return simulate(seed=31, n_control=60, n_pop=20, n_care=6, first="2012-04-01",
-                    last="2019-03-01", noise=0.02,
-                    dynamic={"population_based": lambda k: SLOPE * (k + 1),
-                             "care_home": lambda k: SLOPE * (k + 1)})
+    return simulate(
+        seed=31,
+        n_control=60,
+        n_pop=20,
+        n_care=6,
+        first="2012-04-01",
+        last="2019-03-01",
+        noise=0.02,
+        dynamic={
+            "population_based": lambda k: SLOPE * (k + 1),
+            "care_home": lambda k: SLOPE * (k + 1),
+        },
+    )
 
 
 def test_relative_period_quarters():
@@ -34,8 +43,9 @@ def test_relative_period_quarters():
 
 
 def test_rows_and_reference(dynamic_panel):
-    res = estimate_event_study(dynamic_panel, OUT, scale="log", group="population_based",
-                               unit="quarter", leads=8, lags=11)
+    res = estimate_event_study(
+        dynamic_panel, OUT, scale="log", group="population_based", unit="quarter", leads=8, lags=11
+    )
     assert list(res.columns) == list(schema.RESULT_COLUMNS)
     es = res[res.analysis == "event_study"]
     assert es["rel_time"].tolist() == list(range(-8, 12))
@@ -48,13 +58,24 @@ def test_rows_and_reference(dynamic_panel):
 
 
 def test_recovers_planted_dynamic_effects(dynamic_panel):
-    res = estimate_event_study(dynamic_panel, OUT, scale="log", group="population_based",
-                               unit="month", leads=24, lags=35, bin_ends=False)
+    res = estimate_event_study(
+        dynamic_panel,
+        OUT,
+        scale="log",
+        group="population_based",
+        unit="month",
+        leads=24,
+        lags=35,
+        bin_ends=False,
+    )
     es = res[(res.analysis == "event_study") & (res.rel_time != -1)].set_index("rel_time")
     truth = np.where(es.index >= 0, SLOPE * (es.index + 1), 0.0)
     z = (es["estimate"] - truth) / es["se"]
     assert (np.abs(z) < 4).all()
-    assert abs(z.mean()) < 0.5
+    # every coefficient shares the reference period's noise, so the average error is
+    # of the order of one coefficient's SE, not SE / sqrt(#coefficients)
+    post_err = (es["estimate"] - truth)[es.index >= 0].mean()
+    assert abs(post_err) < 2 * es["se"].median()
     # the dynamic path is visibly recovered: slope of estimates over the post-period
     post = es[es.index >= 0]
     slope = np.polyfit(post.index.to_numpy(float), post["estimate"].to_numpy(), 1)[0]
@@ -62,20 +83,34 @@ def test_recovers_planted_dynamic_effects(dynamic_panel):
 
 
 def test_matches_statsmodels_dummies(dynamic_panel):
-    small = dynamic_panel[dynamic_panel.area.isin(
-        [f"A{i:03d}" for i in list(range(15)) + list(range(60, 66))])]
-    res = estimate_event_study(small, OUT, scale="log", group="population_based",
-                               unit="quarter", leads=4, lags=4, bin_ends=True)
-    d = prepare(small, OUT, scale="log", groups=("population_based",), pre_months=None,
-                post_months=None)
+    small = dynamic_panel[
+        dynamic_panel.area.isin([f"A{i:03d}" for i in list(range(15)) + list(range(60, 66))])
+    ]
+    res = estimate_event_study(
+        small,
+        OUT,
+        scale="log",
+        group="population_based",
+        unit="quarter",
+        leads=4,
+        lags=4,
+        bin_ends=True,
+    )
+    d = prepare(
+        small, OUT, scale="log", groups=("population_based",), pre_months=None, post_months=None
+    )
     f = d.frame
     k = np.clip(np.floor(f["rel"] / 3), -4, 4)
     cols = {}
     for p in [p for p in range(-4, 5) if p != -1]:
         cols[p] = ((k == p) & f["group"].eq("population_based")).astype(float).rename(f"k{p}")
-    X = pd.concat([*cols.values(),
-                   pd.get_dummies(f[["area"]].assign(t=f.t.astype(str)), drop_first=True,
-                                  dtype=float)], axis=1)
+    X = pd.concat(
+        [
+            *cols.values(),
+            pd.get_dummies(f[["area"]].assign(t=f.t.astype(str)), drop_first=True, dtype=float),
+        ],
+        axis=1,
+    )
     ref = sm.OLS(f["y"], sm.add_constant(X)).fit()
     es = res[(res.analysis == "event_study") & (res.rel_time != -1)].set_index("rel_time")
     for p in cols:
@@ -83,20 +118,30 @@ def test_matches_statsmodels_dummies(dynamic_panel):
 
 
 def test_pretrend_test_rejects_planted_pretrend():
-    p = simulate(seed=32, n_control=60, n_pop=20, n_care=6, first="2012-04-01",
-                 last="2019-03-01", pre_trend=-0.002)
-    res = estimate_event_study(p, OUT, scale="log", group="population_based",
-                               unit="quarter", leads=8, lags=12)
+    p = simulate(
+        seed=32,
+        n_control=60,
+        n_pop=20,
+        n_care=6,
+        first="2012-04-01",
+        last="2019-03-01",
+        pre_trend=-0.002,
+    )
+    res = estimate_event_study(
+        p, OUT, scale="log", group="population_based", unit="quarter", leads=8, lags=12
+    )
     assert res[res.analysis == "pretrend"].iloc[0]["p_value"] < 0.01
 
 
 def test_pretrend_test_size_without_pretrend():
     pvals = []
     for seed in range(40, 60):
-        p = simulate(seed=seed, n_control=40, n_pop=15, n_care=0, first="2012-04-01",
-                     last="2019-03-01")
-        res = estimate_event_study(p, OUT, scale="log", group="population_based",
-                                   unit="quarter", leads=8, lags=12)
+        p = simulate(
+            seed=seed, n_control=40, n_pop=15, n_care=0, first="2012-04-01", last="2019-03-01"
+        )
+        res = estimate_event_study(
+            p, OUT, scale="log", group="population_based", unit="quarter", leads=8, lags=12
+        )
         pvals.append(res[res.analysis == "pretrend"].iloc[0]["p_value"])
     pvals = np.array(pvals)
     # 20 draws at the 5 % level: expect 1 rejection; 5 or more would be P < 0.003
@@ -105,9 +150,17 @@ def test_pretrend_test_size_without_pretrend():
 
 
 def test_wild_bootstrap_event_study_and_errors(dynamic_panel):
-    res = estimate_event_study(dynamic_panel, OUT, scale="log", group="care_home",
-                               unit="quarter", leads=4, lags=4, inference="wild_bootstrap",
-                               n_boot=199)
+    res = estimate_event_study(
+        dynamic_panel,
+        OUT,
+        scale="log",
+        group="care_home",
+        unit="quarter",
+        leads=4,
+        lags=4,
+        inference="wild_bootstrap",
+        n_boot=199,
+    )
     es = res[(res.analysis == "event_study") & (res.rel_time != -1)]
     assert set(es["inference"]) == {"wild_bootstrap"}
     assert (es["ci_low"] <= es["estimate"]).all() and (es["estimate"] <= es["ci_high"]).all()

@@ -27,15 +27,24 @@ MAX_PRE_CHANGE = 0.04
 def mpdta_fit():
     md = pytest.importorskip("moderndid")
     data = md.load_mpdta().to_pandas()
-    return staggered.fit_cs(data, "lemp", scale="log", group="all", id_col="countyreal",
-                            time_col="year", cohort_col="first.treat",
-                            base_period="universal", aggregations=("dynamic",))
+    return staggered.fit_cs(
+        data,
+        "lemp",
+        scale="log",
+        group="all",
+        id_col="countyreal",
+        time_col="year",
+        cohort_col="first.treat",
+        base_period="universal",
+        aggregations=("dynamic",),
+    )
 
 
 @pytest.fixture(scope="module")
 def mpdta_bounds(mpdta_fit):
-    return honest.honest_bounds(mpdta_fit, Mbar=(0.0, 0.5, 1.0, 2.0), target="average",
-                                grid_points=60)
+    return honest.honest_bounds(
+        mpdta_fit, Mbar=(0.0, 0.5, 1.0, 2.0), target="average", grid_points=60
+    )
 
 
 def test_same_as_moderndid_event_study_wrapper(mpdta_fit):
@@ -43,9 +52,13 @@ def test_same_as_moderndid_event_study_wrapper(mpdta_fit):
     those of moderndid.honest_did on the same aggte event study."""
     md = pytest.importorskip("moderndid")
     mine = honest.honest_bounds(mpdta_fit, Mbar=(0.0, 1.0), target=0, grid_points=60)
-    theirs = md.honest_did(mpdta_fit.aggregations["dynamic"], event_time=0,
-                           sensitivity_type="relative_magnitude", m_bar_vec=[0.0, 1.0],
-                           grid_points=60)
+    theirs = md.honest_did(
+        mpdta_fit.aggregations["dynamic"],
+        event_time=0,
+        sensitivity_type="relative_magnitude",
+        m_bar_vec=[0.0, 1.0],
+        grid_points=60,
+    )
     rob = mine[mine["param"].notna()].sort_values("param")
     np.testing.assert_allclose(rob["ci_low"], theirs.robust_ci["lb"].to_numpy(), atol=1e-10)
     np.testing.assert_allclose(rob["ci_high"], theirs.robust_ci["ub"].to_numpy(), atol=1e-10)
@@ -69,8 +82,9 @@ def test_intervals_widen_with_mbar(mpdta_bounds):
     rob = mpdta_bounds[mpdta_bounds["param"].notna()].sort_values("param")
     assert (np.diff(rob["ci_low"].to_numpy()) <= 1e-12).all()
     assert (np.diff(rob["ci_high"].to_numpy()) >= -1e-12).all()
-    assert rob["ci_high"].iloc[-1] - rob["ci_low"].iloc[-1] > \
-        2 * (rob["ci_high"].iloc[0] - rob["ci_low"].iloc[0])
+    assert rob["ci_high"].iloc[-1] - rob["ci_low"].iloc[-1] > 2 * (
+        rob["ci_high"].iloc[0] - rob["ci_low"].iloc[0]
+    )
 
 
 def test_mbar_zero_close_to_original_interval(mpdta_bounds):
@@ -84,11 +98,14 @@ def test_mbar_zero_close_to_original_interval(mpdta_bounds):
     assert abs(zero["ci_low"] - orig["ci_low"]) < 0.25 * width
 
 
-@pytest.mark.parametrize("target,centre,half_width_per_m", [
-    (0, POST[0], MAX_PRE_CHANGE),  # |delta_0| <= M * max pre change
-    ("average", POST.mean(), 1.5 * MAX_PRE_CHANGE),  # |delta_1| <= 2 M ..., averaged
-    ((0, 2), POST.mean(), 1.5 * MAX_PRE_CHANGE),  # the same two periods as a window
-])
+@pytest.mark.parametrize(
+    "target,centre,half_width_per_m",
+    [
+        (0, POST[0], MAX_PRE_CHANGE),  # |delta_0| <= M * max pre change
+        ("average", POST.mean(), 1.5 * MAX_PRE_CHANGE),  # |delta_1| <= 2 M ..., averaged
+        ((0, 2), POST.mean(), 1.5 * MAX_PRE_CHANGE),  # the same two periods as a window
+    ],
+)
 def test_identified_set_when_noise_is_negligible(target, centre, half_width_per_m):
     """With (almost) no sampling noise the robust interval is the identified set
     beta_target +/- Mbar * bound, derived by hand from the Delta^RM definition."""
@@ -96,8 +113,15 @@ def test_identified_set_when_noise_is_negligible(target, centre, half_width_per_
     beta = np.concatenate([PRE, POST])
     vcov = np.eye(5) * 1e-10
     grid = 400
-    out = honest.honest_bounds((rel, beta, vcov), Mbar=(1.0,), target=target,
-                               grid_points=grid, outcome="y", scale="count", group="g")
+    out = honest.honest_bounds(
+        (rel, beta, vcov),
+        Mbar=(1.0,),
+        target=target,
+        grid_points=grid,
+        outcome="y",
+        scale="count",
+        group="g",
+    )
     row = out[out["param"] == 1.0].iloc[0]
     lo, hi = centre - half_width_per_m, centre + half_width_per_m
     step = 4 * (hi - lo) / grid  # interval ends lie on the test-inversion grid
@@ -112,9 +136,15 @@ def test_four_tuple_input_equals_event_time_input():
     a = rng.normal(size=(5, 5))
     vcov = a @ a.T * 1e-4
     x = honest.honest_bounds((beta, vcov, 3, 2), Mbar=(0.5,), grid_points=40)
-    y = honest.honest_bounds((np.array([-4, -3, -2, -1, 0, 1]), np.insert(beta, 3, 0.0),
-                              np.insert(np.insert(vcov, 3, 0.0, axis=0), 3, 0.0, axis=1)),
-                             Mbar=(0.5,), grid_points=40)
+    y = honest.honest_bounds(
+        (
+            np.array([-4, -3, -2, -1, 0, 1]),
+            np.insert(beta, 3, 0.0),
+            np.insert(np.insert(vcov, 3, 0.0, axis=0), 3, 0.0, axis=1),
+        ),
+        Mbar=(0.5,),
+        grid_points=40,
+    )
     pd.testing.assert_frame_equal(x, y)
 
 
@@ -145,9 +175,16 @@ def test_bad_inputs_raise(mpdta_fit):
         honest.honest_bounds((rel, beta, v), target=7)
     with pytest.raises(EstimationError, match="finite"):
         honest.honest_bounds((rel, np.where(rel == 0, np.nan, beta), v))
-    varying = staggered.CSFit(sample=mpdta_fit.sample, control="never", att=mpdta_fit.att,
-                              aggregations=mpdta_fit.aggregations, bootstrap=False, n_boot=0,
-                              seed=0, alpha=0.05)
+    varying = staggered.CSFit(
+        sample=mpdta_fit.sample,
+        control="never",
+        att=mpdta_fit.att,
+        aggregations=mpdta_fit.aggregations,
+        bootstrap=False,
+        n_boot=0,
+        seed=0,
+        alpha=0.05,
+    )
     varying.att = type("A", (), {"estimation_params": {"base_period": "varying"}})()
     with pytest.raises(EstimationError, match="universal"):
         honest.honest_bounds(varying)
@@ -155,15 +192,29 @@ def test_bad_inputs_raise(mpdta_fit):
 
 def test_tidy_event_study_table_needs_covariance():
     rel = np.array([-4, -3, -2, -1, 0, 1])
-    table = pd.DataFrame({"analysis": "event_study", "estimator": "event_study",
-                          "outcome": "y", "scale": "count", "group": "g", "rel_time": rel,
-                          "estimate": np.insert(np.concatenate([PRE, POST]), 3, 0.0),
-                          "se": 0.01})
+    table = pd.DataFrame(
+        {
+            "analysis": "event_study",
+            "estimator": "event_study",
+            "outcome": "y",
+            "scale": "count",
+            "group": "g",
+            "rel_time": rel,
+            "estimate": np.insert(np.concatenate([PRE, POST]), 3, 0.0),
+            "se": 0.01,
+        }
+    )
     with pytest.raises(EstimationError, match="covariance"):
         honest.honest_bounds(table)
     v = np.eye(5) * 1e-4
     a = honest.honest_bounds(table, vcov=v, Mbar=(1.0,), grid_points=40)
-    b = honest.honest_bounds((rel[rel != -1], np.concatenate([PRE, POST]), v), Mbar=(1.0,),
-                             grid_points=40, estimator="event_study", outcome="y",
-                             scale="count", group="g")
+    b = honest.honest_bounds(
+        (rel[rel != -1], np.concatenate([PRE, POST]), v),
+        Mbar=(1.0,),
+        grid_points=40,
+        estimator="event_study",
+        outcome="y",
+        scale="count",
+        group="g",
+    )
     pd.testing.assert_frame_equal(a, b)

@@ -16,10 +16,17 @@ from vanguard.errors import EstimationError
 GENERIC = dict(id_col="id", time_col="time", cohort_col="cohort")
 
 
-def simulate(seed: int, n_units: int = 60, n_periods: int = 16,
-             cohorts: tuple[int, ...] = (6, 11), effects: tuple[float, ...] = (1.0, 1.0),
-             slope: float = 0.0, pretrend: float = 0.0, sigma: float = 1.0,
-             share_never: float = 1 / 3) -> pd.DataFrame:
+def simulate(
+    seed: int,
+    n_units: int = 60,
+    n_periods: int = 16,
+    cohorts: tuple[int, ...] = (6, 11),
+    effects: tuple[float, ...] = (1.0, 1.0),
+    slope: float = 0.0,
+    pretrend: float = 0.0,
+    sigma: float = 1.0,
+    share_never: float = 1 / 3,
+) -> pd.DataFrame:
     """Staggered panel with unit and period effects and planted treatment effects.
 
     Cohort k's effect at event time e >= 0 is ``effects[k] + slope * e``; ``pretrend``
@@ -27,8 +34,7 @@ def simulate(seed: int, n_units: int = 60, n_periods: int = 16,
     """
     rng = np.random.default_rng(seed)
     n_never = int(round(n_units * share_never))
-    cohort = np.concatenate([np.zeros(n_never, int),
-                             rng.choice(cohorts, size=n_units - n_never)])
+    cohort = np.concatenate([np.zeros(n_never, int), rng.choice(cohorts, size=n_units - n_never)])
     unit_fe = rng.normal(0, 2, n_units)
     time_fe = np.cumsum(rng.normal(0.2, 0.5, n_periods))
     ids, times = np.meshgrid(np.arange(n_units), np.arange(1, n_periods + 1), indexing="ij")
@@ -39,8 +45,15 @@ def simulate(seed: int, n_units: int = 60, n_periods: int = 16,
     for k, g in enumerate(cohorts):
         eff += np.where((c == g) & (rel >= 0), effects[k] + slope * rel, 0.0)
     y += eff + np.where((c > 0) & (rel < 0), pretrend * rel, 0.0)
-    return pd.DataFrame({"id": ids.ravel(), "time": times.ravel(), "cohort": c.ravel(),
-                         "y": y.ravel(), "effect": eff.ravel()})
+    return pd.DataFrame(
+        {
+            "id": ids.ravel(),
+            "time": times.ravel(),
+            "cohort": c.ravel(),
+            "y": y.ravel(),
+            "effect": eff.ravel(),
+        }
+    )
 
 
 def _fit(df: pd.DataFrame) -> imputation.ImputationFit:
@@ -64,8 +77,15 @@ def test_recovers_heterogeneous_staggered_effect_where_twfe_fails():
     pf = pytest.importorskip("pyfixest")
     imp_err, twfe_err = [], []
     for seed in range(20):
-        df = simulate(seed, n_units=60, n_periods=16, cohorts=(4, 10), effects=(3.0, 0.5),
-                      slope=0.4, sigma=0.5)
+        df = simulate(
+            seed,
+            n_units=60,
+            n_periods=16,
+            cohorts=(4, 10),
+            effects=(3.0, 0.5),
+            slope=0.4,
+            sigma=0.5,
+        )
         df["d"] = ((df["cohort"] > 0) & (df["time"] >= df["cohort"])).astype(float)
         truth = df.loc[df["d"] == 1, "effect"].mean()
         fit = _fit(df)
@@ -85,25 +105,44 @@ def test_equals_extended_twfe_on_mpdta():
     TWFE cohort x period effects equal the imputation estimates."""
     md = pytest.importorskip("moderndid")
     data = md.load_mpdta().to_pandas()
-    s = staggered.estimation_sample(data, "lemp", scale="log", group="all",
-                                    id_col="countyreal", time_col="year",
-                                    cohort_col="first.treat")
+    s = staggered.estimation_sample(
+        data,
+        "lemp",
+        scale="log",
+        group="all",
+        id_col="countyreal",
+        time_col="year",
+        cohort_col="first.treat",
+    )
     fit = imputation.fit_imputation(s)
     mine = fit.tau.groupby(["cohort", "time"])["tau"].mean()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        et = md.etwfe(data=data, yname="lemp", tname="year", gname="first.treat",
-                      idname="countyreal", cgroup="notyet")
+        et = md.etwfe(
+            data=data,
+            yname="lemp",
+            tname="year",
+            gname="first.treat",
+            idname="countyreal",
+            cgroup="notyet",
+        )
         simple = md.emfx(et, type="simple")
-    theirs = pd.Series(np.asarray(et.coefficients),
-                       index=pd.MultiIndex.from_tuples([(int(g), int(t)) for g, t in
-                                                        et.gt_pairs]))
+    theirs = pd.Series(
+        np.asarray(et.coefficients),
+        index=pd.MultiIndex.from_tuples([(int(g), int(t)) for g, t in et.gt_pairs]),
+    )
     assert len(theirs) == len(mine) == 7
-    np.testing.assert_allclose(mine.loc[theirs.index].to_numpy(), theirs.to_numpy(),
-                               atol=1e-8)
-    res = imputation.estimate_imputation(data, "lemp", scale="log", groups=("all",),
-                                         id_col="countyreal", time_col="year",
-                                         cohort_col="first.treat", n_leads=None)
+    np.testing.assert_allclose(mine.loc[theirs.index].to_numpy(), theirs.to_numpy(), atol=1e-8)
+    res = imputation.estimate_imputation(
+        data,
+        "lemp",
+        scale="log",
+        groups=("all",),
+        id_col="countyreal",
+        time_col="year",
+        cohort_col="first.treat",
+        n_leads=None,
+    )
     agg = res[res["window"] == "simple"].iloc[0]
     assert agg["estimate"] == pytest.approx(simple.overall_att, abs=1e-8)
     # BJS variance is conservative but close to ETWFE's area-clustered SE here
@@ -117,10 +156,12 @@ def test_bjs_standard_error_matches_simulation_spread():
     n_rep = 200
     est, se = [], []
     for seed in range(n_rep):
-        df = simulate(1000 + seed, n_units=40, n_periods=10, cohorts=(4, 7),
-                      effects=(1.0, 1.0), sigma=1.0)
-        e, s = _fit(df).effect(np.ones(int(((df["cohort"] > 0)
-                                            & (df["time"] >= df["cohort"])).sum()), bool))
+        df = simulate(
+            1000 + seed, n_units=40, n_periods=10, cohorts=(4, 7), effects=(1.0, 1.0), sigma=1.0
+        )
+        e, s = _fit(df).effect(
+            np.ones(int(((df["cohort"] > 0) & (df["time"] >= df["cohort"])).sum()), bool)
+        )
         est.append(e)
         se.append(s)
     est, se = np.asarray(est), np.asarray(se)
@@ -131,11 +172,16 @@ def test_bjs_standard_error_matches_simulation_spread():
 
 
 def test_windows_event_times_and_pretrend_rows():
-    df = simulate(7, n_units=90, n_periods=20, cohorts=(9,), effects=(2.0,), slope=0.0,
-                  sigma=0.5)
-    res = imputation.estimate_imputation(df, "y", scale="count", groups=("sim",),
-                                         windows={"first": (0, 4), "later": (4, 12)},
-                                         n_leads=4, **GENERIC)
+    df = simulate(7, n_units=90, n_periods=20, cohorts=(9,), effects=(2.0,), slope=0.0, sigma=0.5)
+    res = imputation.estimate_imputation(
+        df,
+        "y",
+        scale="count",
+        groups=("sim",),
+        windows={"first": (0, 4), "later": (4, 12)},
+        n_leads=4,
+        **GENERIC,
+    )
     assert set(res["estimator"]) == {"imputation"}
     main = res[res["analysis"] == "main"].set_index("window")
     for w in ("first", "later"):
@@ -148,8 +194,9 @@ def test_windows_event_times_and_pretrend_rows():
 
 
 def test_pretrend_test_detects_planted_pretrend():
-    df = simulate(3, n_units=90, n_periods=20, cohorts=(12,), effects=(0.0,),
-                  pretrend=0.4, sigma=0.5)
+    df = simulate(
+        3, n_units=90, n_periods=20, cohorts=(12,), effects=(0.0,), pretrend=0.4, sigma=0.5
+    )
     s = staggered.estimation_sample(df, "y", scale="count", group="sim", **GENERIC)
     pt = imputation.pretrend_test(s, n_leads=6)
     assert pt["p_value"] < 1e-4
@@ -170,10 +217,12 @@ def test_unidentified_designs_raise():
 
 def test_pre_months_limits_fitting_sample():
     df = simulate(11, n_units=60, n_periods=20, cohorts=(12,), effects=(1.0,))
-    full = imputation.estimate_imputation(df, "y", scale="count", groups=("sim",),
-                                          n_leads=None, **GENERIC)
-    short = imputation.estimate_imputation(df, "y", scale="count", groups=("sim",),
-                                           pre_months=3, n_leads=None, **GENERIC)
+    full = imputation.estimate_imputation(
+        df, "y", scale="count", groups=("sim",), n_leads=None, **GENERIC
+    )
+    short = imputation.estimate_imputation(
+        df, "y", scale="count", groups=("sim",), pre_months=3, n_leads=None, **GENERIC
+    )
     assert short["n_obs"].iloc[0] == full["n_obs"].iloc[0] - 60 * 8
     assert short["estimate"].iloc[0] != pytest.approx(full["estimate"].iloc[0], abs=1e-12)
 
@@ -191,11 +240,16 @@ def test_synthetic_truth_within_two_se(group):
 
     truth = pd.read_csv(config.SYNTHETIC_DIR / "truth.csv")
     outcome = "emergency_admissions"
-    res = imputation.estimate_imputation(panel, outcome, scale="rate", groups=(group,),
-                                         n_leads=None, data_source="synthetic")
+    res = imputation.estimate_imputation(
+        panel, outcome, scale="rate", groups=(group,), n_leads=None, data_source="synthetic"
+    )
     main = res[res["analysis"] == "main"].set_index("window")
-    t = truth[(truth["group"] == group) & (truth["outcome"] == outcome) & truth["site"].isna()
-              & (truth["scale"] == "rate")].set_index("window")["truth"]
+    t = truth[
+        (truth["group"] == group)
+        & (truth["outcome"] == outcome)
+        & truth["site"].isna()
+        & (truth["scale"] == "rate")
+    ].set_index("window")["truth"]
     # The headline window within 2 SE; every window within the Bonferroni bound for the
     # 8 window x group comparisons (z = 2.73), so the test fails by chance < 5% of the time.
     z = {w: (main.at[w, "estimate"] - t[w]) / main.at[w, "se"] for w in schema.WINDOWS}

@@ -131,8 +131,9 @@ def test_wild_bootstrap_rejects_a_large_effect_and_not_a_null():
     big = inf.wild_cluster_bootstrap(r, cols[("care_home", "years_1_3")], n_boot=399, seed=1)
     assert big.p_value < 0.01
     assert big.ci_low <= -0.08 <= big.ci_high
-    null = inf.wild_cluster_bootstrap(r, cols[("population_based", "years_1_3")],
-                                      n_boot=399, seed=1)
+    null = inf.wild_cluster_bootstrap(
+        r, cols[("population_based", "years_1_3")], n_boot=399, seed=1
+    )
     assert null.p_value > 0.01
 
 

@@ -85,7 +85,10 @@ def test_register_sources_match_the_text_of_the_seed():
     df = load_lessons()
     for r in df.itertuples():
         text = (SEEDS / r.source_file).read_text(encoding="utf-8")
-        for name in ("Andrew Laird", "John Copps", "Lord Patel", "Melanie Henwood"):
+        for name in ("Andrew Laird", "John Copps", "Lord Patel", "Melanie Henwood",
+                     "Mutual Ventures", "Public Sector Focus", "Public Sector Executive",
+                     "PSE", "Breaking Barriers", "Hazel Blears", "Guardian Professional",
+                     "Health Foundation", "King's Fund", "Nuffield Trust"):
             if name in r.source:
                 assert name in text, (r.lesson_id, name)
 

@@ -88,6 +88,8 @@ def test_window_before_ccgs_is_refused(tmp_path, mar):
     reg = _register(tmp_path, [("1", "A1A", "a", "whole", "")])
     with pytest.raises(ValueError, match="start: expected 2013-04 or later"):
         build_panel(folder, manifest=man, register=reg, cache=None, start="2012-04")
+    with pytest.raises(ValueError, match="end: expected 2013-07 or earlier"):
+        build_panel(folder, manifest=man, register=reg, cache=None, end="2014-01")
 
 
 def test_flag_anomalies_finds_planted_dips():

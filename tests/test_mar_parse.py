@@ -10,7 +10,16 @@ import pytest
 
 pytest.importorskip("xlwt")
 
-from mar_xls import HEADINGS, NON_ELECTIVE, ORGS, file_name, make_set, org_values, write_mar_xls  # noqa: E402
+from mar_xls import (  # noqa: E402
+    HEADINGS,
+    NON_ELECTIVE,
+    ORGS,
+    XlError,
+    file_name,
+    make_set,
+    org_values,
+    write_mar_xls,
+)
 
 from vanguard.errors import DataError  # noqa: E402
 from vanguard.io import sha256_file  # noqa: E402
@@ -280,13 +289,22 @@ def test_failed_parse_leaves_no_parquet_and_raw_files_unchanged(tmp_path):
     assert list(cache.parent.glob("*")) == []
 
 
-def test_excel_error_and_boolean_cells_are_not_counts(tmp_path):
-    import xlwt
+@pytest.mark.parametrize("bad, shown", [(XlError("#REF!"), "'#REF!'"), (True, "1")])
+def test_excel_error_and_boolean_cells_are_not_counts(tmp_path, bad, shown):
+    # Both read back from xlrd as small numbers; only the cell type gives them away.
+    vals = org_values("2013-04")
+    vals["B2B"][4] = bad
+    eng = list(np.sum([org_values("2013-04")[c] for c, _ in ORGS], axis=0))
+    f = write_mar_xls(tmp_path / "Apr_13.xls", "2013-04", values=vals, england=eng)
+    with pytest.raises(DataError, match="row 19.*planned daycase.*non-negative count") as err:
+        parse.parse_file(f, "2013-04")
+    assert str(err.value).endswith(f"found {shown}")
 
-    for bad, shown in ((xlwt.Formula("NA()"), None), (True, True)):
-        vals = org_values("2013-04")
-        vals["B2B"][4] = bad
-        eng = list(np.sum([org_values("2013-04")[c] for c, _ in ORGS], axis=0))
-        f = write_mar_xls(tmp_path / "Apr_13.xls", "2013-04", values=vals, england=eng)
-        with pytest.raises(DataError, match="row 19.*planned daycase.*non-negative count"):
-            parse.parse_file(f, "2013-04")
+
+def test_command_line_reports_bad_input(monkeypatch, capsys):
+    def bad(**kw):
+        raise DataError("Apr_13.xls", "a readable Excel 97-2003 (.xls) workbook")
+
+    monkeypatch.setattr(parse, "load_mar", bad)
+    assert parse.main([]) == 1
+    assert "Apr_13.xls: expected a readable Excel" in capsys.readouterr().err

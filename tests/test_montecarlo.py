@@ -21,8 +21,9 @@ def coverage():
     pytest.importorskip("vanguard.synthetic")
     from vanguard.did import inference as inf
 
-    draws = inf.coverage_study(SEEDS, outcome="emergency_admissions", scale="log",
-                               windows=("years_1_3",), n_boot=399)
+    draws = inf.coverage_study(
+        SEEDS, outcome="emergency_admissions", scale="log", windows=("years_1_3",), n_boot=399
+    )
     return inf.summarise_coverage(draws).set_index(["group", "method"])
 
 
@@ -47,8 +48,10 @@ def test_care_home_cluster_robust_over_rejection_is_measured(coverage, record_pr
     rate = float(cl["rejection_rate"])
     record_property("care_home_cluster_rejection_rate", rate)
     record_property("care_home_wild_bootstrap_rejection_rate", float(wb["rejection_rate"]))
-    print(f"\n5% test of the true care-home effect, {N_REP} replications: "
-          f"cluster-robust rejects {rate:.3f}, wild bootstrap {wb['rejection_rate']:.3f}")
+    print(
+        f"\n5% test of the true care-home effect, {N_REP} replications: "
+        f"cluster-robust rejects {rate:.3f}, wild bootstrap {wb['rejection_rate']:.3f}"
+    )
     assert cl["n_rep"] == N_REP and 0.0 <= rate <= 1.0
     # the two methods share the estimate and differ only in inference
     assert cl["bias"] == pytest.approx(wb["bias"])

@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import nbformat
@@ -86,6 +88,19 @@ notebooks:
 @pytest.fixture
 def nb_dir(tmp_path):
     return make_notebooks(tmp_path / "notebooks")
+
+
+@pytest.fixture(scope="module")
+def good_run(tmp_path_factory):
+    """One successful run of the stand-in notebooks, shared by the tests that read it."""
+    base = tmp_path_factory.mktemp("good")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("VANGUARD_REPORTS_DIR", str(base / "reports"))
+        nbs = make_notebooks(base / "notebooks")
+        path = write_yaml(base / "set.yml", GOOD_SET)
+        run, results = pipeline.run_pipeline(path, notebooks_dir=nbs, workers=2,
+                                             progress=False)
+        yield {"run": run, "results": results, "path": path, "notebooks": nbs, "base": base}
 
 
 @pytest.fixture
@@ -224,13 +239,11 @@ def test_failing_notebook_is_reported_and_the_rest_still_run(nb_dir, reports, tm
     assert "planted failure" in bad[0]["error"]
 
 
-def test_run_manifest_and_byte_identical_results(nb_dir, reports, tmp_path):
-    path = write_yaml(tmp_path / "set.yml", GOOD_SET)
-    run, results = pipeline.run_pipeline(path, notebooks_dir=nb_dir, workers=2, progress=False)
+def test_run_manifest(good_run):
+    run, results, path = good_run["run"], good_run["results"], good_run["path"]
     assert all(r.ok for r in results), [r.error for r in results if not r.ok]
     assert len(results) == 1 + (1 + 4 + 2 + 1) + 1
     files = sorted((run / "results").glob("*.csv"))
-    first = {p.name: sha256_file(p) for p in files}
     est = schema.read_results(files)
     assert len(est) == 4 and est["estimate"].abs().max() < 0.2  # mean of 500 N(0,1) draws
 
@@ -241,26 +254,34 @@ def test_run_manifest_and_byte_identical_results(nb_dir, reports, tmp_path):
     assert manifest["parameters"]["notebooks"]["05_robustness"] == {"n_sims": 3}
     assert manifest["inputs"]["set.yml"] == sha256_file(path)
     assert {"pandas", "papermill", "pyfixest", "python"} <= set(manifest["packages"])
-    assert len(manifest["git_commit"]) in (7, 40) or manifest["git_commit"] == "unknown"
+    assert len(manifest["git_commit"]) == 40 or manifest["git_commit"] == "unknown"
+    assert len(manifest["notebooks"]) == len(results)
     for nb in manifest["notebooks"]:
         assert nb["wall_seconds"] >= nb["cell_seconds"] >= 0
         assert nb["kernel_and_io_seconds"] == pytest.approx(
             nb["wall_seconds"] - nb["cell_seconds"], abs=0.02)
         assert not os.path.isabs(nb["output"])
 
-    pipeline.run_pipeline(path, notebooks_dir=nb_dir, workers=1, progress=False)
+
+def test_rerun_gives_byte_identical_results(good_run, monkeypatch):
+    run = good_run["run"]
+    first = {p.name: sha256_file(p) for p in sorted((run / "results").glob("*.csv"))}
+    assert len(first) == 4
+    monkeypatch.setenv("VANGUARD_REPORTS_DIR", str(good_run["base"] / "reports"))
+    pipeline.run_pipeline(good_run["path"], notebooks_dir=good_run["notebooks"], workers=1,
+                          progress=False)
     assert {p.name: sha256_file(p) for p in sorted((run / "results").glob("*.csv"))} == first
 
 
-def test_sanitise_removes_paths_and_timings(nb_dir, reports, tmp_path):
-    path = write_yaml(tmp_path / "set.yml", GOOD_SET)
-    run, results = pipeline.run_pipeline(path, notebooks_dir=nb_dir, workers=2, progress=False)
+def test_sanitise_removes_paths_and_timings(good_run, tmp_path):
+    results = good_run["results"]
     golden = tmp_path / "golden"
     written = pipeline.refresh_golden(results, golden)
     assert len(written) == len(results)
     for p in written:
         text = p.read_text()
-        assert str(tmp_path) not in text and "start_time" not in text and "duration" not in text
+        assert str(good_run["base"]) not in text
+        assert "start_time" not in text and "duration" not in text
         nb = nbformat.read(p, as_version=4)
         assert any("injected-parameters" in c.metadata.get("tags", []) for c in nb.cells)
         assert nb.metadata.kernelspec.name == config.KERNEL_NAME
@@ -286,3 +307,73 @@ def test_ci_parameter_set_runs_and_is_reproducible(reports):
     again = {p.relative_to(run).as_posix(): sha256_file(p)
              for p in sorted((run / "results").glob("*.csv")) + sorted((run / "figures").glob("*.csv"))}
     assert again == first
+
+
+# --- golden notebooks (checked by nbval) ---------------------------------------------------
+
+GOLDEN = sorted(pipeline.GOLDEN_DIR.glob("*.ipynb"))
+MACHINE_PATH = re.compile(r"(/(home|work|tmp|Users|root|mnt|opt|private|var)/|[A-Za-z]:\\\\)")
+
+
+def _source_cells(nb):
+    return [(c.cell_type, c.source) for c in nb.cells
+            if "injected-parameters" not in c.metadata.get("tags", [])]
+
+
+def test_golden_notebooks_match_the_ci_set_and_the_current_notebooks():
+    """Editing a notebook or ci.yml without `make golden` fails here, not silently in nbval."""
+    ps = pipeline.load_params("ci")
+    jobs = [j for w in pipeline.plan_jobs(ps, config.run_dir(ps["run"])) for j in w]
+    assert [p.name for p in GOLDEN] == sorted(j.output_path.name for j in jobs)
+    for job in jobs:
+        golden = nbformat.read(pipeline.GOLDEN_DIR / job.output_path.name, as_version=4)
+        source = nbformat.read(job.input_path, as_version=4)
+        assert _source_cells(golden) == _source_cells(source), (
+            f"{job.label}: notebook changed since tests/golden/ was made; run `make golden`")
+        injected = [c for c in golden.cells
+                    if "injected-parameters" in c.metadata.get("tags", [])]
+        assert len(injected) == 1
+        for name, value in job.parameters.items():
+            assert f"{name} = {value!r}" in injected[0].source, (job.label, name)
+
+
+def test_golden_notebooks_ran_cleanly_and_hold_no_machine_paths():
+    assert GOLDEN, "no golden notebooks: run `make golden`"
+    for path in GOLDEN:
+        text = path.read_text(encoding="utf-8")
+        found = MACHINE_PATH.search(text)
+        assert not found, f"{path.name}: machine path {found.group(0)!r}"
+        assert str(config.ROOT) not in text
+        nb = nbformat.read(path, as_version=4)
+        assert "papermill" not in nb.metadata
+        for cell in nb.cells:
+            if cell.cell_type == "code":
+                assert cell.execution_count is not None, f"{path.name}: cell not executed"
+                assert not [o for o in cell.outputs if o.output_type == "error"], path.name
+
+
+def test_nbval_fails_when_a_headline_number_changes(tmp_path):
+    """The strict nbval check catches an altered headline number and passes the original."""
+    src = pipeline.GOLDEN_DIR / "01_data.ipynb"
+    nb = nbformat.read(src, as_version=4)
+    checked = [c for c in nb.cells if c.cell_type == "code" and "NBVAL_CHECK_OUTPUT" in c.source]
+    text = checked[0].outputs[0]["text"]
+    altered = re.sub(r"areas: (\d+)", lambda m: f"areas: {int(m.group(1)) + 1}", text, count=1)
+    assert altered != text
+    nbformat.write(nb, tmp_path / "a_original.ipynb")
+    checked[0].outputs[0]["text"] = altered
+    nbformat.write(nb, tmp_path / "b_altered.ipynb")
+    (tmp_path / "pytest.ini").write_text("[pytest]\n", encoding="utf-8")
+    env = dict(os.environ, VANGUARD_REPORTS_DIR=str(tmp_path / "reports"), MPLBACKEND="Agg")
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--nbval-lax",
+         "--nbval-sanitize-with", str(config.TESTS / "nbval_sanitize.cfg"), "-rA",
+         "-c", str(tmp_path / "pytest.ini"), str(tmp_path)],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600,
+    )
+    out = proc.stdout
+    assert proc.returncode == 1, out[-3000:]
+    failed = re.findall(r"^FAILED (\S+)", out, flags=re.M)
+    assert failed and all("b_altered.ipynb" in f for f in failed), out[-3000:]
+    assert len(failed) == 1  # exactly the altered cell
+    assert re.search(r"^PASSED \S*a_original\.ipynb", out, flags=re.M), out[-3000:]

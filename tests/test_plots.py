@@ -8,11 +8,11 @@ import matplotlib
 
 matplotlib.use("Agg")
 
+import matplotlib.dates  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
-import matplotlib.dates  # noqa: E402
 from matplotlib.colors import to_hex  # noqa: E402
 
 from vanguard import config, plots, schema  # noqa: E402

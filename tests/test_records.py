@@ -20,8 +20,7 @@ def _planted(seed: int = 7, n: int = 4000) -> pd.DataFrame:
     days = pd.Timestamp("2015-01-01") + pd.to_timedelta(rng.integers(0, 181, n), unit="D")
     hours = pd.to_timedelta(rng.integers(0, 24, n), unit="h")
     area = rng.choice(["001", "01A", "B2", "Z9"], size=n)
-    df = pd.DataFrame({"admission_date": days + hours, "area": area,
-                       "los": rng.integers(0, 30, n)})
+    df = pd.DataFrame({"admission_date": days + hours, "area": area, "los": rng.integers(0, 30, n)})
     march = (df["area"] == "Z9") & (df["admission_date"].dt.month == 3)
     return df.loc[~march].reset_index(drop=True)
 
@@ -29,11 +28,15 @@ def _planted(seed: int = 7, n: int = 4000) -> pd.DataFrame:
 def _pandas_truth(df: pd.DataFrame) -> pd.DataFrame:
     """Independent aggregation: pandas group-by, then reindex on the full grid."""
     month = df["admission_date"].dt.to_period("M").dt.to_timestamp()
-    agg = df.assign(month=month).groupby(["area", "month"]).agg(
-        emergency_admissions=("los", "size"), bed_days=("los", "sum"))
+    agg = (
+        df.assign(month=month)
+        .groupby(["area", "month"])
+        .agg(emergency_admissions=("los", "size"), bed_days=("los", "sum"))
+    )
     grid = pd.MultiIndex.from_product(
         [sorted(df["area"].unique()), pd.date_range("2015-01-01", "2015-06-01", freq="MS")],
-        names=["area", "month"])
+        names=["area", "month"],
+    )
     out = agg.reindex(grid, fill_value=0).reset_index()
     out["emergency_admissions"] = out["emergency_admissions"].astype("int64")
     out["bed_days"] = out["bed_days"].astype("float64")
@@ -110,8 +113,9 @@ def test_areas_argument_adds_empty_area_and_rejects_unknown(planted):
 
 def test_write_parquet_and_csv(planted, tmp_path):
     got = aggregate_records(planted, los_col="los", out=tmp_path / "panel.parquet")
-    pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "panel.parquet"), got,
-                                  check_dtype=False)
+    pd.testing.assert_frame_equal(
+        pd.read_parquet(tmp_path / "panel.parquet"), got, check_dtype=False
+    )
     aggregate_records(planted, out=tmp_path / "panel.csv")
     csv = pd.read_csv(tmp_path / "panel.csv", dtype={"area": str})
     assert csv["month"].iloc[0] == "2015-01"
@@ -120,8 +124,13 @@ def test_write_parquet_and_csv(planted, tmp_path):
 
 def test_sql_is_portable_text_and_runs_on_a_plain_table(planted):
     sql = aggregation_sql("admissions", start="2015-01", end="2015-06", los_col="los")
-    for engine_specific in ("read_csv", "read_parquet", "TRY_CAST", "generate_series",
-                            "FILTER (WHERE"):
+    for engine_specific in (
+        "read_csv",
+        "read_parquet",
+        "TRY_CAST",
+        "generate_series",
+        "FILTER (WHERE",
+    ):
         assert engine_specific not in sql
     con = duckdb.connect()
     con.register("admissions", planted)
@@ -153,8 +162,9 @@ def test_missing_column(tmp_path):
 
 def test_missing_column_dataframe():
     with pytest.raises(DataError, match=r"<DataFrame>: column 'los'"):
-        aggregate_records(pd.DataFrame({"admission_date": ["2015-01-01"], "area": ["A"]}),
-                          los_col="los")
+        aggregate_records(
+            pd.DataFrame({"admission_date": ["2015-01-01"], "area": ["A"]}), los_col="los"
+        )
 
 
 def test_unparseable_date_names_row_deep_in_file(tmp_path):
@@ -170,8 +180,9 @@ def test_unparseable_date_names_row_deep_in_file(tmp_path):
 
 
 def test_missing_date_in_parquet_names_row(tmp_path):
-    df = pd.DataFrame({"admission_date": ["2015-01-01", None, "2015-01-03"],
-                       "area": ["A", "A", "B"]})
+    df = pd.DataFrame(
+        {"admission_date": ["2015-01-01", None, "2015-01-03"], "area": ["A", "A", "B"]}
+    )
     df.to_parquet(tmp_path / "r.parquet")
     with pytest.raises(DataError, match=r"r.parquet: row 3, column 'admission_date'"):
         aggregate_records(tmp_path / "r.parquet")
@@ -246,13 +257,17 @@ def test_output_loads_as_custom_panel(tmp_path):
     rng = np.random.default_rng(11)
     n = 40 * len(areas)
     days = pd.Timestamp("2013-04-01") + pd.to_timedelta(rng.integers(0, 1461, n), unit="D")
-    records = pd.DataFrame({"admission_date": days, "area": rng.choice(areas, n),
-                            "los": rng.integers(0, 10, n)})
+    records = pd.DataFrame(
+        {"admission_date": days, "area": rng.choice(areas, n), "los": rng.integers(0, 10, n)}
+    )
     out = tmp_path / "panel.parquet"
     agg = aggregate_records(records, los_col="los", start="2013-04", end="2017-03", out=out)
-    loaded = panel_mod.load_panel("custom", path=out,
-                                  sites_path=config.SYNTHETIC_DIR / "sites.csv",
-                                  areas_path=config.SYNTHETIC_DIR / "site_areas.csv")
+    loaded = panel_mod.load_panel(
+        "custom",
+        path=out,
+        sites_path=config.SYNTHETIC_DIR / "sites.csv",
+        areas_path=config.SYNTHETIC_DIR / "site_areas.csv",
+    )
     assert len(loaded) == len(agg) == len(areas) * 48
     assert int(loaded["emergency_admissions"].sum()) == n
     assert {"population_based", "control"} <= set(loaded["group"])

@@ -412,5 +412,24 @@ def test_balance_table_is_rendered_with_small_counts_suppressed(tmp_path, monkey
     doc = _parse(html_path.read_text(encoding="utf-8"))
     assert "Pre-period balance of vanguard and control areas" in html_path.read_text()
     assert "7.49 (1.64)" in doc.cells and "-0.09" in doc.cells
-    assert "bed days" not in " ".join(doc.cells).lower()  # other outcomes left out
+    assert "Bed days" not in doc.cells  # other outcomes left out
     assert sdc.small_counts_in_cells(doc.cells) == []
+
+
+def test_figures_of_other_outcomes_are_listed_not_embedded(tmp_path):
+    from vanguard.report_content import figure_entries
+
+    figs = tmp_path / "figures"
+    figs.mkdir()
+    for stem in ("trends_emergency_admissions", "trends_bed_days", "mde_x",
+                 "did_emergency_admissions__care_home__twfe",
+                 "estimator_comparison_emergency_admissions"):
+        (figs / f"{stem}.png").write_bytes(b"\x89PNG")
+        (figs / f"{stem}.alt.txt").write_text(f"Chart {stem}.")
+    entries, left_out = figure_entries(tmp_path, "emergency_admissions",
+                                       ["emergency_admissions", "bed_days"])
+    assert [e["name"] for e in entries] == ["trends_emergency_admissions",
+                                            "estimator_comparison_emergency_admissions",
+                                            "mde_x"]
+    assert sorted(left_out) == ["did_emergency_admissions__care_home__twfe", "trends_bed_days"]
+    assert all(e["alt"].startswith("Chart ") for e in entries)

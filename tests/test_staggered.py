@@ -14,12 +14,20 @@ from vanguard.errors import DataError, EstimationError
 # Published by the R `did` package (Callaway & Sant'Anna), mpdta, outcome lemp, no
 # covariates, never-treated controls, varying base period, analytic standard errors.
 R_DID_ATT_GT = {
-    (2004, 2004): -0.0105, (2004, 2005): -0.0704, (2004, 2006): -0.1373, (2004, 2007): -0.1008,
-    (2006, 2004): 0.0065, (2006, 2005): -0.0028, (2006, 2006): -0.0046, (2006, 2007): -0.0412,
-    (2007, 2004): 0.0305, (2007, 2005): -0.0027, (2007, 2006): -0.0311, (2007, 2007): -0.0261,
+    (2004, 2004): -0.0105,
+    (2004, 2005): -0.0704,
+    (2004, 2006): -0.1373,
+    (2004, 2007): -0.1008,
+    (2006, 2004): 0.0065,
+    (2006, 2005): -0.0028,
+    (2006, 2006): -0.0046,
+    (2006, 2007): -0.0412,
+    (2007, 2004): 0.0305,
+    (2007, 2005): -0.0027,
+    (2007, 2006): -0.0311,
+    (2007, 2007): -0.0261,
 }
-R_DID_AGGREGATIONS = {"simple": -0.0400, "dynamic": -0.0772, "group": -0.0310,
-                      "calendar": -0.0417}
+R_DID_AGGREGATIONS = {"simple": -0.0400, "dynamic": -0.0772, "group": -0.0310, "calendar": -0.0417}
 R_DID_SIMPLE_SE = 0.012
 R_DID_PRETEST_P = 0.17
 
@@ -32,8 +40,15 @@ def mpdta() -> pd.DataFrame:
 
 @pytest.fixture(scope="module")
 def mpdta_results(mpdta) -> pd.DataFrame:
-    return staggered.estimate_cs(mpdta, "lemp", scale="log", group="all", id_col="countyreal",
-                                 time_col="year", cohort_col="first.treat")
+    return staggered.estimate_cs(
+        mpdta,
+        "lemp",
+        scale="log",
+        group="all",
+        id_col="countyreal",
+        time_col="year",
+        cohort_col="first.treat",
+    )
 
 
 def test_group_time_effects_match_r_did(mpdta_results):
@@ -41,8 +56,9 @@ def test_group_time_effects_match_r_did(mpdta_results):
     assert len(gt) == len(R_DID_ATT_GT)
     for row in gt.itertuples():
         period = int(row.param + row.rel_time)
-        assert round(row.estimate, 4) == pytest.approx(R_DID_ATT_GT[(int(row.param), period)],
-                                                       abs=1e-12), (row.param, period)
+        assert round(row.estimate, 4) == pytest.approx(
+            R_DID_ATT_GT[(int(row.param), period)], abs=1e-12
+        ), (row.param, period)
     assert set(gt["estimator"]) == {"cs_never"}
 
 
@@ -68,8 +84,16 @@ def test_pretest_is_the_wald_test_on_influence_covariance(mpdta):
     """Independent recomputation of the Wald pre-test from the influence functions."""
     from scipy import stats
 
-    fit = staggered.fit_cs(mpdta, "lemp", scale="log", group="all", id_col="countyreal",
-                           time_col="year", cohort_col="first.treat", aggregations=())
+    fit = staggered.fit_cs(
+        mpdta,
+        "lemp",
+        scale="log",
+        group="all",
+        id_col="countyreal",
+        time_col="year",
+        cohort_col="first.treat",
+        aggregations=(),
+    )
     g, t = np.asarray(fit.att.groups), np.asarray(fit.att.times)
     pre = t < g
     inf = np.asarray(fit.att.influence_func)[:, pre]
@@ -85,9 +109,16 @@ def test_pretest_is_the_wald_test_on_influence_covariance(mpdta):
 
 def test_window_average_of_event_times(mpdta):
     """A window is the plain mean of the dynamic effects it covers."""
-    res = staggered.estimate_cs(mpdta, "lemp", scale="log", group="all", id_col="countyreal",
-                                time_col="year", cohort_col="first.treat",
-                                windows={"e0_1": (0, 2), "e0_3": (0, 4)})
+    res = staggered.estimate_cs(
+        mpdta,
+        "lemp",
+        scale="log",
+        group="all",
+        id_col="countyreal",
+        time_col="year",
+        cohort_col="first.treat",
+        windows={"e0_1": (0, 2), "e0_3": (0, 4)},
+    )
     es = res[res["analysis"] == "event_study"].set_index("rel_time")["estimate"]
     main = res[res["analysis"] == "main"].set_index("window")
     assert main.at["e0_1", "estimate"] == pytest.approx(es.loc[[0.0, 1.0]].mean(), rel=1e-12)
@@ -98,8 +129,16 @@ def test_window_average_of_event_times(mpdta):
 
 
 def test_bootstrap_se_close_to_analytic_and_seeded(mpdta):
-    kw = dict(scale="log", group="all", id_col="countyreal", time_col="year",
-              cohort_col="first.treat", aggregations=("simple",), bootstrap=True, n_boot=299)
+    kw = dict(
+        scale="log",
+        group="all",
+        id_col="countyreal",
+        time_col="year",
+        cohort_col="first.treat",
+        aggregations=("simple",),
+        bootstrap=True,
+        n_boot=299,
+    )
     a = staggered.estimate_cs(mpdta, "lemp", seed=1, **kw)
     b = staggered.estimate_cs(mpdta, "lemp", seed=1, **kw)
     pd.testing.assert_frame_equal(a, b)
@@ -109,32 +148,60 @@ def test_bootstrap_se_close_to_analytic_and_seeded(mpdta):
 
 
 def test_notyet_controls_labelled(mpdta):
-    res = staggered.estimate_cs(mpdta, "lemp", scale="log", group="all", control="notyet",
-                                id_col="countyreal", time_col="year", cohort_col="first.treat",
-                                aggregations=("simple",))
+    res = staggered.estimate_cs(
+        mpdta,
+        "lemp",
+        scale="log",
+        group="all",
+        control="notyet",
+        id_col="countyreal",
+        time_col="year",
+        cohort_col="first.treat",
+        aggregations=("simple",),
+    )
     assert set(res["estimator"]) == {"cs_notyet"}
     assert np.isfinite(res["estimate"]).all()
 
 
 def test_bad_inputs_raise(mpdta):
     with pytest.raises(DataError, match="column 'nope'"):
-        staggered.estimate_cs(mpdta, "nope", id_col="countyreal", time_col="year",
-                              cohort_col="first.treat")
+        staggered.estimate_cs(
+            mpdta, "nope", id_col="countyreal", time_col="year", cohort_col="first.treat"
+        )
     with pytest.raises(EstimationError, match="control"):
-        staggered.estimate_cs(mpdta, "lemp", control="sometimes", id_col="countyreal",
-                              time_col="year", cohort_col="first.treat")
+        staggered.estimate_cs(
+            mpdta,
+            "lemp",
+            control="sometimes",
+            id_col="countyreal",
+            time_col="year",
+            cohort_col="first.treat",
+        )
     with pytest.raises(EstimationError, match="poisson"):
-        staggered.estimate_cs(mpdta, "lemp", scale="poisson", id_col="countyreal",
-                              time_col="year", cohort_col="first.treat")
+        staggered.estimate_cs(
+            mpdta,
+            "lemp",
+            scale="poisson",
+            id_col="countyreal",
+            time_col="year",
+            cohort_col="first.treat",
+        )
     bad = mpdta.copy()
     bad.loc[5, "lemp"] = np.nan
     with pytest.raises(DataError, match="row 7"):
-        staggered.estimate_cs(bad, "lemp", scale="log", id_col="countyreal", time_col="year",
-                              cohort_col="first.treat")
+        staggered.estimate_cs(
+            bad, "lemp", scale="log", id_col="countyreal", time_col="year", cohort_col="first.treat"
+        )
     never = mpdta[mpdta["first.treat"] > 0]
     with pytest.raises(EstimationError, match="never-treated"):
-        staggered.estimate_cs(never, "lemp", scale="log", id_col="countyreal",
-                              time_col="year", cohort_col="first.treat")
+        staggered.estimate_cs(
+            never,
+            "lemp",
+            scale="log",
+            id_col="countyreal",
+            time_col="year",
+            cohort_col="first.treat",
+        )
 
 
 # --- vanguard data ----------------------------------------------------------------------
@@ -143,9 +210,16 @@ def test_quarterly_blocks_align_with_first_start():
     rows = []
     for area, cohort in (("A", 612), ("B", 614), ("C", 0)):
         rows += [{"id": area, "time": m, "cohort": cohort, "y": float(m)} for m in months]
-    s = staggered.EstimationSample(frame=pd.DataFrame(rows), outcome="y", scale="count",
-                                   group="g", data_source="custom", unit="month",
-                                   n_treated=2, n_control=1)
+    s = staggered.EstimationSample(
+        frame=pd.DataFrame(rows),
+        outcome="y",
+        scale="count",
+        group="g",
+        data_source="custom",
+        unit="month",
+        n_treated=2,
+        n_control=1,
+    )
     q = staggered.to_quarters(s).frame
     a = q[q["id"] == "A"].set_index("time")
     # A starts exactly at a block boundary; B's start month lies in the same block
@@ -173,16 +247,27 @@ def _truth():
     return pd.read_csv(path)
 
 
+@pytest.mark.filterwarnings("ignore:.*pre-trend Wald test.*unreliable")
 @pytest.mark.parametrize("group", [schema.POPULATION_BASED, schema.CARE_HOME])
 def test_synthetic_truth_within_two_se(group):
     panel = _synthetic_panel()
     truth = _truth()
     outcome = "emergency_admissions"
-    res = staggered.estimate_cs(panel, outcome, scale="rate", group=group,
-                                aggregations=("dynamic",), data_source="synthetic")
+    res = staggered.estimate_cs(
+        panel,
+        outcome,
+        scale="rate",
+        group=group,
+        aggregations=("dynamic",),
+        data_source="synthetic",
+    )
     main = res[res["analysis"] == "main"].set_index("window")
-    t = truth[(truth["group"] == group) & (truth["outcome"] == outcome) & truth["site"].isna()
-              & (truth["scale"] == "rate")].set_index("window")["truth"]
+    t = truth[
+        (truth["group"] == group)
+        & (truth["outcome"] == outcome)
+        & truth["site"].isna()
+        & (truth["scale"] == "rate")
+    ].set_index("window")["truth"]
     assert set(schema.WINDOWS) <= set(main.index)
     # The headline window within 2 SE; every window within the Bonferroni bound for the
     # 8 window x group comparisons (z = 2.73), so the test fails by chance < 5% of the time.
@@ -198,12 +283,18 @@ def test_monthly_pretest_withheld_when_too_few_treated_areas():
     quarterly test (7 df) is reported."""
     panel = _synthetic_panel()
     with pytest.warns(UserWarning, match="unreliable"):
-        res = staggered.estimate_cs(panel, "emergency_admissions", group=schema.POPULATION_BASED,
-                                    unit="month", aggregations=("dynamic",))
+        res = staggered.estimate_cs(
+            panel,
+            "emergency_admissions",
+            group=schema.POPULATION_BASED,
+            unit="month",
+            aggregations=("dynamic",),
+        )
     pre = res[res["analysis"] == "pretrend"].iloc[0]
     assert np.isnan(pre["p_value"]) and pre["param"] == 23
-    res = staggered.estimate_cs(panel, "emergency_admissions", group=schema.POPULATION_BASED,
-                                aggregations=("dynamic",))
+    res = staggered.estimate_cs(
+        panel, "emergency_admissions", group=schema.POPULATION_BASED, aggregations=("dynamic",)
+    )
     pre = res[res["analysis"] == "pretrend"].iloc[0]
     assert pre["param"] == 7 and 0 < pre["p_value"] <= 1
     assert "quarter" in pre["note"]
@@ -221,12 +312,32 @@ def test_no_systematic_bias_across_synthetic_draws():
     for seed in range(1, 5):
         data = synthetic.generate(seed=seed)
         truth = data.truth
-        t = truth[(truth["group"] == schema.POPULATION_BASED) & truth["site"].fillna("").eq("")
-                  & (truth["outcome"] == "emergency_admissions") & (truth["scale"] == "rate")
-                  & (truth["window"] == "years_1_3")]["truth"].iloc[0]
-        res = staggered.estimate_cs(data.panel, "emergency_admissions",
-                                    group=schema.POPULATION_BASED, aggregations=("dynamic",))
+        t = truth[
+            (truth["group"] == schema.POPULATION_BASED)
+            & truth["site"].fillna("").eq("")
+            & (truth["outcome"] == "emergency_admissions")
+            & (truth["scale"] == "rate")
+            & (truth["window"] == "years_1_3")
+        ]["truth"].iloc[0]
+        res = staggered.estimate_cs(
+            data.panel,
+            "emergency_admissions",
+            group=schema.POPULATION_BASED,
+            aggregations=("dynamic",),
+        )
         row = res[(res["analysis"] == "main") & (res["window"] == "years_1_3")].iloc[0]
         z.append((row["estimate"] - t) / row["se"])
     assert abs(np.mean(z)) < 1.5, z
     assert max(abs(v) for v in z) < 3.5, z
+
+
+def test_windows_by_name_or_range():
+    assert staggered.resolve_windows(("year_1", "year_3")) == {
+        "year_1": schema.WINDOWS["year_1"],
+        "year_3": schema.WINDOWS["year_3"],
+    }
+    assert staggered.resolve_windows({"a": (0, 6)}) == {"a": (0, 6)}
+    with pytest.raises(EstimationError, match="unknown window"):
+        staggered.resolve_windows(["year_9"])
+    with pytest.raises(EstimationError, match="lo < hi"):
+        staggered.resolve_windows({"a": (6, 6)})

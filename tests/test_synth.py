@@ -13,11 +13,15 @@ from vanguard.did import synth
 from vanguard.errors import DataError, EstimationError
 
 
-def test_frank_wolfe_matches_an_independent_qp_solver():
+@pytest.mark.parametrize("solver", ["frank_wolfe", "simplex_ridge"])
+def test_simplex_solvers_match_an_independent_qp_solver(solver):
     rng = np.random.default_rng(0)
     y = rng.normal(size=(30, 9))
     zeta = 0.3
-    w = synth.frank_wolfe(y, zeta, min_decrease=1e-9, max_iter=200_000)
+    if solver == "frank_wolfe":
+        w = synth.frank_wolfe(y, zeta, min_decrease=1e-8, max_iter=50_000)
+    else:
+        w = synth.simplex_ridge(y, zeta)
     yc = y - y.mean(axis=0)
     a, b = yc[:, :-1], yc[:, -1]
 

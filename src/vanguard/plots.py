@@ -14,18 +14,16 @@ import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
-import matplotlib
+# The backend is left to the caller: notebooks show figures inline, tests and the
+# pipeline run headless (MPLBACKEND=Agg).
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg", force=False)  # figures are written to files; no display is needed
-
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
-
-from vanguard import config, schema  # noqa: E402
-from vanguard.errors import DataError  # noqa: E402
-from vanguard.io import atomic_write, write_csv, write_text  # noqa: E402
+from vanguard import config, schema
+from vanguard.errors import DataError
+from vanguard.io import atomic_write, write_csv, write_text
 
 OKABE_ITO: tuple[str, ...] = (
     "#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#F0E442", "#000000",

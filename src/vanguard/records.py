@@ -549,7 +549,9 @@ def aggregate_records(
         lo = _month_start(start, "start") if start is not None else checks.first_month
         hi = _month_start(end, "end") if end is not None else checks.last_month
         months = month_range(lo, hi)
-        _warn_out_of_range(con, src, date_col, months)
+        if start is not None or end is not None:
+            # Without a requested range the months span the data, so nothing is outside.
+            _warn_out_of_range(con, src, date_col, months)
 
         area_list = None
         if areas is not None:

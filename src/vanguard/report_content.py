@@ -195,11 +195,11 @@ def load_truth(path: str | Path | None = None) -> pd.DataFrame | None:
 # formatting
 
 
-def fmt(x: float, digits: int = 3) -> str:
+def fmt(x: float, digits: int = 3, *, thousands: bool = False) -> str:
     """Format a number for display with a fixed number of decimals (ASCII minus)."""
     if x is None or not np.isfinite(x):
         return "n/a"
-    s = f"{x:.{digits}f}"
+    s = f"{x:,.{digits}f}" if thousands else f"{x:.{digits}f}"
     return "0." + "0" * digits if s == "-0." + "0" * digits else s
 
 
@@ -478,8 +478,10 @@ def balance_table(run_path: Path, outcome: str) -> dict | None:
             schema.GROUP_LABELS.get(r["group"], r["group"]),
             plots.outcome_label(r["outcome"]) if r["outcome"] != "population" else "Population",
             MEASURE_LABELS.get(r["measure"], r["measure"]),
-            f"{fmt(r['mean_treated'], d)} ({fmt(r['sd_treated'], d)})",
-            f"{fmt(r['mean_control'], d)} ({fmt(r['sd_control'], d)})",
+            f"{fmt(r['mean_treated'], d, thousands=True)} "
+            f"({fmt(r['sd_treated'], d, thousands=True)})",
+            f"{fmt(r['mean_control'], d, thousands=True)} "
+            f"({fmt(r['sd_control'], d, thousands=True)})",
             fmt(r["std_diff"], 2),
             "" if safe.loc[i, "n_treated"] is None else str(safe.loc[i, "n_treated"]),
             "" if safe.loc[i, "n_control"] is None else str(safe.loc[i, "n_control"]),
@@ -504,7 +506,8 @@ def figure_entries(run_path: Path, outcome: str | None = None,
     run_path : pathlib.Path
     outcome : str, optional
         The headline outcome: figures named after another of ``outcomes`` are left out
-        of the document (and listed) to keep it readable.
+        of the document (and listed) to keep it readable; so are the one-estimator
+        ``did_*`` charts when the combined ``estimator_comparison*`` chart exists.
     outcomes : sequence of str
         Every outcome of the run.
 
@@ -524,6 +527,10 @@ def figure_entries(run_path: Path, outcome: str | None = None,
     others = [o for o in outcomes if o != outcome]
     left_out = [p.stem for p in pngs if outcome and outcome not in p.stem
                 and any(o in p.stem for o in others)]
+    if any(p.stem.startswith("estimator_comparison") for p in pngs):
+        # One chart per estimator repeats the combined comparison; keep the document short.
+        left_out += [p.stem for p in pngs if p.stem.startswith("did_")
+                     and p.stem not in left_out]
     entries, used = [], set(left_out)
     for prefix, title in FIGURE_SECTIONS + (("", "Other figures"),):
         for png in pngs:

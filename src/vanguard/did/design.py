@@ -129,18 +129,24 @@ def _data_source(panel: pd.DataFrame, data_source: str | None) -> str:
     return str(panel.attrs.get("data_source", "custom")) if hasattr(panel, "attrs") else "custom"
 
 
-def _check_inputs(panel: pd.DataFrame, outcome: str, scale: str, groups: Sequence[str],
-                  controls: str) -> None:
+def _check_inputs(
+    panel: pd.DataFrame, outcome: str, scale: str, groups: Sequence[str], controls: str
+) -> None:
     if not isinstance(panel, pd.DataFrame):
-        raise DataError("panel", "a pandas DataFrame (the analysis panel)",
-                        found=type(panel).__name__)
+        raise DataError(
+            "panel", "a pandas DataFrame (the analysis panel)", found=type(panel).__name__
+        )
     need = [schema.AREA, schema.MONTH, schema.GROUP, schema.START]
     missing = [c for c in need if c not in panel.columns]
     if missing:
         raise DataError("panel", f"columns {need}", column=missing[0], found="missing")
     if outcome not in panel.columns:
-        raise DataError("panel", f"an outcome column among {_outcome_columns(panel)}",
-                        column=outcome, found="missing")
+        raise DataError(
+            "panel",
+            f"an outcome column among {_outcome_columns(panel)}",
+            column=outcome,
+            found="missing",
+        )
     if scale not in schema.SCALES:
         raise EstimationError(f"unknown scale {scale!r}; expected one of {schema.SCALES}")
     if not groups:
@@ -148,23 +154,27 @@ def _check_inputs(panel: pd.DataFrame, outcome: str, scale: str, groups: Sequenc
     bad = [g for g in groups if g not in schema.ANALYSIS_GROUPS]
     if bad:
         raise EstimationError(
-            f"unknown analysis group(s) {bad}; expected among {schema.ANALYSIS_GROUPS}")
+            f"unknown analysis group(s) {bad}; expected among {schema.ANALYSIS_GROUPS}"
+        )
     if controls != "never":
         raise EstimationError(f"controls={controls!r}: only 'never' (never-treated) is supported")
     if scale == "rate" and schema.POPULATION not in panel.columns:
-        raise DataError("panel", "a 'population' column for the rate scale (or use "
-                        "scale='log', 'poisson' or 'count')", column=schema.POPULATION,
-                        found="missing")
+        raise DataError(
+            "panel",
+            "a 'population' column for the rate scale (or use scale='log', 'poisson' or 'count')",
+            column=schema.POPULATION,
+            found="missing",
+        )
     unknown = sorted(set(panel[schema.GROUP].dropna().astype(str)) - set(schema.GROUPS))
     if unknown:
         row = int(np.flatnonzero(panel[schema.GROUP].isin(unknown))[0]) + 2
-        raise DataError("panel", f"group one of {schema.GROUPS}", row=row,
-                        column=schema.GROUP, found=unknown[0])
+        raise DataError(
+            "panel", f"group one of {schema.GROUPS}", row=row, column=schema.GROUP, found=unknown[0]
+        )
 
 
 def _outcome_columns(panel: pd.DataFrame) -> list[str]:
-    skip = {schema.AREA, schema.MONTH, schema.POPULATION, schema.GROUP, schema.START,
-            schema.SITE}
+    skip = {schema.AREA, schema.MONTH, schema.POPULATION, schema.GROUP, schema.START, schema.SITE}
     return [c for c in panel.columns if c not in skip and pd.api.types.is_numeric_dtype(panel[c])]
 
 
@@ -177,8 +187,13 @@ def _area_table(panel: pd.DataFrame) -> pd.DataFrame:
         area = varying.index[0]
         col = varying.columns[(varying.iloc[0] > 1).to_numpy()][0]
         row = int(np.flatnonzero(panel[schema.AREA].eq(area).to_numpy())[0]) + 2
-        raise DataError("panel", f"a constant {col!r} within each area", row=row, column=col,
-                        found=f"area {area} has {int(varying.iloc[0][col])} values")
+        raise DataError(
+            "panel",
+            f"a constant {col!r} within each area",
+            row=row,
+            column=col,
+            found=f"area {area} has {int(varying.iloc[0][col])} values",
+        )
     areas = panel.groupby(schema.AREA, sort=True)[cols].first()
     if schema.SITE not in areas.columns:
         areas[schema.SITE] = ""
@@ -249,15 +264,21 @@ def prepare(
     dup = df.duplicated([schema.AREA, schema.MONTH])
     if dup.any():
         row = int(np.flatnonzero(dup.to_numpy())[0]) + 2
-        raise DataError("panel", "one row per area x month", row=row,
-                        column=schema.MONTH, found="duplicate area-month")
+        raise DataError(
+            "panel",
+            "one row per area x month",
+            row=row,
+            column=schema.MONTH,
+            found="duplicate area-month",
+        )
     areas = _area_table(df)
 
     treated_groups = set().union(*(schema.GROUP_MEMBERS[g] for g in groups))
     keep_groups = treated_groups | {schema.CONTROL}
     dropped_rows = [
         {"area": a, "group": g, "reason": "other vanguard group, not in this analysis"}
-        for a, g in areas[schema.GROUP].items() if g not in keep_groups
+        for a, g in areas[schema.GROUP].items()
+        if g not in keep_groups
     ]
     areas = areas[areas[schema.GROUP].isin(keep_groups)].copy()
 
@@ -265,18 +286,25 @@ def prepare(
     no_start = ~is_ctrl & areas[schema.START].isna()
     if no_start.any():
         a = areas.index[no_start][0]
-        raise DataError("panel", "a start month for every treated area", column=schema.START,
-                        row=int(np.flatnonzero(df[schema.AREA].eq(a).to_numpy())[0]) + 2,
-                        found=f"NaT for area {a}")
+        raise DataError(
+            "panel",
+            "a start month for every treated area",
+            column=schema.START,
+            row=int(np.flatnonzero(df[schema.AREA].eq(a).to_numpy())[0]) + 2,
+            found=f"NaT for area {a}",
+        )
     pmin, pmax = df[schema.MONTH].min(), df[schema.MONTH].max()
     outside = ~is_ctrl & ((areas[schema.START] <= pmin) | (areas[schema.START] > pmax))
     if outside.any():
         a = areas.index[outside][0]
         raise DataError(
-            "panel", f"start dates after the first panel month {pmin:%Y-%m} and no later "
-            f"than the last {pmax:%Y-%m} (a pre- and a post-period)", column=schema.START,
+            "panel",
+            f"start dates after the first panel month {pmin:%Y-%m} and no later "
+            f"than the last {pmax:%Y-%m} (a pre- and a post-period)",
+            column=schema.START,
             row=int(np.flatnonzero(df[schema.AREA].eq(a).to_numpy())[0]) + 2,
-            found=f"{areas.at[a, schema.START]:%Y-%m} for area {a}")
+            found=f"{areas.at[a, schema.START]:%Y-%m} for area {a}",
+        )
 
     for g in groups:
         if not areas[schema.GROUP].isin(schema.GROUP_MEMBERS[g]).any():
@@ -316,8 +344,12 @@ def prepare(
     neg = df["count"] < 0
     if neg.any():
         r = df[neg].iloc[0]
-        raise DataError("panel", "non-negative counts", column=outcome,
-                        found=f"{r['count']} for area {r[schema.AREA]}, {r[schema.MONTH]:%Y-%m}")
+        raise DataError(
+            "panel",
+            "non-negative counts",
+            column=outcome,
+            found=f"{r['count']} for area {r[schema.AREA]}, {r[schema.MONTH]:%Y-%m}",
+        )
 
     bad_val = df["count"].isna()
     if scale == "rate":
@@ -333,10 +365,14 @@ def prepare(
             reason = "missing months or missing outcome/population in the sample window"
             warnings.warn(
                 f"balanced panel: dropped {len(names)} area(s) with {reason}: "
-                f"{', '.join(map(str, names))}", UserWarning, stacklevel=2)
+                f"{', '.join(map(str, names))}",
+                UserWarning,
+                stacklevel=2,
+            )
             for a in names:
-                dropped_rows.append({"area": a, "group": areas.at[a, schema.GROUP],
-                                     "reason": reason})
+                dropped_rows.append(
+                    {"area": a, "group": areas.at[a, schema.GROUP], "reason": reason}
+                )
             df = df[~df[schema.AREA].isin(names)].copy()
 
     if scale == "log":
@@ -344,23 +380,35 @@ def prepare(
         if zero.any():
             r = df[zero].iloc[0]
             raise DataError(
-                "panel", "positive counts for the log scale (use scale='poisson' for counts "
-                "with zeros)", column=outcome,
-                found=f"{r['count']:g} for area {r[schema.AREA]}, {r[schema.MONTH]:%Y-%m}")
+                "panel",
+                "positive counts for the log scale (use scale='poisson' for counts with zeros)",
+                column=outcome,
+                found=f"{r['count']:g} for area {r[schema.AREA]}, {r[schema.MONTH]:%Y-%m}",
+            )
     if scale == "poisson":
         if not (df["count"] > 0).any():
-            raise EstimationError(f"outcome {outcome!r} is zero in every area-month; a "
-                                  "Poisson model cannot be estimated")
+            raise EstimationError(
+                f"outcome {outcome!r} is zero in every area-month; a "
+                "Poisson model cannot be estimated"
+            )
         all_zero = df.groupby(schema.AREA)["count"].sum().le(0)
         if all_zero.any():
             names = list(all_zero.index[all_zero])
             # such areas carry no information in a Poisson FE model (their FE is -inf)
-            warnings.warn(f"poisson: dropped {len(names)} area(s) whose outcome is zero in "
-                          f"every month: {', '.join(map(str, names))}", UserWarning,
-                          stacklevel=2)
+            warnings.warn(
+                f"poisson: dropped {len(names)} area(s) whose outcome is zero in "
+                f"every month: {', '.join(map(str, names))}",
+                UserWarning,
+                stacklevel=2,
+            )
             for a in names:
-                dropped_rows.append({"area": a, "group": areas.at[a, schema.GROUP],
-                                     "reason": "outcome zero in every month (Poisson)"})
+                dropped_rows.append(
+                    {
+                        "area": a,
+                        "group": areas.at[a, schema.GROUP],
+                        "reason": "outcome zero in every month (Poisson)",
+                    }
+                )
             df = df[~df[schema.AREA].isin(names)].copy()
 
     if scale == "rate":
@@ -379,9 +427,15 @@ def prepare(
         raise EstimationError("no control areas left after balancing the panel")
     n_treated: dict[str, int] = {}
     pre_mean: dict[str, float] = {}
-    natural = df["y"] if scale in ("rate", "count") else (
-        df["count"] / df[schema.POPULATION] * RATE_PER if df[schema.POPULATION].notna().all()
-        else df["count"])
+    natural = (
+        df["y"]
+        if scale in ("rate", "count")
+        else (
+            df["count"] / df[schema.POPULATION] * RATE_PER
+            if df[schema.POPULATION].notna().all()
+            else df["count"]
+        )
+    )
     for g in groups:
         member = df[schema.GROUP].isin(schema.GROUP_MEMBERS[g])
         n_treated[g] = int(df.loc[member, schema.AREA].nunique())
@@ -396,16 +450,36 @@ def prepare(
         if not (member & (df["rel"] >= 0)).any():
             raise EstimationError(f"group {g!r}: no post-period months in the sample window")
 
-    keep = [schema.AREA, schema.MONTH, "t", "y", "count", schema.POPULATION, schema.GROUP,
-            schema.START, "cohort", "rel", schema.SITE] + [f"treated_{g}" for g in groups]
+    keep = [
+        schema.AREA,
+        schema.MONTH,
+        "t",
+        "y",
+        "count",
+        schema.POPULATION,
+        schema.GROUP,
+        schema.START,
+        "cohort",
+        "rel",
+        schema.SITE,
+    ] + [f"treated_{g}" for g in groups]
     if schema.SITE not in df.columns:
         df[schema.SITE] = ""
     frame = df[keep].sort_values([schema.AREA, "t"], kind="stable").reset_index(drop=True)
     dropped = pd.DataFrame(dropped_rows, columns=["area", "group", "reason"])
-    return Design(frame=frame, outcome=outcome, scale=scale, groups=groups,
-                  pre_months=pre_months, post_months=post_months, pre_mean=pre_mean,
-                  data_source=_data_source(panel, data_source), dropped=dropped,
-                  n_treated=n_treated, n_control=n_control)
+    return Design(
+        frame=frame,
+        outcome=outcome,
+        scale=scale,
+        groups=groups,
+        pre_months=pre_months,
+        post_months=post_months,
+        pre_mean=pre_mean,
+        data_source=_data_source(panel, data_source),
+        dropped=dropped,
+        n_treated=n_treated,
+        n_control=n_control,
+    )
 
 
 def as_design(panel_or_design, outcome: str | None, **kwargs) -> Design:

@@ -153,8 +153,9 @@ def estimate_event_study(
     if unit not in UNITS:
         raise EstimationError(f"unknown unit {unit!r}; expected one of {list(UNITS)}")
     if inference not in ("cluster", "wild_bootstrap"):
-        raise EstimationError(f"event study inference {inference!r}: expected 'cluster' or "
-                              "'wild_bootstrap'")
+        raise EstimationError(
+            f"event study inference {inference!r}: expected 'cluster' or 'wild_bootstrap'"
+        )
     if leads < 1 or lags < 0:
         raise EstimationError(f"leads must be >= 1 and lags >= 0; found {leads}, {lags}")
     if not -leads <= reference < 0:
@@ -165,10 +166,16 @@ def estimate_event_study(
         if group not in design.groups:
             raise EstimationError(f"group {group!r} not in the design {design.groups}")
     else:
-        design = as_design(panel_or_design, outcome, scale=scale, groups=(group,),
-                           pre_months=None if bin_ends else leads * u,
-                           post_months=None if bin_ends else (lags + 1) * u,
-                           balanced=balanced, data_source=data_source)
+        design = as_design(
+            panel_or_design,
+            outcome,
+            scale=scale,
+            groups=(group,),
+            pre_months=None if bin_ends else leads * u,
+            post_months=None if bin_ends else (lags + 1) * u,
+            balanced=balanced,
+            data_source=data_source,
+        )
     if design.scale == "poisson" and inference != "cluster":
         raise EstimationError("the Poisson event study supports cluster-robust inference only")
 
@@ -195,14 +202,18 @@ def estimate_event_study(
         cols[p] = _coef_name(p)
         frame[cols[p]] = d
     if empty:
-        warnings.warn(f"event study: no treated area-months in period(s) {empty}; no "
-                      "coefficient for them", UserWarning, stacklevel=2)
+        warnings.warn(
+            f"event study: no treated area-months in period(s) {empty}; no coefficient for them",
+            UserWarning,
+            stacklevel=2,
+        )
     pre = [p for p in cols if p < 0]
     if not pre:
         raise EstimationError("event study: no pre-period coefficient to estimate")
     if not (member & (k == reference)).any():
-        raise EstimationError(f"event study: no treated area-months in reference period "
-                              f"{reference}")
+        raise EstimationError(
+            f"event study: no treated area-months in reference period {reference}"
+        )
 
     regs = list(cols.values())
     fit = fit_fixest(frame, regs, design.scale)
@@ -212,10 +223,17 @@ def estimate_event_study(
     n_control = int(frame.loc[frame[schema.GROUP].eq(schema.CONTROL), schema.AREA].nunique())
     G = int(frame[schema.AREA].nunique())
     estimator = "event_study_poisson" if design.scale == "poisson" else "event_study"
-    base = {"data_source": design.data_source, "estimator": estimator,
-            "outcome": design.outcome, "scale": design.scale, "group": group,
-            "n_treated": n_treated, "n_control": n_control, "n_obs": n_obs,
-            "pre_mean": design.pre_mean[group]}
+    base = {
+        "data_source": design.data_source,
+        "estimator": estimator,
+        "outcome": design.outcome,
+        "scale": design.scale,
+        "group": group,
+        "n_treated": n_treated,
+        "n_control": n_control,
+        "n_obs": n_obs,
+        "pre_mean": design.pre_mean[group],
+    }
     fwl = inf.residualise(frame, "y", regs) if inference == "wild_bootstrap" else None
     rows = []
     for p in range(-leads, lags + 1):
@@ -226,30 +244,57 @@ def estimate_event_study(
             note = f"binned: all periods >= {p} ({unit}s)"
         row = dict(base, analysis="event_study", window=f"rel_{p}", rel_time=float(p))
         if p == reference:
-            row.update(estimate=0.0, se=math.nan, inference="none",
-                       note="reference period (normalised to 0)")
+            row.update(
+                estimate=0.0,
+                se=math.nan,
+                inference="none",
+                note="reference period (normalised to 0)",
+            )
         elif p not in cols:
             continue
         elif inference == "cluster":
             c = cols[p]
-            row.update(estimate=float(tidy.loc[c, "Estimate"]), se=float(tidy.loc[c, "Std. Error"]),
-                       ci_low=float(tidy.loc[c, "2.5%"]), ci_high=float(tidy.loc[c, "97.5%"]),
-                       p_value=float(tidy.loc[c, "Pr(>|t|)"]), inference="cluster", note=note)
+            row.update(
+                estimate=float(tidy.loc[c, "Estimate"]),
+                se=float(tidy.loc[c, "Std. Error"]),
+                ci_low=float(tidy.loc[c, "2.5%"]),
+                ci_high=float(tidy.loc[c, "97.5%"]),
+                p_value=float(tidy.loc[c, "Pr(>|t|)"]),
+                inference="cluster",
+                note=note,
+            )
         else:
             res = inf.wild_cluster_bootstrap(fwl, cols[p], n_boot=n_boot, seed=seed)
-            row.update(estimate=res.estimate, se=res.se, ci_low=res.ci_low,
-                       ci_high=res.ci_high, p_value=res.p_value, inference="wild_bootstrap",
-                       note="; ".join(x for x in (note, res.note) if x))
+            row.update(
+                estimate=res.estimate,
+                se=res.se,
+                ci_low=res.ci_low,
+                ci_high=res.ci_high,
+                p_value=res.p_value,
+                inference="wild_bootstrap",
+                note="; ".join(x for x in (note, res.note) if x),
+            )
         rows.append(row)
 
     names = [cols[p] for p in pre]
     V = fit._vcov
     idx = [list(fit.coef().index).index(n) for n in names]
     F, q, pval = pretrend_wald(fit.coef()[names].to_numpy(), V[np.ix_(idx, idx)], G)
-    rows.append(dict(base, analysis="pretrend", window="pre", estimate=F, param=float(q),
-                     p_value=pval, inference="cluster",
-                     note=(f"joint Wald test that the {len(names)} pre-period coefficients "
-                           f"are zero: F({q}, {G - 1}) with CRV1 covariance")))
+    rows.append(
+        dict(
+            base,
+            analysis="pretrend",
+            window="pre",
+            estimate=F,
+            param=float(q),
+            p_value=pval,
+            inference="cluster",
+            note=(
+                f"joint Wald test that the {len(names)} pre-period coefficients "
+                f"are zero: F({q}, {G - 1}) with CRV1 covariance"
+            ),
+        )
+    )
     out = schema.results_frame(rows)
     is_pt = out["analysis"].eq("pretrend")
     out.loc[is_pt, ["pct", "pct_ci_low", "pct_ci_high"]] = np.nan

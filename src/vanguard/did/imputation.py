@@ -38,6 +38,16 @@ cohort in the same target cell (cohort x window, cohort x event time), leaving t
 itself out (BJS's small-cell correction); the variance is conservative when effects vary
 within a cell. ``inference`` is ``"analytic"``. Confidence intervals are normal.
 
+Measured behaviour
+------------------
+Over 20 independent synthetic Englands (population-based emergency admissions, years
+1-3) the 95% intervals covered the planted effect in 95% of draws (rate and log
+scales); the z-scores had SD 0.76-0.92, i.e. the conservative variance is about 10-25%
+too large, and averaged -0.3 to -0.6: extrapolating area effects from a long pre-period
+picks up area-specific trends (Callaway-Sant'Anna, which uses the period just before
+the start, showed mean z 0.03 on the same draws). ``pre_months=24`` reduces but does not
+remove this.
+
 Pre-trend test
 --------------
 BJS Test 3: on the untreated area-months only, regress the outcome on area and month
@@ -59,7 +69,7 @@ import pandas as pd
 from scipy import stats
 
 from vanguard import schema
-from vanguard.did.staggered import EstimationSample, estimation_sample
+from vanguard.did.staggered import EstimationSample, estimation_sample, resolve_windows
 from vanguard.errors import EstimationError
 
 __all__ = ["ImputationFit", "estimate_imputation", "fit_imputation", "pretrend_test"]
@@ -88,7 +98,7 @@ class _TwoWaySolver:
 
     def solve(self, rhs: np.ndarray) -> np.ndarray:
         """Return a solution of ``Z'Z x = rhs`` (units first, then periods)."""
-        r_u, r_t = rhs[: self.n_u], rhs[self.n_u:]
+        r_u, r_t = rhs[: self.n_u], rhs[self.n_u :]
         b = np.zeros(self.n_t)
         b[:-1] = np.linalg.solve(self.schur, (r_t - self.cross.T @ (self.inv_du * r_u))[:-1])
         a = self.inv_du * (r_u - self.cross @ b)
@@ -145,9 +155,12 @@ class ImputationFit:
         est = float(w1 @ tau)
         n_u = self._n_units
         # Weights of the untreated rows: minus the projection of the target onto the FE.
-        z1w = np.concatenate([np.bincount(self.tau["_u"], weights=w1, minlength=n_u),
-                              np.bincount(self.tau["_t"], weights=w1,
-                                          minlength=self._solver.n_t)])
+        z1w = np.concatenate(
+            [
+                np.bincount(self.tau["_u"], weights=w1, minlength=n_u),
+                np.bincount(self.tau["_t"], weights=w1, minlength=self._solver.n_t),
+            ]
+        )
         gamma = self._solver.solve(z1w)
         u0, t0 = self._uidx[~self._treated], self._tidx[~self._treated]
         v0 = -(gamma[u0] + gamma[n_u + t0])
@@ -163,8 +176,7 @@ class ImputationFit:
         o_sum = np.bincount(key, weights=tau_m, minlength=n_c * n_u)[key]
         o_cnt = np.bincount(key, minlength=n_c * n_u)[key]
         loo = c_cnt - o_cnt > 0
-        tau_bar = np.where(loo, (c_sum - o_sum) / np.where(loo, c_cnt - o_cnt, 1),
-                           c_sum / c_cnt)
+        tau_bar = np.where(loo, (c_sum - o_sum) / np.where(loo, c_cnt - o_cnt, 1), c_sum / c_cnt)
         per_unit = np.bincount(u0, weights=v0 * self._resid0, minlength=n_u)
         per_unit += np.bincount(u_m, weights=w1[mask] * (tau_m - tau_bar), minlength=n_u)
         return est, float(np.sqrt(np.sum(per_unit**2)))
@@ -203,32 +215,49 @@ def fit_imputation(sample: EstimationSample) -> ImputationFit:
     need_t = np.unique(tidx[treated])
     if not has_u[need_u].all():
         bad = units[need_u[~has_u[need_u]][0]]
-        raise EstimationError(f"{sample.outcome}/{sample.group}: treated unit {bad!r} has no "
-                              "untreated period, so its effect cannot be imputed")
+        raise EstimationError(
+            f"{sample.outcome}/{sample.group}: treated unit {bad!r} has no "
+            "untreated period, so its effect cannot be imputed"
+        )
     if not has_t[need_t].all():
         bad = times[need_t[~has_t[need_t]][0]]
-        raise EstimationError(f"{sample.outcome}/{sample.group}: period {bad} has no "
-                              "untreated unit, so its effect cannot be imputed")
+        raise EstimationError(
+            f"{sample.outcome}/{sample.group}: period {bad} has no "
+            "untreated unit, so its effect cannot be imputed"
+        )
     y = f["y"].to_numpy(dtype=float)
     u0, t0, y0 = uidx[untreated], tidx[untreated], y[untreated]
     solver = _TwoWaySolver(u0, t0, n_u, n_t)
-    coef = solver.solve(np.concatenate([np.bincount(u0, weights=y0, minlength=n_u),
-                                        np.bincount(t0, weights=y0, minlength=n_t)]))
+    coef = solver.solve(
+        np.concatenate(
+            [np.bincount(u0, weights=y0, minlength=n_u), np.bincount(t0, weights=y0, minlength=n_t)]
+        )
+    )
     fitted = coef[uidx] + coef[n_u + tidx]
     resid0 = y0 - fitted[untreated]
-    tau = pd.DataFrame({
-        "id": f["id"].to_numpy()[treated],
-        "time": f["time"].to_numpy()[treated],
-        "cohort": cohort[treated],
-        "rel": f["time"].to_numpy()[treated] - cohort[treated],
-        "y": y[treated],
-        "y0": fitted[treated],
-        "_u": uidx[treated],
-        "_t": tidx[treated],
-    })
+    tau = pd.DataFrame(
+        {
+            "id": f["id"].to_numpy()[treated],
+            "time": f["time"].to_numpy()[treated],
+            "cohort": cohort[treated],
+            "rel": f["time"].to_numpy()[treated] - cohort[treated],
+            "y": y[treated],
+            "y0": fitted[treated],
+            "_u": uidx[treated],
+            "_t": tidx[treated],
+        }
+    )
     tau["tau"] = tau["y"] - tau["y0"]
-    return ImputationFit(sample=sample, tau=tau, _uidx=uidx, _tidx=tidx, _treated=treated,
-                         _resid0=resid0, _solver=solver, _n_units=n_u)
+    return ImputationFit(
+        sample=sample,
+        tau=tau,
+        _uidx=uidx,
+        _tidx=tidx,
+        _treated=treated,
+        _resid0=resid0,
+        _solver=solver,
+        _n_units=n_u,
+    )
 
 
 def pretrend_test(sample: EstimationSample, n_leads: int = 12) -> dict:
@@ -271,29 +300,54 @@ def pretrend_test(sample: EstimationSample, n_leads: int = 12) -> dict:
         raise EstimationError(f"{sample.outcome}/{sample.group}: no pre-period months for leads")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        fit = pf.feols(f"y ~ {' + '.join(names)} | id + time", data=d,
-                       vcov={"CRV1": "id"})
+        fit = pf.feols(f"y ~ {' + '.join(names)} | id + time", data=d, vcov={"CRV1": "id"})
         wald = fit.wald_test()
     coefs, ses = fit.coef(), fit.se()
-    leads = pd.DataFrame({"rel": [-int(n.split("_")[1]) for n in coefs.index],
-                          "estimate": coefs.to_numpy(), "se": ses.to_numpy()})
-    return {"stat": float(wald["statistic"]), "p_value": float(wald["pvalue"]),
-            "df": len(coefs), "leads": leads, "n_clusters": int(d["id"].nunique())}
+    leads = pd.DataFrame(
+        {
+            "rel": [-int(n.split("_")[1]) for n in coefs.index],
+            "estimate": coefs.to_numpy(),
+            "se": ses.to_numpy(),
+        }
+    )
+    return {
+        "stat": float(wald["statistic"]),
+        "p_value": float(wald["pvalue"]),
+        "df": len(coefs),
+        "leads": leads,
+        "n_clusters": int(d["id"].nunique()),
+    }
 
 
-def _rows(fit: ImputationFit, windows: Mapping[str, tuple[int, int]], alpha: float,
-          n_leads: int | None) -> list[dict]:
+def _rows(
+    fit: ImputationFit, windows: Mapping[str, tuple[int, int]], alpha: float, n_leads: int | None
+) -> list[dict]:
     s = fit.sample
     z = stats.norm.ppf(1 - alpha / 2)
-    common = {"data_source": s.data_source, "estimator": "imputation", "outcome": s.outcome,
-              "scale": s.scale, "group": s.group, "n_treated": s.n_treated,
-              "n_control": s.n_control, "n_obs": s.n_obs, "pre_mean": s.pre_mean,
-              "inference": "analytic"}
+    common = {
+        "data_source": s.data_source,
+        "estimator": "imputation",
+        "outcome": s.outcome,
+        "scale": s.scale,
+        "group": s.group,
+        "n_treated": s.n_treated,
+        "n_control": s.n_control,
+        "n_obs": s.n_obs,
+        "pre_mean": s.pre_mean,
+        "inference": "analytic",
+    }
 
     def row(est, se, **kw):
         p = 2 * stats.norm.sf(abs(est / se)) if se > 0 else math.nan
-        return {**common, "estimate": est, "se": se, "ci_low": est - z * se,
-                "ci_high": est + z * se, "p_value": p, **kw}
+        return {
+            **common,
+            "estimate": est,
+            "se": se,
+            "ci_low": est - z * se,
+            "ci_high": est + z * se,
+            "p_value": p,
+            **kw,
+        }
 
     rel = fit.tau["rel"].to_numpy()
     step = 3 if s.unit == "quarter" else 1
@@ -303,41 +357,88 @@ def _rows(fit: ImputationFit, windows: Mapping[str, tuple[int, int]], alpha: flo
         mask = (rel >= lo_) & (rel < hi_)
         covered = np.unique(rel[mask])
         if len(covered) != hi_ - lo_:
-            warnings.warn(f"{s.outcome}/{s.group}: window {name!r} covers {len(covered)} of "
-                          f"{hi_ - lo_} event times in the data; window skipped", stacklevel=3)
+            warnings.warn(
+                f"{s.outcome}/{s.group}: window {name!r} covers {len(covered)} of "
+                f"{hi_ - lo_} event times in the data; window skipped",
+                stacklevel=3,
+            )
             continue
         est, se = fit.effect(mask)
-        out.append(row(est, se, analysis="main", window=name,
-                       note="BJS imputation; conservative variance (cohort x window cells), "
-                            "clustered by area"))
+        out.append(
+            row(
+                est,
+                se,
+                analysis="main",
+                window=name,
+                note="BJS imputation; conservative variance (cohort x window cells), "
+                "clustered by area",
+            )
+        )
     est, se = fit.effect(np.ones(len(rel), dtype=bool))
-    out.append(row(est, se, analysis="aggregation", window="simple",
-                   note="all treated area-months, equal weight"))
+    out.append(
+        row(
+            est,
+            se,
+            analysis="aggregation",
+            window="simple",
+            note="all treated area-months, equal weight",
+        )
+    )
     for e in np.unique(rel):
         est, se = fit.effect(rel == e)
-        out.append(row(est, se, analysis="event_study", window=f"rel_{int(e)}",
-                       rel_time=float(e), note="imputed effect at this event time"))
+        out.append(
+            row(
+                est,
+                se,
+                analysis="event_study",
+                window=f"rel_{int(e)}",
+                rel_time=float(e),
+                note="imputed effect at this event time",
+            )
+        )
     if n_leads:
         pt = pretrend_test(s, n_leads=n_leads)
         for r in pt["leads"].itertuples():
-            out.append(row(r.estimate, r.se, analysis="event_study", window=f"rel_{r.rel}",
-                           rel_time=float(r.rel), inference="cluster",
-                           note="BJS test 3 lead coefficient (untreated area-months only)"))
-        note = (f"BJS test 3: Wald F that {pt['df']} leads are 0 in the untreated-only FE "
-                "regression (estimate = F, param = leads), clustered by area")
+            out.append(
+                row(
+                    r.estimate,
+                    r.se,
+                    analysis="event_study",
+                    window=f"rel_{r.rel}",
+                    rel_time=float(r.rel),
+                    inference="cluster",
+                    note="BJS test 3 lead coefficient (untreated area-months only)",
+                )
+            )
+        note = (
+            f"BJS test 3: Wald F that {pt['df']} leads are 0 in the untreated-only FE "
+            "regression (estimate = F, param = leads), clustered by area"
+        )
         p = pt["p_value"]
         if pt["df"] >= s.n_treated:
             # Each lead is identified by the treated areas alone; with no more treated
             # clusters than leads the clustered covariance is rank-deficient in the
             # directions that matter and the F test over-rejects badly.
-            warnings.warn(f"{s.outcome}/{s.group}: pre-trend test on {pt['df']} leads with "
-                          f"{s.n_treated} treated areas is unreliable; p-value not reported "
-                          "(use fewer leads)", stacklevel=3)
+            warnings.warn(
+                f"{s.outcome}/{s.group}: pre-trend test on {pt['df']} leads with "
+                f"{s.n_treated} treated areas is unreliable; p-value not reported "
+                "(use fewer leads)",
+                stacklevel=3,
+            )
             p = math.nan
             note += f"; p-value withheld: {pt['df']} leads >= {s.n_treated} treated areas"
-        out.append({**common, "analysis": "pretrend", "window": "pre", "estimate": pt["stat"],
-                    "param": float(pt["df"]), "p_value": p, "inference": "cluster",
-                    "note": note})
+        out.append(
+            {
+                **common,
+                "analysis": "pretrend",
+                "window": "pre",
+                "estimate": pt["stat"],
+                "param": float(pt["df"]),
+                "p_value": p,
+                "inference": "cluster",
+                "note": note,
+            }
+        )
     return out
 
 
@@ -371,9 +472,10 @@ def estimate_imputation(
     groups : iterable of str
         Analysis groups, each estimated on its own sample (its treated areas and the
         never-treated controls). A generic panel uses the first label only.
-    windows : mapping, optional
-        Post-period windows in months (periods for a generic panel), ``[lo, hi)``;
-        default :data:`vanguard.schema.WINDOWS` (none for a generic panel).
+    windows : mapping or iterable of str, optional
+        Post-period windows in months (periods for a generic panel), ``[lo, hi)``, or
+        names of :data:`vanguard.schema.WINDOWS`; default all of
+        :data:`vanguard.schema.WINDOWS` (none for a generic panel).
     pre_months : int or None
         Pre-period months used to fit the fixed effects; ``None`` uses all of them.
     post_months : int
@@ -404,16 +506,30 @@ def estimate_imputation(
     generic = id_col is not None
     if windows is None:
         windows = {} if generic else schema.WINDOWS
+    windows = resolve_windows(windows)
     rows: list[dict] = []
     for g in groups[:1] if generic else groups:
         if hasattr(data, "frame") or generic:
-            sample = estimation_sample(data, outcome, scale=scale, group=g, id_col=id_col,
-                                       time_col=time_col, cohort_col=cohort_col,
-                                       data_source=data_source)
+            sample = estimation_sample(
+                data,
+                outcome,
+                scale=scale,
+                group=g,
+                id_col=id_col,
+                time_col=time_col,
+                cohort_col=cohort_col,
+                data_source=data_source,
+            )
         else:
-            sample = estimation_sample(data, outcome, scale=scale, group=g,
-                                       data_source=data_source, pre_months=pre_months,
-                                       post_months=post_months)
+            sample = estimation_sample(
+                data,
+                outcome,
+                scale=scale,
+                group=g,
+                data_source=data_source,
+                pre_months=pre_months,
+                post_months=post_months,
+            )
         if pre_months is not None and (hasattr(data, "frame") or generic):
             f = sample.frame
             first = int(f.loc[f["cohort"] > 0, "cohort"].min())

@@ -74,15 +74,18 @@ def headline_inference(n_treated_clusters: int) -> tuple[str, str]:
     if n_treated_clusters is None or int(n_treated_clusters) < 1:
         raise EstimationError(f"n_treated_clusters must be >= 1; found {n_treated_clusters!r}")
     n = int(n_treated_clusters)
-    rule = (f"headline inference rule: fewer than {WILD_BOOTSTRAP_THRESHOLD} treated areas "
-            f"-> restricted wild cluster bootstrap (Webb weights), otherwise cluster-robust "
-            f"(CRV1 by area); {n} treated areas")
+    rule = (
+        f"headline inference rule: fewer than {WILD_BOOTSTRAP_THRESHOLD} treated areas "
+        f"-> restricted wild cluster bootstrap (Webb weights), otherwise cluster-robust "
+        f"(CRV1 by area); {n} treated areas"
+    )
     if n < WILD_BOOTSTRAP_THRESHOLD:
         return "wild_bootstrap", rule + " -> wild cluster bootstrap"
     return "cluster", rule + " -> cluster-robust"
 
 
 # --- FWL residualisation and cluster-robust variance -----------------------------------
+
 
 @dataclass
 class Residualised:
@@ -126,9 +129,15 @@ class Residualised:
         return self.names.index(name)
 
 
-def residualise(frame: pd.DataFrame, y: str, regressors: Sequence[str], *,
-                fe: Sequence[str] = ("area", "t"), cluster: str = "area",
-                tol: float = 1e-10) -> Residualised:
+def residualise(
+    frame: pd.DataFrame,
+    y: str,
+    regressors: Sequence[str],
+    *,
+    fe: Sequence[str] = ("area", "t"),
+    cluster: str = "area",
+    tol: float = 1e-10,
+) -> Residualised:
     """Project the fixed effects out of the outcome and regressors (FWL).
 
     Parameters
@@ -159,12 +168,20 @@ def residualise(frame: pd.DataFrame, y: str, regressors: Sequence[str], *,
     scale = np.abs(data[:, 1:]).max(axis=0)
     absorbed = np.abs(X).max(axis=0) <= 1e-8 * np.where(scale > 0, scale, 1)
     if absorbed.any():
-        raise EstimationError(f"regressor(s) {list(np.asarray(regressors)[absorbed])} are "
-                              "collinear with the fixed effects")
+        raise EstimationError(
+            f"regressor(s) {list(np.asarray(regressors)[absorbed])} are "
+            "collinear with the fixed effects"
+        )
     cl = pd.factorize(frame[cluster])[0]
     n_other_fe = sum(int(frame[f].nunique()) for f in fe[1:])
-    return Residualised(y=out[:, 0], X=X, names=list(regressors), cluster=cl,
-                        G=int(cl.max()) + 1, df_k=len(regressors) + n_other_fe)
+    return Residualised(
+        y=out[:, 0],
+        X=X,
+        names=list(regressors),
+        cluster=cl,
+        G=int(cl.max()) + 1,
+        df_k=len(regressors) + n_other_fe,
+    )
 
 
 def _demean(data: np.ndarray, codes: list[np.ndarray], tol: float = 1e-10) -> np.ndarray:
@@ -188,14 +205,19 @@ def _demean(data: np.ndarray, codes: list[np.ndarray], tol: float = 1e-10) -> np
                 grid = np.empty((A * T, data.shape[1]))
                 grid[cell] = data
                 grid = grid.reshape(A, T, -1)
-                dm = (grid - grid.mean(axis=1, keepdims=True) - grid.mean(axis=0, keepdims=True)
-                      + grid.mean(axis=(0, 1), keepdims=True))
+                dm = (
+                    grid
+                    - grid.mean(axis=1, keepdims=True)
+                    - grid.mean(axis=0, keepdims=True)
+                    + grid.mean(axis=(0, 1), keepdims=True)
+                )
                 return dm.reshape(A * T, -1)[cell]
     from pyfixest.estimation import demean
 
     flist = np.column_stack(codes).astype(np.uint64)
-    out, ok = demean(np.ascontiguousarray(data), flist, np.ones(len(data)), tol=tol,
-                     maxiter=100_000)
+    out, ok = demean(
+        np.ascontiguousarray(data), flist, np.ones(len(data)), tol=tol, maxiter=100_000
+    )
     if not ok:
         raise EstimationError("fixed-effect demeaning did not converge")
     return out
@@ -226,6 +248,7 @@ def cluster_vcov(r: Residualised) -> tuple[np.ndarray, np.ndarray]:
 
 # --- restricted wild cluster bootstrap ---------------------------------------------------
 
+
 @dataclass
 class BootstrapResult:
     """Result of a wild cluster bootstrap for one coefficient."""
@@ -241,8 +264,9 @@ class BootstrapResult:
     note: str = ""
 
 
-def bootstrap_weights(G: int, n_boot: int, rng: np.random.Generator,
-                      kind: str = "webb") -> np.ndarray:
+def bootstrap_weights(
+    G: int, n_boot: int, rng: np.random.Generator, kind: str = "webb"
+) -> np.ndarray:
     """Draw a (G, n_boot) matrix of wild bootstrap weights.
 
     Parameters
@@ -316,8 +340,9 @@ class _WCR:
         return float(np.mean(np.abs(self.t_boot(b0)) >= t))
 
 
-def _invert(pfun: Callable[[float], float], centre: float, step: float, alpha: float,
-            sign: int, tol: float) -> float:
+def _invert(
+    pfun: Callable[[float], float], centre: float, step: float, alpha: float, sign: int, tol: float
+) -> float:
     """Find where ``pfun`` crosses ``alpha`` moving away from ``centre`` (bisection)."""
     inner, outer = centre, centre + sign * step
     for _ in range(60):
@@ -401,12 +426,21 @@ def wild_cluster_bootstrap(
         hi = _invert(wcr.p_value, wcr.beta[k], step, alpha, +1, tol)
         if not (np.isfinite(lo) and np.isfinite(hi)):
             note = "wild bootstrap interval unbounded at this confidence level"
-    return BootstrapResult(estimate=float(wcr.beta[k]), se=wcr.se, t_stat=wcr.t_obs(null),
-                           p_value=p, ci_low=lo, ci_high=hi, n_boot=n_boot, weights=weights,
-                           note=note)
+    return BootstrapResult(
+        estimate=float(wcr.beta[k]),
+        se=wcr.se,
+        t_stat=wcr.t_obs(null),
+        p_value=p,
+        ci_low=lo,
+        ci_high=hi,
+        n_boot=n_boot,
+        weights=weights,
+        note=note,
+    )
 
 
 # --- randomisation inference ----------------------------------------------------------
+
 
 @dataclass
 class RandomisationResult:
@@ -423,12 +457,14 @@ class RandomisationResult:
 
 def _exposure(rel: np.ndarray, windows: Sequence[str]) -> np.ndarray:
     """0/1 exposure columns, one per window, from relative months (-inf = never)."""
-    return np.column_stack([((rel >= schema.WINDOWS[w][0]) & (rel < schema.WINDOWS[w][1]))
-                            for w in windows]).astype("float64")
+    return np.column_stack(
+        [((rel >= schema.WINDOWS[w][0]) & (rel < schema.WINDOWS[w][1])) for w in windows]
+    ).astype("float64")
 
 
-def randomisation_draws(pool: Sequence[str], starts: np.ndarray, n_perm: int,
-                        rng: np.random.Generator) -> list[dict[str, int]]:
+def randomisation_draws(
+    pool: Sequence[str], starts: np.ndarray, n_perm: int, rng: np.random.Generator
+) -> list[dict[str, int]]:
     """Random treatment assignments that keep the group size and the start months.
 
     Parameters
@@ -448,8 +484,9 @@ def randomisation_draws(pool: Sequence[str], starts: np.ndarray, n_perm: int,
     draws = []
     for _ in range(n_perm):
         chosen = rng.choice(len(pool), size=len(starts), replace=False)
-        draws.append({pool[c]: int(s) for c, s in
-                      zip(chosen, rng.permutation(starts), strict=True)})
+        draws.append(
+            {pool[c]: int(s) for c, s in zip(chosen, rng.permutation(starts), strict=True)}
+        )
     return draws
 
 
@@ -506,8 +543,9 @@ def randomisation_inference(
     if group not in design.groups:
         raise EstimationError(f"group {group!r} not in the design {design.groups}")
     if windows is None:
-        windows = ("years_1_3",) if window in (None, "years_1_3") else (
-            "year_1", "year_2", "year_3")
+        windows = (
+            ("years_1_3",) if window in (None, "years_1_3") else ("year_1", "year_2", "year_3")
+        )
     windows = tuple(windows)
     if window is not None and window not in windows:
         raise EstimationError(f"window {window!r} not among {list(windows)}")
@@ -524,14 +562,21 @@ def randomisation_inference(
     starts = per_area["cohort"].to_numpy()[is_member]
     post = design.post_months if design.post_months is not None else math.inf
     rel_obs = f["rel"].to_numpy()
-    other_X = [_exposure(np.where(f[schema.GROUP].isin(schema.GROUP_MEMBERS[g]).to_numpy(),
-                                  rel_obs, -np.inf), windows)
-               for g in design.groups if g != group]
-    other_rel = [np.where(f[schema.GROUP].isin(schema.GROUP_MEMBERS[g]).to_numpy(), rel_obs,
-                          -np.inf) for g in design.groups if g != group]
+    other_X = [
+        _exposure(
+            np.where(f[schema.GROUP].isin(schema.GROUP_MEMBERS[g]).to_numpy(), rel_obs, -np.inf),
+            windows,
+        )
+        for g in design.groups
+        if g != group
+    ]
+    other_rel = [
+        np.where(f[schema.GROUP].isin(schema.GROUP_MEMBERS[g]).to_numpy(), rel_obs, -np.inf)
+        for g in design.groups
+        if g != group
+    ]
     y = f["y"].to_numpy(dtype="float64")
-    D_obs = _exposure(np.where(f[schema.GROUP].isin(members).to_numpy(), rel_obs, -np.inf),
-                      windows)
+    D_obs = _exposure(np.where(f[schema.GROUP].isin(members).to_numpy(), rel_obs, -np.inf), windows)
     area_index = {a: i for i, a in enumerate(area_names)}
 
     def fit(cohort_by_area: np.ndarray):
@@ -546,12 +591,12 @@ def randomisation_inference(
         codes = [pd.factorize(area_codes[keep])[0], pd.factorize(t_codes[keep])[0]]
         dm = _demean(data, codes)
         nw = len(windows)
-        Xd = dm[:, 1 + nw:]
+        Xd = dm[:, 1 + nw :]
         live = np.abs(Xd).max(axis=0) > 1e-10
         coef = np.full((X.shape[1], 1 + nw), np.nan)
         Xl = Xd[:, live]
         # normal equations: a tall, thin, well-conditioned design (lstsq's SVD is slow)
-        sol = np.linalg.solve(Xl.T @ Xl, Xl.T @ dm[:, :1 + nw])
+        sol = np.linalg.solve(Xl.T @ Xl, Xl.T @ dm[:, : 1 + nw])
         coef[live] = sol
         return coef[:nw], dm, Xd, keep
 
@@ -568,9 +613,11 @@ def randomisation_inference(
     ratio = v_tr / v_c if v_c > 0 else math.inf
     note = ""
     if ratio > RI_VARIANCE_RATIO:
-        note = (f"randomisation inference: treated areas' pre-period residual variance is "
-                f"{ratio:.2f} x the controls' (> {RI_VARIANCE_RATIO}); permutation p-values "
-                "over-reject when treated areas are noisier")
+        note = (
+            f"randomisation inference: treated areas' pre-period residual variance is "
+            f"{ratio:.2f} x the controls' (> {RI_VARIANCE_RATIO}); permutation p-values "
+            "over-reject when treated areas are noisier"
+        )
         warnings.warn(note, UserWarning, stacklevel=2)
 
     rng = np.random.default_rng(seed)
@@ -600,13 +647,20 @@ def randomisation_inference(
         step = max(float(np.std(bp)), 1e-12)
         lo = _invert(pval, bo, step, alpha, -1, 2e-3 * step)
         hi = _invert(pval, bo, step, alpha, +1, 2e-3 * step)
-        results[w] = RandomisationResult(estimate=bo, p_value=pval(0.0), ci_low=lo,
-                                         ci_high=hi, n_perm=n_ok, variance_ratio=ratio,
-                                         note=note)
+        results[w] = RandomisationResult(
+            estimate=bo,
+            p_value=pval(0.0),
+            ci_low=lo,
+            ci_high=hi,
+            n_perm=n_ok,
+            variance_ratio=ratio,
+            note=note,
+        )
     return results if window is None else results[window]
 
 
 # --- coverage study -----------------------------------------------------------------------
+
 
 def t_interval(estimate: float, se: float, G: int, alpha: float = 0.05) -> tuple[float, float]:
     """Cluster-robust interval with t(G-1) critical values (pyfixest convention)."""
@@ -696,17 +750,29 @@ def coverage_study(
         tq = stats.t.ppf(1 - alpha / 2, r.G - 1)
         V = None
         for j, ((g, w), _col) in enumerate(cols.items()):
-            tv = truth[(truth["group"] == g) & (truth["window"] == w)
-                       & (truth["outcome"] == outcome) & (truth["scale"] == scale)]["truth"]
+            tv = truth[
+                (truth["group"] == g)
+                & (truth["window"] == w)
+                & (truth["outcome"] == outcome)
+                & (truth["scale"] == scale)
+            ]["truth"]
             if len(tv) != 1:
                 raise EstimationError(f"coverage_study: no unique truth for {g}/{w}")
             tv = float(tv.iloc[0])
             se = math.sqrt(vcov[j, j])
-            base = {"seed": int(seed), "group": g, "window": w, "estimate": float(beta[j]),
-                    "se": se, "truth": tv, "n_treated": design.n_treated[g]}
+            base = {
+                "seed": int(seed),
+                "group": g,
+                "window": w,
+                "estimate": float(beta[j]),
+                "se": se,
+                "truth": tv,
+                "n_treated": design.n_treated[g],
+            }
             if "cluster" in methods:
-                rows.append(dict(base, method="cluster",
-                                 covered=bool(abs(beta[j] - tv) <= tq * se)))
+                rows.append(
+                    dict(base, method="cluster", covered=bool(abs(beta[j] - tv) <= tq * se))
+                )
             if "wild_bootstrap" in methods:
                 if V is None:
                     rng = np.random.default_rng([boot_seed, int(seed)])
@@ -739,19 +805,26 @@ def summarise_coverage(draws: pd.DataFrame, *, nominal: float = 0.95) -> pd.Data
     """
     if draws.empty:
         raise EstimationError("summarise_coverage: no replications")
-    out = (draws.groupby(["group", "window", "method"], sort=False)
-           .agg(n_rep=("covered", "size"), coverage=("covered", "mean"),
-                bias=("estimate", lambda s: float(np.mean(s - draws.loc[s.index, "truth"]))),
-                sd=("estimate", "std"), mean_se=("se", "mean"))
-           .reset_index())
+    out = (
+        draws.groupby(["group", "window", "method"], sort=False)
+        .agg(
+            n_rep=("covered", "size"),
+            coverage=("covered", "mean"),
+            bias=("estimate", lambda s: float(np.mean(s - draws.loc[s.index, "truth"]))),
+            sd=("estimate", "std"),
+            mean_se=("se", "mean"),
+        )
+        .reset_index()
+    )
     out["mc_se"] = np.sqrt(out["coverage"] * (1 - out["coverage"]) / out["n_rep"])
     out["rejection_rate"] = 1 - out["coverage"]
     out["nominal"] = nominal
     return out
 
 
-def coverage_results(summary: pd.DataFrame, *, outcome: str, scale: str,
-                     data_source: str = "synthetic") -> pd.DataFrame:
+def coverage_results(
+    summary: pd.DataFrame, *, outcome: str, scale: str, data_source: str = "synthetic"
+) -> pd.DataFrame:
     """Coverage summary as tidy results (``analysis="inference"``) for the report.
 
     ``estimate`` is the coverage rate, ``se`` its Monte Carlo standard error and
@@ -762,13 +835,25 @@ def coverage_results(summary: pd.DataFrame, *, outcome: str, scale: str,
     ValueError
         If the rows do not fit the results schema.
     """
-    rows = [{"data_source": data_source, "analysis": "inference", "estimator": "twfe",
-             "outcome": outcome, "scale": scale, "group": r["group"], "window": r["window"],
-             "param": r["nominal"], "estimate": r["coverage"], "se": r["mc_se"],
-             "inference": r["method"], "n_treated": None,
-             "note": f"Monte Carlo coverage of {r['nominal']:.0%} intervals, "
-                     f"{int(r['n_rep'])} replications"}
-            for _, r in summary.iterrows()]
+    rows = [
+        {
+            "data_source": data_source,
+            "analysis": "inference",
+            "estimator": "twfe",
+            "outcome": outcome,
+            "scale": scale,
+            "group": r["group"],
+            "window": r["window"],
+            "param": r["nominal"],
+            "estimate": r["coverage"],
+            "se": r["mc_se"],
+            "inference": r["method"],
+            "n_treated": None,
+            "note": f"Monte Carlo coverage of {r['nominal']:.0%} intervals, "
+            f"{int(r['n_rep'])} replications",
+        }
+        for _, r in summary.iterrows()
+    ]
     out = schema.results_frame(rows)
     out[["pct", "pct_ci_low", "pct_ci_high"]] = np.nan
     return out

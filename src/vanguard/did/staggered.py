@@ -68,6 +68,7 @@ __all__ = [
     "estimate_cs",
     "estimation_sample",
     "fit_cs",
+    "resolve_windows",
     "tidy_cs",
     "to_quarters",
 ]
@@ -123,89 +124,124 @@ class EstimationSample:
 
 def _check_numeric(df: pd.DataFrame, col: str, source: str) -> None:
     if col not in df.columns:
-        raise DataError(source, f"a column {col!r}", column=col,
-                        found=f"columns {list(df.columns)}")
+        raise DataError(
+            source, f"a column {col!r}", column=col, found=f"columns {list(df.columns)}"
+        )
     bad = df[col].isna() if col != "cohort" else pd.Series(False, index=df.index)
     if not pd.api.types.is_numeric_dtype(df[col]):
         raise DataError(source, "numeric values", column=col, found=str(df[col].dtype))
     bad = bad | ~np.isfinite(df[col].astype(float).fillna(0.0))
     if bad.any():
         pos = int(np.flatnonzero(bad.to_numpy())[0])
-        raise DataError(source, "finite numeric values", row=pos + 2, column=col,
-                        found=df[col].iloc[pos])
+        raise DataError(
+            source, "finite numeric values", row=pos + 2, column=col, found=df[col].iloc[pos]
+        )
 
 
 def _generic_sample(
-    data: pd.DataFrame, outcome: str, id_col: str, time_col: str, cohort_col: str,
-    scale: str, group: str, data_source: str,
+    data: pd.DataFrame,
+    outcome: str,
+    id_col: str,
+    time_col: str,
+    cohort_col: str,
+    scale: str,
+    group: str,
+    data_source: str,
 ) -> EstimationSample:
     source = "panel"
     for col in (id_col, time_col, cohort_col, outcome):
         if col not in data.columns:
-            raise DataError(source, f"a column {col!r}", column=col,
-                            found=f"columns {list(data.columns)}")
-    frame = pd.DataFrame({
-        "id": data[id_col].to_numpy(),
-        "time": data[time_col].to_numpy(),
-        "cohort": pd.to_numeric(data[cohort_col]).fillna(0).to_numpy(),
-        "y": data[outcome].to_numpy(),
-    })
+            raise DataError(
+                source, f"a column {col!r}", column=col, found=f"columns {list(data.columns)}"
+            )
+    frame = pd.DataFrame(
+        {
+            "id": data[id_col].to_numpy(),
+            "time": data[time_col].to_numpy(),
+            "cohort": pd.to_numeric(data[cohort_col]).fillna(0).to_numpy(),
+            "y": data[outcome].to_numpy(),
+        }
+    )
     for col in ("time", "cohort", "y"):
         _check_numeric(frame, col, source)
     if frame.duplicated(["id", "time"]).any():
         pos = int(np.flatnonzero(frame.duplicated(["id", "time"]).to_numpy())[0])
-        raise DataError(source, f"one row per {id_col} x {time_col}", row=pos + 2,
-                        column=time_col, found="a duplicate")
+        raise DataError(
+            source,
+            f"one row per {id_col} x {time_col}",
+            row=pos + 2,
+            column=time_col,
+            found="a duplicate",
+        )
     if (frame.groupby("id")["cohort"].nunique() > 1).any():
         bad = frame.groupby("id")["cohort"].nunique()
-        raise DataError(source, f"{cohort_col!r} constant within each {id_col}",
-                        column=cohort_col, found=f"varies for {bad[bad > 1].index[0]!r}")
+        raise DataError(
+            source,
+            f"{cohort_col!r} constant within each {id_col}",
+            column=cohort_col,
+            found=f"varies for {bad[bad > 1].index[0]!r}",
+        )
     frame["time"] = frame["time"].astype(np.int64)
     frame["cohort"] = frame["cohort"].astype(np.int64)
     treated = frame["cohort"] > 0
     pre = treated & (frame["time"] < frame["cohort"])
     return EstimationSample(
-        frame=frame, outcome=outcome, scale=scale, group=group, data_source=data_source,
-        unit="period", pre_mean=float(frame.loc[pre, "y"].mean()) if pre.any() else math.nan,
+        frame=frame,
+        outcome=outcome,
+        scale=scale,
+        group=group,
+        data_source=data_source,
+        unit="period",
+        pre_mean=float(frame.loc[pre, "y"].mean()) if pre.any() else math.nan,
         n_treated=int(frame.loc[treated, "id"].nunique()),
         n_control=int(frame.loc[~treated, "id"].nunique()),
     )
 
 
-def _design_sample(design, outcome: str | None, scale: str, group: str,
-                   data_source: str | None) -> EstimationSample:
+def _design_sample(
+    design, outcome: str | None, scale: str, group: str, data_source: str | None
+) -> EstimationSample:
     """Turn a ``vanguard.did.design.Design`` into an :class:`EstimationSample`."""
     f = design.frame
     if "group" in f.columns:
         # A design may hold several analysis groups: keep this group's treated areas and
         # the never-treated controls only.
         keep = f["group"].isin(schema.GROUP_MEMBERS.get(group, (group,))) | f["group"].eq(
-            schema.CONTROL)
+            schema.CONTROL
+        )
         if group in schema.GROUP_MEMBERS and not keep.any():
             raise EstimationError(f"design has no areas for group {group!r}")
         f = f.loc[keep]
     need = ("area", "t", "y", "cohort")
     missing = [c for c in need if c not in f.columns]
     if missing:
-        raise DataError("design.frame", f"columns {list(need)}", column=missing[0],
-                        found=f"columns {list(f.columns)}")
+        raise DataError(
+            "design.frame",
+            f"columns {list(need)}",
+            column=missing[0],
+            found=f"columns {list(f.columns)}",
+        )
     if "start" in f.columns:
         never = f["start"].isna().to_numpy()
     else:
         # Without a start date the sentinel is any cohort outside the observed periods.
         c = pd.to_numeric(f["cohort"], errors="coerce")
         never = (c.isna() | (c < f["t"].min()) | (c > f["t"].max())).to_numpy()
-    frame = pd.DataFrame({
-        "id": f["area"].astype(str).to_numpy(),
-        "time": f["t"].astype(np.int64).to_numpy(),
-        "cohort": np.where(never, 0, pd.to_numeric(f["cohort"], errors="coerce").fillna(0)),
-        "y": f["y"].astype(float).to_numpy(),
-    })
+    frame = pd.DataFrame(
+        {
+            "id": f["area"].astype(str).to_numpy(),
+            "time": f["t"].astype(np.int64).to_numpy(),
+            "cohort": np.where(never, 0, pd.to_numeric(f["cohort"], errors="coerce").fillna(0)),
+            "y": f["y"].astype(float).to_numpy(),
+        }
+    )
     frame["cohort"] = frame["cohort"].astype(np.int64)
     _check_numeric(frame, "y", "design.frame")
+
     def _attr(name, default):
         v = getattr(design, name, default)
         return default if v is None else v
+
     pre_mean = _attr("pre_mean", math.nan)
     if isinstance(pre_mean, Mapping):
         pre_mean = pre_mean.get(group, math.nan)
@@ -278,15 +314,19 @@ def estimation_sample(
     if scale not in schema.SCALES:
         raise EstimationError(f"scale must be one of {schema.SCALES}; got {scale!r}")
     if scale == "poisson":
-        raise EstimationError("staggered estimators here are linear: use scale 'log' "
-                              "(log points) instead of 'poisson'")
+        raise EstimationError(
+            "staggered estimators here are linear: use scale 'log' "
+            "(log points) instead of 'poisson'"
+        )
     generic = (id_col, time_col, cohort_col)
     if any(c is not None for c in generic):
         if not all(c is not None for c in generic) or outcome is None:
-            raise EstimationError("a generic panel needs outcome, id_col, time_col and "
-                                  "cohort_col together")
-        sample = _generic_sample(data, outcome, id_col, time_col, cohort_col, scale, group,
-                                 data_source or "custom")
+            raise EstimationError(
+                "a generic panel needs outcome, id_col, time_col and cohort_col together"
+            )
+        sample = _generic_sample(
+            data, outcome, id_col, time_col, cohort_col, scale, group, data_source or "custom"
+        )
     elif hasattr(data, "frame"):
         sample = _design_sample(data, outcome, scale, group, data_source)
     elif isinstance(data, pd.DataFrame):
@@ -294,17 +334,22 @@ def estimation_sample(
             raise EstimationError("a vanguard panel needs the outcome column name")
         from vanguard.did import design as _design
 
-        d = _design.prepare(data, outcome, scale=scale, groups=(group,),
-                            pre_months=pre_months, post_months=post_months,
-                            data_source=data_source)
+        d = _design.prepare(
+            data,
+            outcome,
+            scale=scale,
+            groups=(group,),
+            pre_months=pre_months,
+            post_months=post_months,
+            data_source=data_source,
+        )
         sample = _design_sample(d, outcome, scale, group, data_source)
     else:
         raise EstimationError(f"expected a DataFrame or a Design; got {type(data).__name__}")
     if sample.n_treated == 0:
         raise EstimationError(f"{sample.outcome}/{group}: no treated units in the sample")
     if sample.n_control == 0:
-        raise EstimationError(f"{sample.outcome}/{group}: no never-treated units in the "
-                              "sample")
+        raise EstimationError(f"{sample.outcome}/{group}: no never-treated units in the sample")
     return sample
 
 
@@ -339,19 +384,65 @@ def to_quarters(sample: EstimationSample) -> EstimationSample:
     full = per_block.index[per_block == 3]
     keep = q.isin(full)
     if not keep.all():
-        warnings.warn(f"{sample.outcome}: dropped {int((~keep).sum())} unit-months in "
-                      "incomplete quarters at the sample edges", stacklevel=2)
+        warnings.warn(
+            f"{sample.outcome}: dropped {int((~keep).sum())} unit-months in "
+            "incomplete quarters at the sample edges",
+            stacklevel=2,
+        )
     g = f.loc[keep].assign(time=q[keep])
-    out = g.groupby(["id", "time"], as_index=False).agg(cohort=("cohort", "first"),
-                                                         y=("y", "mean"))
+    out = g.groupby(["id", "time"], as_index=False).agg(cohort=("cohort", "first"), y=("y", "mean"))
     out["cohort"] = np.where(out["cohort"] > 0, (out["cohort"] - base) // 3, 0).astype(np.int64)
     out = out[["id", "time", "cohort", "y"]]
     return EstimationSample(
-        frame=out, outcome=sample.outcome, scale=sample.scale, group=sample.group,
-        data_source=sample.data_source, unit="quarter", pre_mean=sample.pre_mean,
-        n_treated=sample.n_treated, n_control=sample.n_control, notes=list(sample.notes),
+        frame=out,
+        outcome=sample.outcome,
+        scale=sample.scale,
+        group=sample.group,
+        data_source=sample.data_source,
+        unit="quarter",
+        pre_mean=sample.pre_mean,
+        n_treated=sample.n_treated,
+        n_control=sample.n_control,
+        notes=list(sample.notes),
         months_used=int(keep.sum()),
     )
+
+
+def resolve_windows(windows) -> dict[str, tuple[int, int]]:
+    """Normalise a window specification to ``{name: (lo, hi)}``.
+
+    Parameters
+    ----------
+    windows : mapping, iterable of str, or None
+        A mapping name -> ``(lo, hi)``, or names of :data:`vanguard.schema.WINDOWS`.
+
+    Returns
+    -------
+    dict
+
+    Raises
+    ------
+    EstimationError
+        If a name is not a key of :data:`vanguard.schema.WINDOWS` or a range is not
+        ``lo < hi``.
+    """
+    if windows is None:
+        return {}
+    if isinstance(windows, Mapping):
+        out = {str(k): (int(v[0]), int(v[1])) for k, v in windows.items()}
+    else:
+        names = [windows] if isinstance(windows, str) else list(windows)
+        unknown = [n for n in names if n not in schema.WINDOWS]
+        if unknown:
+            raise EstimationError(
+                f"unknown window(s) {unknown}; expected names among {list(schema.WINDOWS)} "
+                "or a mapping name -> (lo, hi)"
+            )
+        out = {n: schema.WINDOWS[n] for n in names}
+    bad = [k for k, (lo, hi) in out.items() if not lo < hi]
+    if bad:
+        raise EstimationError(f"window(s) {bad}: expected lo < hi")
+    return out
 
 
 # --- estimation ----------------------------------------------------------------------
@@ -414,16 +505,27 @@ class CSFit:
             raise EstimationError("the dynamic aggregation was not computed")
         inf = np.asarray(dyn.influence_func, dtype=float)
         n = inf.shape[0]
-        return (np.asarray(dyn.event_times).astype(int), np.asarray(dyn.att_by_event, float),
-                inf.T @ inf / n**2)
+        return (
+            np.asarray(dyn.event_times).astype(int),
+            np.asarray(dyn.att_by_event, float),
+            inf.T @ inf / n**2,
+        )
 
     def _se(self, influence: np.ndarray) -> np.ndarray:
         n = influence.shape[0]
         if self.bootstrap:
             from moderndid.did.mboot import mboot
 
-            return np.asarray(mboot(influence, n_units=n, biters=self.n_boot, alpha=self.alpha,
-                                    random_state=self.seed)["se"], dtype=float)
+            return np.asarray(
+                mboot(
+                    influence,
+                    n_units=n,
+                    biters=self.n_boot,
+                    alpha=self.alpha,
+                    random_state=self.seed,
+                )["se"],
+                dtype=float,
+            )
         return np.sqrt(np.mean(influence**2, axis=0) / n)
 
     def window_effects(self, windows: Mapping[str, tuple[int, int]]) -> pd.DataFrame:
@@ -459,18 +561,28 @@ class CSFit:
         for name, (lo, hi) in windows.items():
             if self.sample.unit == "quarter":
                 if lo % 3 or hi % 3:
-                    raise EstimationError(f"window {name!r} [{lo}, {hi}) months is not whole "
-                                          "quarters")
+                    raise EstimationError(
+                        f"window {name!r} [{lo}, {hi}) months is not whole quarters"
+                    )
                 lo, hi = lo // 3, hi // 3
             cols = np.flatnonzero((e >= lo) & (e < hi))
             if len(cols) != hi - lo:
-                warnings.warn(f"{self.sample.outcome}/{self.sample.group}: window {name!r} "
-                              f"needs event times {lo}..{hi - 1}; the data cover "
-                              f"{len(cols)} of them, window skipped", stacklevel=2)
+                warnings.warn(
+                    f"{self.sample.outcome}/{self.sample.group}: window {name!r} "
+                    f"needs event times {lo}..{hi - 1}; the data cover "
+                    f"{len(cols)} of them, window skipped",
+                    stacklevel=2,
+                )
                 continue
             w_inf = inf[:, cols].mean(axis=1, keepdims=True)
-            rows.append({"window": name, "estimate": float(att[cols].mean()),
-                         "se": float(self._se(w_inf)[0]), "n_periods": len(cols)})
+            rows.append(
+                {
+                    "window": name,
+                    "estimate": float(att[cols].mean()),
+                    "se": float(self._se(w_inf)[0]),
+                    "n_periods": len(cols),
+                }
+            )
         return pd.DataFrame(rows, columns=["window", "estimate", "se", "n_periods"])
 
 
@@ -519,9 +631,16 @@ def fit_cs(
     unknown = sorted(set(aggregations) - set(AGGREGATIONS))
     if unknown:
         raise EstimationError(f"unknown aggregation(s) {unknown}; expected {AGGREGATIONS}")
-    sample = estimation_sample(data, outcome, scale=scale, group=group, id_col=id_col,
-                               time_col=time_col, cohort_col=cohort_col,
-                               data_source=data_source)
+    sample = estimation_sample(
+        data,
+        outcome,
+        scale=scale,
+        group=group,
+        id_col=id_col,
+        time_col=time_col,
+        cohort_col=cohort_col,
+        data_source=data_source,
+    )
     if unit is None:
         unit = DEFAULT_UNIT if sample.unit == "month" else sample.unit
     if unit == "quarter":
@@ -541,21 +660,47 @@ def fit_cs(
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*simultaneous confidence band.*")
             att = moderndid.att_gt(
-                data=f[["uid", "time", "cohort", "y"]], yname="y", tname="time",
-                idname="uid", gname="cohort", control_group=_CONTROL[control],
-                base_period=base_period, est_method="dr", boot=bootstrap, biters=n_boot,
-                cband=False, alpha=alpha, random_state=seed,
+                data=f[["uid", "time", "cohort", "y"]],
+                yname="y",
+                tname="time",
+                idname="uid",
+                gname="cohort",
+                control_group=_CONTROL[control],
+                base_period=base_period,
+                est_method="dr",
+                boot=bootstrap,
+                biters=n_boot,
+                cband=False,
+                alpha=alpha,
+                random_state=seed,
             )
             aggs = {
-                a: moderndid.aggte(att, type=a, boot=bootstrap, biters=n_boot, cband=False,
-                                   alpha=alpha, random_state=seed)
+                a: moderndid.aggte(
+                    att,
+                    type=a,
+                    boot=bootstrap,
+                    biters=n_boot,
+                    cband=False,
+                    alpha=alpha,
+                    random_state=seed,
+                )
                 for a in aggregations
             }
     except (ValueError, np.linalg.LinAlgError) as exc:
-        raise EstimationError(f"{sample.outcome}/{group}: Callaway-Sant'Anna estimation "
-                              f"failed: {exc}") from exc
-    return CSFit(sample=sample, control=control, att=att, aggregations=aggs,
-                 bootstrap=bootstrap, n_boot=n_boot, seed=seed, alpha=alpha, shift=shift)
+        raise EstimationError(
+            f"{sample.outcome}/{group}: Callaway-Sant'Anna estimation failed: {exc}"
+        ) from exc
+    return CSFit(
+        sample=sample,
+        control=control,
+        att=att,
+        aggregations=aggs,
+        bootstrap=bootstrap,
+        n_boot=n_boot,
+        seed=seed,
+        alpha=alpha,
+        shift=shift,
+    )
 
 
 def _row(fit: CSFit, **kw) -> dict:
@@ -565,10 +710,18 @@ def _row(fit: CSFit, **kw) -> dict:
     if se is None or not np.isfinite(se):
         se = math.nan
     base = {
-        "data_source": s.data_source, "estimator": fit.estimator, "outcome": s.outcome,
-        "scale": s.scale, "group": s.group, "inference": fit.inference,
-        "n_treated": s.n_treated, "n_control": s.n_control, "n_obs": s.n_obs,
-        "pre_mean": s.pre_mean, "ci_low": est - z * se, "ci_high": est + z * se,
+        "data_source": s.data_source,
+        "estimator": fit.estimator,
+        "outcome": s.outcome,
+        "scale": s.scale,
+        "group": s.group,
+        "inference": fit.inference,
+        "n_treated": s.n_treated,
+        "n_control": s.n_control,
+        "n_obs": s.n_obs,
+        "pre_mean": s.pre_mean,
+        "ci_low": est - z * se,
+        "ci_high": est + z * se,
         "p_value": 2 * stats.norm.sf(abs(est / se)) if se > 0 else math.nan,
     }
     base.update(kw)
@@ -600,46 +753,106 @@ def tidy_cs(fit: CSFit, windows: Mapping[str, tuple[int, int]] | None = None) ->
     shift = fit.shift
     groups = np.asarray(fit.att.groups, dtype=float) - shift
     times = np.asarray(fit.att.times, dtype=float) - shift
-    for g, t, a, se in zip(groups, times, np.asarray(fit.att.att_gt, float),
-                           np.asarray(fit.att.se_gt, float), strict=True):
+    for g, t, a, se in zip(
+        groups,
+        times,
+        np.asarray(fit.att.att_gt, float),
+        np.asarray(fit.att.se_gt, float),
+        strict=True,
+    ):
         rel = int(t - g)
-        rows.append(_row(fit, analysis="group_time", window=f"rel_{rel}", rel_time=rel,
-                         param=g, estimate=a, se=se,
-                         note=f"ATT(g={int(g)}, t={int(t)}); {unit_note}"))
+        rows.append(
+            _row(
+                fit,
+                analysis="group_time",
+                window=f"rel_{rel}",
+                rel_time=rel,
+                param=g,
+                estimate=a,
+                se=se,
+                note=f"ATT(g={int(g)}, t={int(t)}); {unit_note}",
+            )
+        )
     for name, agg in fit.aggregations.items():
-        rows.append(_row(fit, analysis="aggregation", window=name,
-                         estimate=float(agg.overall_att), se=float(agg.overall_se),
-                         note=f"moderndid aggte type={name}; {unit_note}"))
+        rows.append(
+            _row(
+                fit,
+                analysis="aggregation",
+                window=name,
+                estimate=float(agg.overall_att),
+                se=float(agg.overall_se),
+                note=f"moderndid aggte type={name}; {unit_note}",
+            )
+        )
         if name == "dynamic":
-            for e, a, se in zip(np.asarray(agg.event_times).astype(int),
-                                np.asarray(agg.att_by_event, float),
-                                np.asarray(agg.se_by_event, float), strict=True):
-                rows.append(_row(fit, analysis="event_study", window=f"rel_{e}",
-                                 rel_time=float(e), estimate=a, se=se, note=unit_note))
+            for e, a, se in zip(
+                np.asarray(agg.event_times).astype(int),
+                np.asarray(agg.att_by_event, float),
+                np.asarray(agg.se_by_event, float),
+                strict=True,
+            ):
+                rows.append(
+                    _row(
+                        fit,
+                        analysis="event_study",
+                        window=f"rel_{e}",
+                        rel_time=float(e),
+                        estimate=a,
+                        se=se,
+                        note=unit_note,
+                    )
+                )
     if windows:
         for r in fit.window_effects(windows).itertuples():
-            rows.append(_row(fit, analysis="main", window=r.window, estimate=r.estimate,
-                             se=r.se, note=f"mean of event-time effects over {r.n_periods} "
-                                           f"{fit.sample.unit}s; {unit_note}"))
+            rows.append(
+                _row(
+                    fit,
+                    analysis="main",
+                    window=r.window,
+                    estimate=r.estimate,
+                    se=r.se,
+                    note=f"mean of event-time effects over {r.n_periods} "
+                    f"{fit.sample.unit}s; {unit_note}",
+                )
+            )
     stat, pval = getattr(fit.att, "wald_stat", None), getattr(fit.att, "wald_pvalue", None)
     n_pre = int(np.sum(times < groups))
     if stat is not None and pval is not None and n_pre > 0:
         # moderndid rounds its p-value to 5 decimals; recompute it from the statistic
         p = float(stats.chi2.sf(float(stat), n_pre))
-        note = (f"Wald chi2 test that all {n_pre} pre-period ATT(g,t) are 0 "
-                f"(estimate = statistic, param = df); {unit_note}")
+        note = (
+            f"Wald chi2 test that all {n_pre} pre-period ATT(g,t) are 0 "
+            f"(estimate = statistic, param = df); {unit_note}"
+        )
         if n_pre >= fit.sample.n_treated:
             # The covariance of n_pre estimates is then driven by fewer treated areas than
             # parameters: the chi2 reference distribution is badly wrong (over-rejects).
-            warnings.warn(f"{fit.sample.outcome}/{fit.sample.group}: pre-trend Wald test on "
-                          f"{n_pre} pre-period effects with {fit.sample.n_treated} treated "
-                          "areas is unreliable; p-value not reported (use quarters or the "
-                          "event-study pre-trend test)", stacklevel=2)
+            warnings.warn(
+                f"{fit.sample.outcome}/{fit.sample.group}: pre-trend Wald test on "
+                f"{n_pre} pre-period effects with {fit.sample.n_treated} treated "
+                "areas is unreliable; p-value not reported (use quarters or the "
+                "event-study pre-trend test)",
+                stacklevel=2,
+            )
             p = math.nan
-            note += f"; p-value withheld: {n_pre} parameters >= {fit.sample.n_treated} treated areas"
-        rows.append(_row(fit, analysis="pretrend", window="pre", estimate=float(stat),
-                         param=float(n_pre), inference="analytic", se=math.nan,
-                         ci_low=math.nan, ci_high=math.nan, p_value=p, note=note))
+            note += (
+                f"; p-value withheld: {n_pre} parameters >= {fit.sample.n_treated} treated areas"
+            )
+        rows.append(
+            _row(
+                fit,
+                analysis="pretrend",
+                window="pre",
+                estimate=float(stat),
+                param=float(n_pre),
+                inference="analytic",
+                se=math.nan,
+                ci_low=math.nan,
+                ci_high=math.nan,
+                p_value=p,
+                note=note,
+            )
+        )
     return schema.results_frame(rows)
 
 
@@ -685,10 +898,10 @@ def estimate_cs(
     unit : {"quarter", "month"}, optional
         Time unit of the estimation on monthly vanguard data; default
         :data:`DEFAULT_UNIT` (see module docstring). A generic panel keeps its own unit.
-    windows : mapping, optional
-        Post-period windows (months, ``[lo, hi)``) reported as ``analysis="main"`` rows.
-        Defaults to :data:`vanguard.schema.WINDOWS` for vanguard data, none for a
-        generic panel.
+    windows : mapping or iterable of str, optional
+        Post-period windows (months, ``[lo, hi)``) reported as ``analysis="main"`` rows,
+        or names of :data:`vanguard.schema.WINDOWS`. Defaults to all of
+        :data:`vanguard.schema.WINDOWS` for vanguard data, none for a generic panel.
     aggregations : iterable of str
         Subset of :data:`AGGREGATIONS`.
     bootstrap : bool
@@ -720,10 +933,24 @@ def estimate_cs(
     DataError
         See :func:`estimation_sample`.
     """
-    fit = fit_cs(data, outcome, scale=scale, group=group, control=control,
-                 base_period=base_period, unit=unit, aggregations=aggregations,
-                 bootstrap=bootstrap, n_boot=n_boot, seed=seed, alpha=alpha, id_col=id_col,
-                 time_col=time_col, cohort_col=cohort_col, data_source=data_source)
+    fit = fit_cs(
+        data,
+        outcome,
+        scale=scale,
+        group=group,
+        control=control,
+        base_period=base_period,
+        unit=unit,
+        aggregations=aggregations,
+        bootstrap=bootstrap,
+        n_boot=n_boot,
+        seed=seed,
+        alpha=alpha,
+        id_col=id_col,
+        time_col=time_col,
+        cohort_col=cohort_col,
+        data_source=data_source,
+    )
     if windows is None and fit.sample.unit != "period":
         windows = schema.WINDOWS
-    return tidy_cs(fit, windows)
+    return tidy_cs(fit, resolve_windows(windows))

@@ -13,8 +13,12 @@ post-period, then takes a weighted DiD::
 Unit weights solve a ridge-penalised simplex least-squares fit with an intercept (so
 levels need not match, only paths), penalty ``zeta = (N_tr T_post)^(1/4) x sigma`` with
 ``sigma`` the SD of the controls' first differences in the pre-period; time weights have
-a negligible penalty. Both are solved by Frank-Wolfe, as the reference implementation
-(the R package ``synthdid``) does, including its sparsification of small unit weights.
+a negligible penalty. Time weights are solved by Frank-Wolfe as in the reference
+implementation (the R package ``synthdid``), including its sparsified restart; unit
+weights exactly, as a non-negative least-squares problem (:func:`simplex_ridge`), which
+reaches the same minimum far faster than Frank-Wolfe's thousands of iterations and so
+makes placebo standard errors affordable; ``tests/test_synth.py`` checks both solvers
+against scipy's SLSQP.
 ``estimator="synth"`` gives the classical synthetic control (Abadie, Diamond &
 Hainmueller 2010) within the same solver: no intercept, no time weights, negligible
 penalty.
@@ -110,33 +114,87 @@ def frank_wolfe(
     y = np.asarray(y, float)
     if intercept:
         y = y - y.mean(axis=0)
-    n, k1 = y.shape
+    n = y.shape[0]
     a, b = y[:, :-1], y[:, -1]
-    k = k1 - 1
+    k = a.shape[1]
     w = np.full(k, 1.0 / k) if init is None else np.asarray(init, float).copy()
     eta = n * zeta**2
-    ax = a @ w
+    # Work with the Gram matrix: every Frank-Wolfe quantity then updates in O(k) per
+    # iteration (plus scalars), which is what makes hundreds of placebo fits affordable.
+    gram = a.T @ a
+    atb = a.T @ b
+    btb = float(b @ b)
+    diag = np.diag(gram).copy()
+    gw = gram @ w  # A'A w
+    q = float(w @ gw)  # w'A'A w = ||A w||^2
+    ww = float(w @ w)
+    wab = float(w @ atb)
+    tol = min_decrease**2
     prev = np.inf
     for it in range(max_iter):
-        half_grad = (ax - b) @ a + eta * w
+        half_grad = gw - atb + eta * w
         i = int(np.argmin(half_grad))
-        d_w = -w.copy()
-        d_w[i] += 1.0
-        if np.all(d_w == 0):
+        wi = w[i]
+        gwi = gw[i]
+        # Direction d = e_i - w; the scalars below are d'(half_grad), d'A'A d and d'd.
+        d_grad = half_grad[i] - float(w @ half_grad)
+        d_gram_d = diag[i] - 2.0 * gwi + q
+        d_d = 1.0 - 2.0 * wi + ww
+        if d_d <= 0:
             break
-        d_err = a[:, i] - ax
-        denom = d_err @ d_err + eta * (d_w @ d_w)
+        denom = d_gram_d + eta * d_d
         if denom <= 0:
             break
-        step = min(1.0, max(0.0, -(half_grad @ d_w) / denom))
-        w = w + step * d_w
-        ax = ax + step * d_err
-        err = ax - b
-        val = zeta**2 * (w @ w) + (err @ err) / n
-        if it >= 1 and prev - val <= min_decrease**2:
+        step = min(1.0, max(0.0, -d_grad / denom))
+        # Updates for w <- w + step * d.
+        q = q + 2.0 * step * (gwi - q) + step**2 * d_gram_d
+        ww = (1 - step) ** 2 * ww + 2 * step * (1 - step) * wi + step**2
+        wab = (1 - step) * wab + step * atb[i]
+        w *= 1 - step
+        w[i] += step
+        gw *= 1 - step
+        gw += step * gram[:, i]
+        val = zeta**2 * ww + (q - 2.0 * wab + btb) / n
+        if it >= 1 and prev - val <= tol:
             break
         prev = val
     return w
+
+
+def simplex_ridge(
+    y: np.ndarray,
+    zeta: float,
+    *,
+    intercept: bool = True,
+) -> np.ndarray:
+    """The problem of :func:`frank_wolfe`, solved exactly by non-negative least squares.
+
+    Frank-Wolfe converges slowly on the unit-weight problem (thousands of iterations).
+    Written as one least-squares system - the rows of ``A``, ``sqrt(n) zeta I`` for the
+    ridge penalty, and a heavily weighted row for ``sum(w) = 1`` - the problem is a
+    non-negative least-squares fit that the Lawson-Hanson active-set method
+    (:func:`scipy.optimize.nnls`) solves exactly in milliseconds.
+
+    Returns
+    -------
+    numpy.ndarray
+        The weights.
+    """
+    from scipy.optimize import nnls
+
+    y = np.asarray(y, float)
+    if intercept:
+        y = y - y.mean(axis=0)
+    n = y.shape[0]
+    a, b = y[:, :-1], y[:, -1]
+    k = a.shape[1]
+    big = 1e4 * (1.0 + float(np.abs(y).max()))
+    lhs = np.vstack([a, math.sqrt(n) * zeta * np.eye(k), np.full((1, k), big)])
+    rhs = np.concatenate([b, np.zeros(k), [big]])
+    w, _ = nnls(lhs, rhs, maxiter=50 * k)
+    if not w.sum() > 0:
+        raise EstimationError("synthetic DiD weights: the solver found no solution")
+    return w / w.sum()
 
 
 def _sparsify(w: np.ndarray) -> np.ndarray:
@@ -211,10 +269,7 @@ def sdid_fit(
         lam = np.zeros(n_pre)
         intercept = False
     target = yc[:, :n_pre].T  # pre-period months x (controls + treated mean)
-    omega = frank_wolfe(target, zeta_omega, intercept=intercept, init=init_omega,
-                        min_decrease=min_dec, max_iter=100)
-    omega = frank_wolfe(target, zeta_omega, intercept=intercept, init=_sparsify(omega),
-                        min_decrease=min_dec, max_iter=max_iter)
+    omega = simplex_ridge(target, zeta_omega, intercept=intercept)
     return SdidFit(sdid_effect(y, n_control, n_pre, omega, lam), omega, lam)
 
 

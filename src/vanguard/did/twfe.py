@@ -66,8 +66,7 @@ def add_window_dummies(design: Design, windows: Sequence[str]) -> tuple[pd.DataF
     """
     unknown = [w for w in windows if w not in schema.WINDOWS]
     if unknown:
-        raise EstimationError(f"unknown window(s) {unknown}; expected among "
-                              f"{list(schema.WINDOWS)}")
+        raise EstimationError(f"unknown window(s) {unknown}; expected among {list(schema.WINDOWS)}")
     spans = sorted(schema.WINDOWS[w] for w in windows)
     for (_, hi), (lo, _) in zip(spans, spans[1:], strict=False):
         if lo < hi:
@@ -84,7 +83,8 @@ def add_window_dummies(design: Design, windows: Sequence[str]) -> tuple[pd.DataF
             if not frame[col].any():
                 raise EstimationError(
                     f"group {g!r}, window {w!r}: no treated area-months in the sample "
-                    f"(post-period of {design.post_months} months)")
+                    f"(post-period of {design.post_months} months)"
+                )
             cols[(g, w)] = col
     return frame, cols
 
@@ -200,21 +200,30 @@ def estimate_twfe(
     from vanguard.did import inference as inf
 
     if inference not in INFERENCE_METHODS:
-        raise EstimationError(f"unknown inference {inference!r}; expected one of "
-                              f"{INFERENCE_METHODS}")
+        raise EstimationError(
+            f"unknown inference {inference!r}; expected one of {INFERENCE_METHODS}"
+        )
     windows = tuple(dict.fromkeys(windows))
     unknown = [w for w in windows if w not in schema.WINDOWS]
     if unknown:
-        raise EstimationError(f"unknown window(s) {unknown}; expected among "
-                              f"{list(schema.WINDOWS)}")
+        raise EstimationError(f"unknown window(s) {unknown}; expected among {list(schema.WINDOWS)}")
     # a single year is estimated with all three years, so the sample keeps them all
     post = max(schema.WINDOWS[w][1] for wset in _window_sets(windows) for w in wset)
-    design = as_design(panel_or_design, outcome, scale=scale, groups=groups,
-                       pre_months=pre_months, post_months=post, balanced=balanced,
-                       data_source=data_source)
+    design = as_design(
+        panel_or_design,
+        outcome,
+        scale=scale,
+        groups=groups,
+        pre_months=pre_months,
+        post_months=post,
+        balanced=balanced,
+        data_source=data_source,
+    )
     if design.scale == "poisson" and inference in ("wild_bootstrap", "randomisation"):
-        raise EstimationError(f"inference={inference!r} is not available for the Poisson "
-                              "model; use 'cluster' (or 'auto')")
+        raise EstimationError(
+            f"inference={inference!r} is not available for the Poisson "
+            "model; use 'cluster' (or 'auto')"
+        )
     estimator = "twfe_poisson" if design.scale == "poisson" else "twfe"
     rows = []
     ri_cache: dict = {}
@@ -234,36 +243,58 @@ def estimate_twfe(
                 note = rule
                 if design.scale == "poisson" and method != "cluster":
                     method = "cluster"
-                    note += ("; the Poisson model supports cluster-robust inference only, "
-                             "so cluster-robust is reported")
+                    note += (
+                        "; the Poisson model supports cluster-robust inference only, "
+                        "so cluster-robust is reported"
+                    )
             est = float(tidy.loc[col, "Estimate"])
             row = {
-                "data_source": design.data_source, "analysis": "main", "estimator": estimator,
-                "outcome": design.outcome, "scale": design.scale, "group": g, "window": w,
-                "estimate": est, "n_treated": design.n_treated[g],
-                "n_control": design.n_control, "n_obs": n_obs,
+                "data_source": design.data_source,
+                "analysis": "main",
+                "estimator": estimator,
+                "outcome": design.outcome,
+                "scale": design.scale,
+                "group": g,
+                "window": w,
+                "estimate": est,
+                "n_treated": design.n_treated[g],
+                "n_control": design.n_control,
+                "n_obs": n_obs,
                 "pre_mean": design.pre_mean[g],
             }
             if method == "cluster":
-                row.update(se=float(tidy.loc[col, "Std. Error"]),
-                           ci_low=float(tidy.loc[col, "2.5%"]),
-                           ci_high=float(tidy.loc[col, "97.5%"]),
-                           p_value=float(tidy.loc[col, "Pr(>|t|)"]), inference="cluster")
+                row.update(
+                    se=float(tidy.loc[col, "Std. Error"]),
+                    ci_low=float(tidy.loc[col, "2.5%"]),
+                    ci_high=float(tidy.loc[col, "97.5%"]),
+                    p_value=float(tidy.loc[col, "Pr(>|t|)"]),
+                    inference="cluster",
+                )
             elif method == "wild_bootstrap":
                 if fwl is None:
                     fwl = inf.residualise(frame, "y", regs)
                 res = inf.wild_cluster_bootstrap(fwl, col, n_boot=n_boot, seed=seed)
-                row.update(se=res.se, ci_low=res.ci_low, ci_high=res.ci_high,
-                           p_value=res.p_value, inference="wild_bootstrap")
+                row.update(
+                    se=res.se,
+                    ci_low=res.ci_low,
+                    ci_high=res.ci_high,
+                    p_value=res.p_value,
+                    inference="wild_bootstrap",
+                )
                 note = "; ".join(x for x in (note, res.note) if x)
             else:
                 if (g, wset) not in ri_cache:
                     ri_cache[(g, wset)] = inf.randomisation_inference(
-                        design, g, None, windows=wset, n_perm=n_boot, seed=seed)
+                        design, g, None, windows=wset, n_perm=n_boot, seed=seed
+                    )
                 res = ri_cache[(g, wset)][w]
-                row.update(se=float(tidy.loc[col, "Std. Error"]), ci_low=res.ci_low,
-                           ci_high=res.ci_high, p_value=res.p_value,
-                           inference="randomisation")
+                row.update(
+                    se=float(tidy.loc[col, "Std. Error"]),
+                    ci_low=res.ci_low,
+                    ci_high=res.ci_high,
+                    p_value=res.p_value,
+                    inference="randomisation",
+                )
                 note = "; ".join(x for x in (note, res.note) if x)
             row["note"] = note
             rows.append(row)

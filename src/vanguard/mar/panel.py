@@ -100,8 +100,8 @@ def build_panel(
         If a register CCG code is not in the MAR files (naming the register row), the
         folded panel is not balanced, or from parsing (:func:`vanguard.mar.parse.load_mar`).
     ValueError
-        If the window is empty or starts before April 2013, or ``footprint`` precedes a
-        CCG change inside the window.
+        If the window is empty, starts before April 2013 or ends after the data, or
+        ``footprint`` precedes a CCG change inside the window.
     """
     cw = read_crosswalk()
     foot = _month(footprint, "footprint")
@@ -122,6 +122,11 @@ def build_panel(
         last = _month(end, "end")
     if last < first:
         raise ValueError(f"end: expected a month after start {first:%Y-%m}; got {last:%Y-%m}")
+    if last > ccg["month"].max():
+        raise ValueError(
+            f"end: expected {ccg['month'].max():%Y-%m} or earlier (the last month of the MAR "
+            f"files); got {last:%Y-%m}"
+        )
     inside = cw[(cw["effective"] > first) & (cw["effective"] <= last) & (cw["effective"] > foot)]
     if len(inside):
         eff = inside["effective"].max()
