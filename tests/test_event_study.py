@@ -54,7 +54,8 @@ def test_rows_and_reference(dynamic_panel):
     assert ref["estimate"] == 0 and np.isnan(ref["se"])
     assert "binned" in es[es.rel_time == -8].iloc[0]["note"]
     pt = res[res.analysis == "pretrend"]
-    assert len(pt) == 1 and pt.iloc[0]["param"] == 7 and "F(7" in pt.iloc[0]["note"]
+    assert len(pt) == 1 and pt.iloc[0]["param"] == 7
+    assert pt.iloc[0]["inference"] == "wild_bootstrap"  # the default for OLS scales
 
 
 def test_recovers_planted_dynamic_effects(dynamic_panel):
@@ -131,6 +132,18 @@ def test_pretrend_test_rejects_planted_pretrend():
         p, OUT, scale="log", group="population_based", unit="quarter", leads=8, lags=12
     )
     assert res[res.analysis == "pretrend"].iloc[0]["p_value"] < 0.01
+    f_test = estimate_event_study(
+        p,
+        OUT,
+        scale="log",
+        group="population_based",
+        unit="quarter",
+        leads=8,
+        lags=12,
+        pretrend_test="cluster",
+    )
+    pt = f_test[f_test.analysis == "pretrend"].iloc[0]
+    assert pt["p_value"] < 0.01 and pt["inference"] == "cluster" and "F(7" in pt["note"]
 
 
 def test_pretrend_test_size_without_pretrend():
@@ -140,7 +153,15 @@ def test_pretrend_test_size_without_pretrend():
             seed=seed, n_control=40, n_pop=15, n_care=0, first="2012-04-01", last="2019-03-01"
         )
         res = estimate_event_study(
-            p, OUT, scale="log", group="population_based", unit="quarter", leads=8, lags=12
+            p,
+            OUT,
+            scale="log",
+            group="population_based",
+            unit="quarter",
+            leads=8,
+            lags=12,
+            n_boot=199,
+            seed=seed,
         )
         pvals.append(res[res.analysis == "pretrend"].iloc[0]["p_value"])
     pvals = np.array(pvals)
@@ -183,3 +204,22 @@ def test_pretrend_wald_against_chi2_formula():
     from scipy import stats
 
     assert p == pytest.approx(stats.f.sf(F, 4, 29))
+
+
+def test_pretrend_on_synthetic_england_care_homes():
+    """No pre-trend is planted in the synthetic England; with 6 care-home areas and 23
+    monthly leads the F approximation rejects wildly, the bootstrap does not."""
+    panel_mod = pytest.importorskip("vanguard.panel")
+    try:
+        panel = panel_mod.load_panel("synthetic")
+    except FileNotFoundError:
+        pytest.skip("embedded synthetic data not generated")
+    boot = estimate_event_study(panel, OUT, scale="log", group="care_home", n_boot=399)
+    f_test = estimate_event_study(
+        panel, OUT, scale="log", group="care_home", pretrend_test="cluster"
+    )
+    pb = boot[boot.analysis == "pretrend"].iloc[0]
+    pf = f_test[f_test.analysis == "pretrend"].iloc[0]
+    assert pb["estimate"] == pytest.approx(pf["estimate"])  # same statistic
+    assert pb["p_value"] > 0.05
+    assert pf["p_value"] < 1e-6

@@ -174,3 +174,26 @@ def test_randomisation_warns_when_treated_areas_are_noisier():
         warnings.simplefilter("error")
         res = inf.randomisation_inference(d, "population_based", "years_1_3", n_perm=19)
     assert res.variance_ratio < 1.5
+
+
+def test_wild_bootstrap_wald_equals_brute_force(setup):
+    _, frame, regs = setup
+    r = inf.residualise(frame, "y", regs)
+    tested = [0, 3, 5]
+    W, q, p = inf.wild_bootstrap_wald(r, [regs[j] for j in tested], n_boot=60, seed=7, chunk=25)
+    X, y = r.X, r.y
+    others = [j for j in range(X.shape[1]) if j not in tested]
+    beta, vcov = inf.cluster_vcov(r)
+    b = beta[tested]
+    assert W == pytest.approx(float(b @ np.linalg.solve(vcov[np.ix_(tested, tested)], b)))
+    assert q == 3
+    bo = np.linalg.lstsq(X[:, others], y, rcond=None)[0]
+    fitted, u = X[:, others] @ bo, y - X[:, others] @ bo
+    V = inf.bootstrap_weights(r.G, 60, np.random.default_rng(7), "webb")
+    W_star = []
+    for k in range(60):
+        ystar = fitted + u * V[r.cluster, k]
+        rs = inf.Residualised(ystar, X, r.names, r.cluster, r.G, r.df_k)
+        bs, vs = inf.cluster_vcov(rs)
+        W_star.append(float(bs[tested] @ np.linalg.solve(vs[np.ix_(tested, tested)], bs[tested])))
+    assert p == pytest.approx(np.mean(np.array(W_star) >= W))

@@ -39,7 +39,9 @@ def make_panel(
             areas.append((f"T{k:03d}", group, START, site, effect))
             k += 1
     n, m = len(areas), len(months)
-    names, groups, starts, site_ids, effects = (np.array(v, dtype=object) for v in zip(*areas))
+    names, groups, starts, site_ids, effects = (
+        np.array(v, dtype=object) for v in zip(*areas, strict=True)
+    )
     season = 0.4 * np.cos(2 * np.pi * (months.month.to_numpy() - 1) / 12)
     trend = 8.0 + 0.01 * np.arange(m) + season
     pop = rng.uniform(*pop_range, size=n)
@@ -50,16 +52,21 @@ def make_panel(
     innov[:, 0] /= np.sqrt(1 - 0.6**2)
     shock = lfilter([1.0], [1.0, -0.6], innov, axis=1)
     treated = (groups != schema.CONTROL)[:, None] & (months.to_numpy()[None, :] >= START)
-    rate = np.clip(trend + level[:, None] + shock + effects.astype(float)[:, None] * treated,
-                   0.5, None)
+    rate = np.clip(
+        trend + level[:, None] + shock + effects.astype(float)[:, None] * treated, 0.5, None
+    )
     counts = rng.poisson(pop[:, None] * rate / 1000.0)
-    return pd.DataFrame({
-        schema.AREA: np.repeat(names, m).astype(str), schema.MONTH: np.tile(months, n),
-        schema.POPULATION: np.repeat(pop, m), "emergency_admissions": counts.ravel(),
-        schema.GROUP: np.repeat(groups, m).astype(str),
-        schema.START: pd.to_datetime(np.repeat(starts, m)),
-        schema.SITE: np.repeat(site_ids, m).astype(str),
-    })
+    return pd.DataFrame(
+        {
+            schema.AREA: np.repeat(names, m).astype(str),
+            schema.MONTH: np.tile(months, n),
+            schema.POPULATION: np.repeat(pop, m),
+            "emergency_admissions": counts.ravel(),
+            schema.GROUP: np.repeat(groups, m).astype(str),
+            schema.START: pd.to_datetime(np.repeat(starts, m)),
+            schema.SITE: np.repeat(site_ids, m).astype(str),
+        }
+    )
 
 
 def _twfe_ols(panel, treated_areas, start, pre=24, post=36):
@@ -69,8 +76,14 @@ def _twfe_ols(panel, treated_areas, start, pre=24, post=36):
     keep = keep[keep.area.isin(treated_areas) | (keep.group == schema.CONTROL)]
     y = 1000 * keep.emergency_admissions / keep.population
     d = (keep.area.isin(treated_areas) & (keep.month >= start)).astype(float)
-    x = pd.concat([d.rename("d"), pd.get_dummies(keep.area, dtype=float),
-                   pd.get_dummies(keep.month, drop_first=True, dtype=float)], axis=1)
+    x = pd.concat(
+        [
+            d.rename("d"),
+            pd.get_dummies(keep.area, dtype=float),
+            pd.get_dummies(keep.month, drop_first=True, dtype=float),
+        ],
+        axis=1,
+    )
     beta, *_ = np.linalg.lstsq(x.to_numpy(), y.to_numpy(), rcond=None)
     return beta[0]
 
@@ -86,11 +99,19 @@ def test_collapsed_change_equals_twfe_by_least_squares():
 
 
 def test_per_site_recovers_planted_effects_and_groups():
-    sites = {"EHCH1": (schema.CARE_HOME, 1, -0.8), "PACS1": (schema.POPULATION_BASED, 1, 0.0),
-             "MCP2": (schema.POPULATION_BASED, 2, 0.6)}
+    sites = {
+        "EHCH1": (schema.CARE_HOME, 1, -0.8),
+        "PACS1": (schema.POPULATION_BASED, 1, 0.0),
+        "MCP2": (schema.POPULATION_BASED, 2, 0.6),
+    }
     panel = make_panel(n_control=80, sites=sites, seed=7, area_sd=0.05)
-    res = persite.per_site_effects(panel, "emergency_admissions", scale="rate",
-                                   windows=("years_1_3", "year_1"), data_source="test")
+    res = persite.per_site_effects(
+        panel,
+        "emergency_admissions",
+        scale="rate",
+        windows=("years_1_3", "year_1"),
+        data_source="test",
+    )
     assert list(res.columns) == list(schema.RESULT_COLUMNS)
     assert set(res.site) == set(sites)
     assert (res.analysis == "per_site").all()
@@ -103,7 +124,8 @@ def test_per_site_recovers_planted_effects_and_groups():
         assert main.loc[site, "ci_low"] < main.loc[site, "estimate"] < main.loc[site, "ci_high"]
     assert main.loc["EHCH1", "p_value"] < 0.05
     assert main.loc["EHCH1", "pct"] == pytest.approx(
-        100 * main.loc["EHCH1", "estimate"] / main.loc["EHCH1", "pre_mean"])
+        100 * main.loc["EHCH1", "estimate"] / main.loc["EHCH1", "pre_mean"]
+    )
 
 
 @pytest.mark.slow
@@ -112,11 +134,17 @@ def test_placebo_interval_covers_at_nominal_rate_where_cluster_does_not():
     covered = {"conley_taber": 0, "cluster": 0}
     n_rep = 60
     for rep in range(n_rep):
-        panel = make_panel(n_control=40, sites={"S": (schema.CARE_HOME, 1, 0.0)}, seed=100 + rep,
-                           pop_range=(40_000, 700_000), months=MONTHS[24:84])
+        panel = make_panel(
+            n_control=40,
+            sites={"S": (schema.CARE_HOME, 1, 0.0)},
+            seed=100 + rep,
+            pop_range=(40_000, 700_000),
+            months=MONTHS[24:84],
+        )
         for inf in covered:
-            r = persite.per_site_effects(panel, "emergency_admissions", inference=inf,
-                                         windows=("year_1",)).iloc[0]
+            r = persite.per_site_effects(
+                panel, "emergency_admissions", inference=inf, windows=("year_1",)
+            ).iloc[0]
             covered[inf] += r.ci_low <= 0 <= r.ci_high
     assert covered["conley_taber"] / n_rep >= 0.85
     # One treated cluster: the cluster-robust interval is far too narrow.
@@ -156,3 +184,22 @@ def test_incomplete_area_is_dropped_with_a_warning():
     with pytest.warns(UserWarning, match="C003"):
         res = persite.per_site_effects(panel, "emergency_admissions")
     assert res.n_control.iloc[0] == 11
+
+
+def test_collapsed_did_matches_the_main_twfe_estimator_on_the_synthetic_panel():
+    """Cross-check with the project's TWFE (pyfixest) on the embedded synthetic England."""
+    from vanguard import synthetic
+    from vanguard.did.twfe import estimate_twfe
+
+    panel = synthetic.generate().panel
+    om = persite.outcome_matrix(panel, "emergency_admissions", "rate")
+    change, _ = persite.area_changes(om, START, pre_months=24, window=(0, 36))
+    group = om.areas.loc[change.index, schema.GROUP]
+    treated = group.isin(schema.GROUP_MEMBERS[schema.CARE_HOME])
+    est, se, _ = persite.did_cluster(change[treated], change[group == schema.CONTROL])
+    main = estimate_twfe(
+        panel, "emergency_admissions", groups=(schema.CARE_HOME,), windows=("years_1_3",)
+    ).iloc[0]
+    assert est == pytest.approx(main.estimate, rel=1e-8)
+    # pyfixest also applies (N-1)/(N-K) with the month effects in K: a fraction of a percent.
+    assert se == pytest.approx(main.se, rel=0.01)

@@ -113,7 +113,7 @@ def test_forest_pools_by_inverse_variance_independently_checked():
     b = np.array([-0.05, -0.01, 0.02])
     w = 1 / np.array([0.01, 0.02, 0.04]) ** 2
     expected = np.sum(w * b) / np.sum(w)
-    pooled = _by_gid(fig, "pooled-care_home-Pooled (inverse-variance)")
+    pooled = _by_gid(fig, "pooled-care_home")
     assert pooled.get_xdata()[0] == pytest.approx(expected)
     site = _by_gid(fig, "site-population_based-po1")
     assert site.get_xdata()[0] == pytest.approx(-0.01)
@@ -124,7 +124,9 @@ def test_forest_pools_by_inverse_variance_independently_checked():
 
 def test_forest_uses_given_pooled_row():
     fig = plots.plot_forest(_per_site(with_pooled=True))
-    assert _by_gid(fig, "pooled-care_home-Pooled").get_xdata()[0] == pytest.approx(-0.9)
+    assert _by_gid(fig, "pooled-care_home").get_xdata()[0] == pytest.approx(-0.9)
+    caption = [t.get_text() for t in fig.axes[0].texts if t.get_gid() == "caption"][0]
+    assert "inverse-variance" in caption  # population-based has no given pooled row
 
 
 def _main_rows():

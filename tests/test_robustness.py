@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from test_persite import START, make_panel
+from test_persite import make_panel
 
 from vanguard import schema
 from vanguard.did import robustness
@@ -51,8 +51,9 @@ def test_placebo_is_near_zero_under_parallel_trends_and_finds_a_planted_pretrend
     # pre-period mean month -12.5 relative to the pretend start.
     slope = 0.02
     drift = robustness.placebo_start_dates(_with_pretrend(panel, slope), OUTCOME, **kw)
-    assert drift.estimate.to_numpy() == pytest.approx(flat.estimate.to_numpy() + 18 * slope,
-                                                      abs=0.03)
+    assert drift.estimate.to_numpy() == pytest.approx(
+        flat.estimate.to_numpy() + 18 * slope, abs=0.03
+    )
     assert (drift.p_value < 0.05).all()
 
 
@@ -61,8 +62,9 @@ def test_leave_one_site_out_moves_with_the_dominant_site():
     sites = {s: (schema.CARE_HOME, 1, e) for s, e in effects.items()}
     sites["PACS1"] = (schema.POPULATION_BASED, 2, 0.0)
     panel = make_panel(n_control=40, sites=sites, seed=5, area_sd=0.03)
-    res = robustness.leave_one_site_out(panel, OUTCOME, group=schema.CARE_HOME,
-                                        inference="cluster").set_index("site")
+    res = robustness.leave_one_site_out(
+        panel, OUTCOME, group=schema.CARE_HOME, inference="cluster"
+    ).set_index("site")
     assert sorted(res.index) == sorted(effects)
     assert (res.analysis == "leave_one_out").all()
     assert (res.n_treated == 3).all()

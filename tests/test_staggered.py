@@ -78,6 +78,7 @@ def test_pretest_matches_r_did(mpdta_results):
     assert len(pre) == 1
     assert pre["p_value"].iloc[0] == pytest.approx(R_DID_PRETEST_P, abs=0.005)
     assert pre["param"].iloc[0] == 5  # five pre-period ATT(g,t)
+    assert pre[["pct", "pct_ci_low", "pct_ci_high"]].isna().all(axis=None)
 
 
 def test_pretest_is_the_wald_test_on_influence_covariance(mpdta):

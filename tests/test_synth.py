@@ -13,28 +13,29 @@ from vanguard.did import synth
 from vanguard.errors import DataError, EstimationError
 
 
-@pytest.mark.parametrize("solver", ["frank_wolfe", "simplex_ridge"])
-def test_simplex_solvers_match_an_independent_qp_solver(solver):
+@pytest.mark.parametrize("zeta", [0.3, 1e-6])
+def test_simplex_ridge_matches_an_independent_qp_solver(zeta):
     rng = np.random.default_rng(0)
     y = rng.normal(size=(30, 9))
-    zeta = 0.3
-    if solver == "frank_wolfe":
-        w = synth.frank_wolfe(y, zeta, min_decrease=1e-8, max_iter=50_000)
-    else:
-        w = synth.simplex_ridge(y, zeta)
+    w = synth.simplex_ridge(y, zeta)
     yc = y - y.mean(axis=0)
     a, b = yc[:, :-1], yc[:, -1]
 
     def objective(v):
         return zeta**2 * v @ v + np.sum((a @ v - b) ** 2) / a.shape[0]
 
-    ref = minimize(objective, np.full(8, 1 / 8), method="SLSQP", bounds=[(0, 1)] * 8,
-                   constraints={"type": "eq", "fun": lambda v: v.sum() - 1},
-                   options={"ftol": 1e-14, "maxiter": 1000})
+    ref = minimize(
+        objective,
+        np.full(8, 1 / 8),
+        method="SLSQP",
+        bounds=[(0, 1)] * 8,
+        constraints={"type": "eq", "fun": lambda v: v.sum() - 1},
+        options={"ftol": 1e-14, "maxiter": 1000},
+    )
     assert ref.success
     assert w.sum() == pytest.approx(1.0) and (w >= 0).all()
     assert objective(w) == pytest.approx(ref.fun, rel=1e-4)
-    np.testing.assert_allclose(w, ref.x, atol=5e-3)
+    np.testing.assert_allclose(w, ref.x, atol=1e-3)
 
 
 def test_uniform_weights_give_plain_did():
@@ -52,8 +53,12 @@ def _factor_model(rng, effect, n0=60, t0=24, t1=12):
     t = np.arange(t0 + t1)
     factor = 0.05 * t + np.sin(t / 3.0)
     load = np.concatenate([rng.uniform(-1.0, 1.5, n0), [1.2]])
-    y = (rng.normal(0, 1, (n0 + 1, 1)) + 0.02 * t + np.outer(load, factor)
-         + rng.normal(0, 0.1, (n0 + 1, t0 + t1)))
+    y = (
+        rng.normal(0, 1, (n0 + 1, 1))
+        + 0.02 * t
+        + np.outer(load, factor)
+        + rng.normal(0, 0.1, (n0 + 1, t0 + t1))
+    )
     y[n0:, t0:] += effect
     return y, n0, t0
 
@@ -81,20 +86,32 @@ def test_synthetic_control_matches_levels_and_recovers_the_effect():
 
 def test_placebo_se_reflects_noise_and_the_panel_function_runs():
     sites = {"EHCH9": (schema.CARE_HOME, 1, -1.0), "PACS1": (schema.POPULATION_BASED, 1, 0.0)}
-    panel = make_panel(n_control=30, sites=sites, seed=4, area_sd=0.05,
-                       pop_range=(250_000, 300_000))
-    res = synth.synthetic_did(panel, "emergency_admissions", site="EHCH9", n_placebo=20,
-                              post_window="year_1")
+    panel = make_panel(
+        n_control=30, sites=sites, seed=4, area_sd=0.05, pop_range=(250_000, 300_000)
+    )
+    res = synth.synthetic_did(
+        panel, "emergency_admissions", site="EHCH9", n_placebo=20, post_window="year_1"
+    )
     row = res.iloc[0]
     assert list(res.columns) == list(schema.RESULT_COLUMNS)
     assert (row.analysis, row.estimator, row.group, row.site) == (
-        "per_site", "sdid", schema.CARE_HOME, "EHCH9")
+        "per_site",
+        "sdid",
+        schema.CARE_HOME,
+        "EHCH9",
+    )
     assert row.n_control == 30 and row.n_treated == 1
     assert 0.02 < row.se < 0.5
     assert abs(row.estimate + 1.0) < 4 * row.se
     assert row.ci_high < 0
-    null = synth.synthetic_did(panel, "emergency_admissions", site="PACS1", n_placebo=20,
-                               post_window="year_1", estimator="synth").iloc[0]
+    null = synth.synthetic_did(
+        panel,
+        "emergency_admissions",
+        site="PACS1",
+        n_placebo=20,
+        post_window="year_1",
+        estimator="synth",
+    ).iloc[0]
     assert null.estimator == "synth" and abs(null.estimate) < 4 * null.se
     with pytest.raises(DataError, match="site"):
         synth.synthetic_did(panel, "emergency_admissions", site="NOPE")

@@ -357,6 +357,7 @@ def plot_forest(per_site: pd.DataFrame) -> Figure:
     scale = _one(per_site, "scale", "")
     labels, ys, rows = [], [], []
     y = 0.0
+    pooled_iv = False
     for group, g in per_site.groupby("group", sort=True):
         sites = g[g["site"].fillna("") != ""].sort_values("site")
         pooled = g[g["site"].fillna("") == ""]
@@ -366,7 +367,8 @@ def plot_forest(per_site: pd.DataFrame) -> Figure:
             r = pooled.iloc[0]
             rows.append((group, "Pooled", r["estimate"], r["ci_low"], r["ci_high"], True))
         elif "se" in g.columns and (p := _pooled(sites)) is not None:
-            rows.append((group, "Pooled (inverse-variance)", *p, True))
+            rows.append((group, "Pooled", *p, True))
+            pooled_iv = True
         rows.append(None)  # gap between groups
     with _style():
         fig, ax = plt.subplots(figsize=(8, max(3.0, 0.28 * len(rows) + 1.2)))
@@ -379,17 +381,24 @@ def plot_forest(per_site: pd.DataFrame) -> Figure:
             ax.hlines(y, lo, hi, color=colour, linewidth=1.4 if is_pool else 1.0)
             ax.plot([est], [y], marker="D" if is_pool else "s", markersize=7 if is_pool else 4,
                     color=colour, linestyle="none",
-                    gid=f"{'pooled' if is_pool else 'site'}-{group}-{label}")
-            labels.append(f"{label}" if not is_pool else f"{label}: {group_label(group)}")
+                    gid=f"pooled-{group}" if is_pool else f"site-{group}-{label}")
+            labels.append(f"Pooled: {group_label(group)}" if is_pool else label)
             ys.append(y)
             y -= 1.0
         ax.axvline(0, color="#333333", linewidth=0.9)
         ax.set_yticks(ys, labels)
+        for tick, row in zip(ax.get_yticklabels(), [r for r in rows if r is not None],
+                             strict=True):
+            if row[5]:
+                tick.set_fontweight("bold")
         ax.grid(axis="y", visible=False)
         ax.grid(axis="x", visible=True)
-        ax.set_title(f"{outcome_label(outcome)}: effect by vanguard site")
         ax.set_xlabel(effect_label(outcome, scale))
-        ax.set_ylabel("Site (grouped by site type)")
+        caption = "Squares: each site's effect; diamonds: pooled effect of the site type"
+        caption += (" (inverse-variance weighted mean of the sites)" if pooled_iv else "")
+        ax.text(0.0, 1.0, caption + "; bars: 95% CI.", transform=ax.transAxes, fontsize=8,
+                va="bottom", ha="left", color="#444444", gid="caption")
+        ax.set_title(f"{outcome_label(outcome)}: effect by vanguard site", pad=16)
     return fig
 
 
@@ -534,8 +543,8 @@ def plot_mde(power: pd.DataFrame, hoped_for_pct: float | None = None) -> Figure:
                 x = np.abs(m["pct"] if use_pct else m["estimate"]).to_numpy(float)
                 ax.plot(x, 100 * m["param"].to_numpy(float), marker="D", markersize=7,
                         linestyle=":" if len(m) > 1 else "none", color=colour,
-                        label=(label + ": minimum detectable effect") if label else
-                        "Minimum detectable effect", gid=f"mde-{group}-{window}")
+                        label=f"Minimum detectable effect: {label or group_label(group)}",
+                        gid=f"mde-{group}-{window}")
         if hoped_for_pct is not None and use_pct:
             ax.axvline(abs(hoped_for_pct), color="#000000", linestyle="--", linewidth=1.0,
                        label=f"Hoped-for reduction ({abs(hoped_for_pct):g}%)", gid="hoped-for")
@@ -546,7 +555,7 @@ def plot_mde(power: pd.DataFrame, hoped_for_pct: float | None = None) -> Figure:
         ax.set_ylabel("Probability of detecting it (power, %)")
         ax.set_ylim(0, 102)
         ax.set_xlim(left=0)
-        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0))
+        ax.legend(loc="upper left", bbox_to_anchor=(0.0, -0.16), fontsize=8.5)
     return fig
 
 

@@ -597,7 +597,9 @@ def methods_section(data_source: str, hl: dict, params: dict) -> list[str]:
         "Estimators: two-way fixed effects on the chosen scale, Poisson fixed effects for "
         "counts, an event study with a joint pre-trend test, and heterogeneity-robust "
         "estimators for staggered starts (Callaway-Sant'Anna, imputation) where the run "
-        "includes them. Per-site effects are compared with Cochran's Q.",
+        "includes them. Per-site effects are compared with Cochran's Q; the sites share "
+        "the same control areas, so their estimates are not independent and the test (and "
+        "any inverse-variance pooled effect drawn from them) is approximate.",
         hl["rule"],
         "Minimum detectable effect: simulated on the pre-period; it is set beside a "
         f"hoped-for reduction of {float(params.get('hoped_for_pct', HOPED_FOR_PCT)):g}% "

@@ -12,6 +12,7 @@ import json
 import resource
 import sys
 import time
+from pathlib import Path
 
 TASKS: dict[str, str] = {
     "records_duckdb": "vanguard.bench.scale_records:task_duckdb",
@@ -25,9 +26,19 @@ returns a dict of extra figures to report."""
 
 
 def peak_mb() -> float:
-    """Peak resident memory of this process in MB (Linux reports ``ru_maxrss`` in KB)."""
-    kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return kb / 1024 if sys.platform != "darwin" else kb / 1024**2
+    """Peak resident memory of this process in MB.
+
+    On Linux this is ``VmHWM`` from ``/proc/self/status``: ``ru_maxrss`` survives
+    ``fork`` + ``exec``, so a worker started by a large parent would report the parent's
+    size. Elsewhere ``ru_maxrss`` (KB on Linux, bytes on macOS) is the fallback.
+    """
+    status = Path("/proc/self/status")
+    if status.is_file():
+        for line in status.read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return rss / 1024**2 if sys.platform == "darwin" else rss / 1024
 
 
 def main(argv: list[str] | None = None) -> int:

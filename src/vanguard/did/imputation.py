@@ -69,7 +69,12 @@ import pandas as pd
 from scipy import stats
 
 from vanguard import schema
-from vanguard.did.staggered import EstimationSample, estimation_sample, resolve_windows
+from vanguard.did.staggered import (
+    EstimationSample,
+    _no_pct_for_tests,
+    estimation_sample,
+    resolve_windows,
+)
 from vanguard.errors import EstimationError
 
 __all__ = ["ImputationFit", "estimate_imputation", "fit_imputation", "pretrend_test"]
@@ -536,4 +541,4 @@ def estimate_imputation(
             sample.frame = f[f["time"] >= first - pre_months].reset_index(drop=True)
         fit = fit_imputation(sample)
         rows += _rows(fit, windows, alpha, n_leads)
-    return schema.results_frame(rows)
+    return _no_pct_for_tests(schema.results_frame(rows))

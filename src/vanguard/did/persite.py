@@ -138,13 +138,22 @@ def outcome_matrix(panel: pd.DataFrame, outcome: str, scale: str = "rate") -> Ou
     if len(varying):
         area = varying.iloc[0]
         rows = attrs.index[attrs[schema.AREA] == area]
-        raise DataError(PANEL_NAME, "group, start and site constant within an area",
-                        row=int(rows[0]) + 2, column="group/start/site", found=area)
+        raise DataError(
+            PANEL_NAME,
+            "group, start and site constant within an area",
+            row=int(rows[0]) + 2,
+            column="group/start/site",
+            found=area,
+        )
     areas = per_area.set_index(schema.AREA).reindex(y_wide.index)
     bad_group = ~areas[schema.GROUP].isin(schema.GROUPS)
     if bad_group.any():
-        raise DataError(PANEL_NAME, f"a group in {schema.GROUPS}", column=schema.GROUP,
-                        found=areas[schema.GROUP][bad_group].iloc[0])
+        raise DataError(
+            PANEL_NAME,
+            f"a group in {schema.GROUPS}",
+            column=schema.GROUP,
+            found=areas[schema.GROUP][bad_group].iloc[0],
+        )
     areas[schema.SITE] = [
         tuple(s.strip() for s in v.split(";") if s.strip()) for v in areas[schema.SITE]
     ]
@@ -268,7 +277,7 @@ def did_cluster(change_treated: np.ndarray, change_control: np.ndarray) -> tuple
     c = np.asarray(change_control, float)
     g = t.size + c.size
     est = t.mean() - c.mean()
-    var = (np.sum((t - t.mean()) ** 2) / t.size**2 + np.sum((c - c.mean()) ** 2) / c.size**2)
+    var = np.sum((t - t.mean()) ** 2) / t.size**2 + np.sum((c - c.mean()) ** 2) / c.size**2
     return float(est), float(math.sqrt(var * g / (g - 1))), g - 1
 
 
@@ -410,8 +419,10 @@ def site_groups(
         specific = groups - {schema.BOTH, schema.CONTROL}
         if len(specific) != 1:
             raise DataError(
-                PANEL_NAME, "the areas of a site to share one analysis group (or an entry in "
-                "site_groups)", column=schema.SITE, found=f"{site}: {sorted(groups)}",
+                PANEL_NAME,
+                "the areas of a site to share one analysis group (or an entry in site_groups)",
+                column=schema.SITE,
+                found=f"{site}: {sorted(groups)}",
             )
         out[site] = specific.pop()
     return out
@@ -486,12 +497,19 @@ def per_site_effects(
         site_areas = [a for a, s in om.areas[schema.SITE].items() if site in s]
         start = om.areas.loc[site_areas, schema.START].dropna().unique()
         if len(start) != 1:
-            raise DataError(PANEL_NAME, f"one start month for the areas of site {site}",
-                            column=schema.START, found=[str(s) for s in start])
+            raise DataError(
+                PANEL_NAME,
+                f"one start month for the areas of site {site}",
+                column=schema.START,
+                found=[str(s) for s in start],
+            )
         start = pd.Timestamp(start[0])
         for w in windows:
             change, pre_mean = area_changes(
-                om, start, pre_months=pre_months, window=schema.WINDOWS[w],
+                om,
+                start,
+                pre_months=pre_months,
+                window=schema.WINDOWS[w],
                 areas=site_areas + controls,
             )
             tr = change.reindex(site_areas).dropna()
@@ -500,16 +518,26 @@ def per_site_effects(
                 raise EstimationError(f"site {site}: no area with a complete pre-period and window")
             est, se_cl, df = did_cluster(tr.to_numpy(), co.to_numpy())
             row = dict(
-                data_source=data_source, analysis="per_site", estimator="twfe", outcome=outcome,
-                scale=scale, group=group, window=w, site=site, estimate=est,
-                n_treated=len(tr), n_control=len(co),
+                data_source=data_source,
+                analysis="per_site",
+                estimator="twfe",
+                outcome=outcome,
+                scale=scale,
+                group=group,
+                window=w,
+                site=site,
+                estimate=est,
+                n_treated=len(tr),
+                n_control=len(co),
                 n_obs=(len(tr) + len(co)) * (pre_months + np.diff(schema.WINDOWS[w])[0]),
                 pre_mean=float(pre_mean.reindex(tr.index).mean()),
             )
             if inference == "cluster":
                 crit = stats.t.ppf(1 - alpha / 2, df)
                 row.update(
-                    se=se_cl, ci_low=est - crit * se_cl, ci_high=est + crit * se_cl,
+                    se=se_cl,
+                    ci_low=est - crit * se_cl,
+                    ci_high=est + crit * se_cl,
                     p_value=float(2 * stats.t.sf(abs(est / se_cl), df)) if se_cl > 0 else math.nan,
                     inference="cluster",
                     note="cluster-robust SE with one treated cluster: unreliable, for comparison",
@@ -517,17 +545,25 @@ def per_site_effects(
             else:
                 pop = om.areas[schema.POPULATION]
                 errors = placebo_errors(
-                    co, n_treated=len(tr),
+                    co,
+                    n_treated=len(tr),
                     population=pop if scale == "rate" and len(tr) == 1 else None,
                     target_population=float(pop.loc[tr.index].mean()),
-                    n_draws=n_draws, seed=seed,
+                    n_draws=n_draws,
+                    seed=seed,
                 )
                 lo, hi, se, p = placebo_interval(est, errors, alpha)
                 row.update(
-                    se=se, ci_low=lo, ci_high=hi, p_value=p, inference="conley_taber",
-                    note=(f"placebo interval from {errors.size} control-area placebos"
-                          + (", population-rescaled" if scale == "rate" and len(tr) == 1 else "")
-                          + f"; cluster-robust SE {se_cl:.4g} shown for comparison only"),
+                    se=se,
+                    ci_low=lo,
+                    ci_high=hi,
+                    p_value=p,
+                    inference="conley_taber",
+                    note=(
+                        f"placebo interval from {errors.size} control-area placebos"
+                        + (", population-rescaled" if scale == "rate" and len(tr) == 1 else "")
+                        + f"; cluster-robust SE {se_cl:.4g} shown for comparison only"
+                    ),
                 )
             rows.append(row)
     if not rows:

@@ -161,13 +161,15 @@ def placebo_draws(
     pre_means = []
     n_co = None
     for s_idx in np.unique(which):
-        change, pre_mean = area_changes(om, starts[s_idx], pre_months=pre_months,
-                                        window=(lo, hi), areas=sample)
+        change, pre_mean = area_changes(
+            om, starts[s_idx], pre_months=pre_months, window=(lo, hi), areas=sample
+        )
         c = change.to_numpy(float)
         n = c.size
         if n_tr < 1 or n - n_tr < 2:
-            raise EstimationError(f"{n_tr} pretend-treated of {n} areas: need >= 1 treated "
-                                  "and >= 2 controls")
+            raise EstimationError(
+                f"{n_tr} pretend-treated of {n} areas: need >= 1 treated and >= 2 controls"
+            )
         sims = np.flatnonzero(which == s_idx)
         # Random treated sets as a 0/1 membership matrix (sims x areas).
         member = _random_sets(rng, len(sims), n, n_tr)
@@ -180,8 +182,9 @@ def placebo_draws(
                 perm = _random_sets(rng, n_perm, n, n_tr)
                 perm_est[sim], _ = _did_many(perm, c, n_tr)
                 perm_k[sim] = perm @ member[j]
-    return PlaceboDraws(est, se, dfs, perm_est, perm_k, n_tr, int(n_co), starts,
-                        float(np.sum(pre_means) / n_sims))
+    return PlaceboDraws(
+        est, se, dfs, perm_est, perm_k, n_tr, int(n_co), starts, float(np.sum(pre_means) / n_sims)
+    )
 
 
 def _random_sets(rng: np.random.Generator, n_sets: int, n: int, k: int) -> np.ndarray:
@@ -315,28 +318,53 @@ def minimum_detectable_effect(
         if not 0 < v < 1:
             raise EstimationError(f"{name} = {v}: expected a number between 0 and 1")
     om = outcome_matrix(panel, outcome, scale)
-    draws = placebo_draws(om, group=group, n_treated=n_treated, window=window,
-                          pre_months=pre_months, pre_end=pre_end, n_sims=n_sims,
-                          inference=inference, n_perm=n_perm, seed=seed)
+    draws = placebo_draws(
+        om,
+        group=group,
+        n_treated=n_treated,
+        window=window,
+        pre_months=pre_months,
+        pre_end=pre_end,
+        n_sims=n_sims,
+        inference=inference,
+        n_perm=n_perm,
+        seed=seed,
+    )
     grid = _grid(draws, None)
     rate = detection_rate(draws, grid, alpha)
     mde = _first_crossing(grid, rate, power)
     sd = float(np.std(draws.estimate, ddof=1))
     size = float(detection_rate(draws, np.zeros(1), alpha)[0])
     analytic = (stats.norm.ppf(1 - alpha / 2) + stats.norm.ppf(power)) * sd
-    pct = (100.0 * np.expm1(mde) if scale in schema.MULTIPLICATIVE_SCALES
-           else 100.0 * mde / draws.pre_mean)
+    pct = (
+        100.0 * np.expm1(mde)
+        if scale in schema.MULTIPLICATIVE_SCALES
+        else 100.0 * mde / draws.pre_mean
+    )
     row = dict(
-        data_source=data_source, analysis="power", estimator="twfe", outcome=outcome,
-        scale=scale, group=group, window=window, param=power, estimate=mde, se=sd,
-        inference=inference, n_treated=draws.n_treated, n_control=draws.n_control,
-        pre_mean=draws.pre_mean, pct=pct,
-        note=(f"MDE by {n_sims} pre-period simulations (alpha {alpha}, power {power}, "
-              f"{len(draws.starts)} pretend start month(s) {draws.starts[0]:%Y-%m} to "
-              f"{draws.starts[-1]:%Y-%m}); analytic (z_(1-a/2)+z_power) x SD(placebo) = "
-              f"{analytic:.4g}; empirical size {size:.3f} at zero effect (nominal {alpha}"
-              f"{'; the test over-rejects, so this MDE is optimistic' if size > 2 * alpha else ''}"
-              "); se column = SD of placebo estimates"),
+        data_source=data_source,
+        analysis="power",
+        estimator="twfe",
+        outcome=outcome,
+        scale=scale,
+        group=group,
+        window=window,
+        param=power,
+        estimate=mde,
+        se=sd,
+        inference=inference,
+        n_treated=draws.n_treated,
+        n_control=draws.n_control,
+        pre_mean=draws.pre_mean,
+        pct=pct,
+        note=(
+            f"MDE by {n_sims} pre-period simulations (alpha {alpha}, power {power}, "
+            f"{len(draws.starts)} pretend start month(s) {draws.starts[0]:%Y-%m} to "
+            f"{draws.starts[-1]:%Y-%m}); analytic (z_(1-a/2)+z_power) x SD(placebo) = "
+            f"{analytic:.4g}; empirical size {size:.3f} at zero effect (nominal {alpha}"
+            f"{'; the test over-rejects, so this MDE is optimistic' if size > 2 * alpha else ''}"
+            "); se column = SD of placebo estimates"
+        ),
     )
     return schema.results_frame([row])
 
@@ -391,9 +419,18 @@ def power_curve(
         As :func:`minimum_detectable_effect`.
     """
     om = outcome_matrix(panel, outcome, scale)
-    draws = placebo_draws(om, group=group, n_treated=n_treated, window=window,
-                          pre_months=pre_months, pre_end=pre_end, n_sims=n_sims,
-                          inference=inference, n_perm=n_perm, seed=seed)
+    draws = placebo_draws(
+        om,
+        group=group,
+        n_treated=n_treated,
+        window=window,
+        pre_months=pre_months,
+        pre_end=pre_end,
+        n_sims=n_sims,
+        inference=inference,
+        n_perm=n_perm,
+        seed=seed,
+    )
     if effects is None:
         sd = float(np.std(draws.estimate, ddof=1))
         effects = np.linspace(0.0, 5.0 * sd, n_points)
@@ -401,14 +438,31 @@ def power_curve(
     rate = detection_rate(draws, effects, alpha)
     rows = []
     for eff, r in zip(effects, rate, strict=True):
-        pct = (100.0 * np.expm1(eff) if scale in schema.MULTIPLICATIVE_SCALES
-               else 100.0 * eff / draws.pre_mean)
-        rows.append(dict(
-            data_source=data_source, analysis="power_curve", estimator="twfe",
-            outcome=outcome, scale=scale, group=group, window=window, param=eff, estimate=r,
-            inference=inference, n_treated=draws.n_treated, n_control=draws.n_control,
-            pre_mean=draws.pre_mean, pct=pct, pct_ci_low=np.nan, pct_ci_high=np.nan,
-            note=f"estimate = detection probability over {n_sims} simulations; "
-                 "param = planted reduction",
-        ))
+        pct = (
+            100.0 * np.expm1(eff)
+            if scale in schema.MULTIPLICATIVE_SCALES
+            else 100.0 * eff / draws.pre_mean
+        )
+        rows.append(
+            dict(
+                data_source=data_source,
+                analysis="power_curve",
+                estimator="twfe",
+                outcome=outcome,
+                scale=scale,
+                group=group,
+                window=window,
+                param=eff,
+                estimate=r,
+                inference=inference,
+                n_treated=draws.n_treated,
+                n_control=draws.n_control,
+                pre_mean=draws.pre_mean,
+                pct=pct,
+                pct_ci_low=np.nan,
+                pct_ci_high=np.nan,
+                note=f"estimate = detection probability over {n_sims} simulations; "
+                "param = planted reduction",
+            )
+        )
     return schema.results_frame(rows)

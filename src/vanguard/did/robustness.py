@@ -84,14 +84,17 @@ def placebo_panel(
     if window_months > -shift:
         raise EstimationError(
             f"shift={shift} with a {window_months}-month window would reach the real start: "
-            f"the window must fit in the {-shift} months before it")
+            f"the window must fit in the {-shift} months before it"
+        )
     members = panel[schema.GROUP].isin(schema.GROUP_MEMBERS[group])
     starts = pd.to_datetime(panel.loc[members, schema.START]).dropna().unique()
     if len(starts) == 0:
         raise EstimationError(f"no treated areas for group {group!r} in the panel")
     if len(starts) > 1:
-        raise EstimationError(f"group {group!r}: treated areas start in {len(starts)} different "
-                              "months; placebo start dates need one common start")
+        raise EstimationError(
+            f"group {group!r}: treated areas start in {len(starts)} different "
+            "months; placebo start dates need one common start"
+        )
     real = pd.Timestamp(starts[0])
     fake = month_offset(real, shift)
     end = month_offset(fake, window_months)
@@ -164,15 +167,31 @@ def placebo_start_dates(
             # The placebo panel ends with the pretend window, so the pooled post dummy
             # covers exactly that window (a yearly window would be estimated jointly with
             # later years that do not exist here).
-            res = _twfe(fake, outcome, scale=scale, groups=(group,), windows=("years_1_3",),
-                        pre_months=pre_months, inference=inference, n_boot=n_boot, seed=seed,
-                        data_source=_data_source(panel, data_source))
+            res = _twfe(
+                fake,
+                outcome,
+                scale=scale,
+                groups=(group,),
+                windows=("years_1_3",),
+                pre_months=pre_months,
+                inference=inference,
+                n_boot=n_boot,
+                seed=seed,
+                data_source=_data_source(panel, data_source),
+            )
             res["analysis"] = "placebo"
             res["window"] = window
             res["param"] = float(shift)
             res["note"] = [
-                "; ".join(x for x in (f"pretend start {shift:+d} months, data before the real "
-                                      "start only; expected ~0 under parallel trends", n) if x)
+                "; ".join(
+                    x
+                    for x in (
+                        f"pretend start {shift:+d} months, data before the real "
+                        "start only; expected ~0 under parallel trends",
+                        n,
+                    )
+                    if x
+                )
                 for n in res["note"]
             ]
             frames.append(res)
@@ -236,17 +255,28 @@ def leave_one_site_out(
     areas = area_sites(panel)
     sites = sorted(s for s, g in site_groups(areas).items() if g == group)
     if len(sites) < 2:
-        raise EstimationError(f"group {group!r} has {len(sites)} site(s) with an area "
-                              "footprint: leaving one out needs at least two")
+        raise EstimationError(
+            f"group {group!r} has {len(sites)} site(s) with an area "
+            "footprint: leaving one out needs at least two"
+        )
     frames = []
     area_col = panel[schema.AREA].astype(str)
     for site in sites:
         drop = [a for a, s in areas[schema.SITE].items() if site in s]
         rest = panel[~area_col.isin(drop)]
         rest.attrs = dict(panel.attrs)
-        res = _twfe(rest, outcome, scale=scale, groups=(group,), windows=(window,),
-                    pre_months=pre_months, inference=inference, n_boot=n_boot, seed=seed,
-                    data_source=_data_source(panel, data_source))
+        res = _twfe(
+            rest,
+            outcome,
+            scale=scale,
+            groups=(group,),
+            windows=(window,),
+            pre_months=pre_months,
+            inference=inference,
+            n_boot=n_boot,
+            seed=seed,
+            data_source=_data_source(panel, data_source),
+        )
         res["analysis"] = "leave_one_out"
         res["site"] = site
         res["note"] = [

@@ -703,6 +703,13 @@ def fit_cs(
     )
 
 
+def _no_pct_for_tests(out: pd.DataFrame) -> pd.DataFrame:
+    """Blank the percentage columns of test-statistic rows (a chi2 is not an effect)."""
+    is_test = out["analysis"].eq("pretrend")
+    out.loc[is_test, ["pct", "pct_ci_low", "pct_ci_high"]] = np.nan
+    return out
+
+
 def _row(fit: CSFit, **kw) -> dict:
     s = fit.sample
     z = stats.norm.ppf(1 - fit.alpha / 2)
@@ -853,7 +860,7 @@ def tidy_cs(fit: CSFit, windows: Mapping[str, tuple[int, int]] | None = None) ->
                 note=note,
             )
         )
-    return schema.results_frame(rows)
+    return _no_pct_for_tests(schema.results_frame(rows))
 
 
 def estimate_cs(

@@ -13,12 +13,12 @@ post-period, then takes a weighted DiD::
 Unit weights solve a ridge-penalised simplex least-squares fit with an intercept (so
 levels need not match, only paths), penalty ``zeta = (N_tr T_post)^(1/4) x sigma`` with
 ``sigma`` the SD of the controls' first differences in the pre-period; time weights have
-a negligible penalty. Time weights are solved by Frank-Wolfe as in the reference
-implementation (the R package ``synthdid``), including its sparsified restart; unit
-weights exactly, as a non-negative least-squares problem (:func:`simplex_ridge`), which
-reaches the same minimum far faster than Frank-Wolfe's thousands of iterations and so
-makes placebo standard errors affordable; ``tests/test_synth.py`` checks both solvers
-against scipy's SLSQP.
+a negligible penalty. The reference implementation (the R package ``synthdid``) solves
+both by Frank-Wolfe; here they are solved exactly as non-negative least-squares
+problems (:func:`simplex_ridge`), which reach the same minimum far faster and so make
+placebo standard errors affordable (``tests/test_synth.py`` checks the solver against
+scipy's SLSQP). The reference's sparsification of small weights, a heuristic for its
+early-stopped solver, is not needed for an exact solution and is not applied.
 ``estimator="synth"`` gives the classical synthetic control (Abadie, Diamond &
 Hainmueller 2010) within the same solver: no intercept, no time weights, negligible
 penalty.
@@ -78,20 +78,23 @@ class SdidFit:
     lam: np.ndarray
 
 
-def frank_wolfe(
+def simplex_ridge(
     y: np.ndarray,
     zeta: float,
     *,
     intercept: bool = True,
-    init: np.ndarray | None = None,
-    min_decrease: float = 1e-3,
-    max_iter: int = 1000,
 ) -> np.ndarray:
-    """Simplex-constrained ridge regression by Frank-Wolfe.
+    """Simplex-constrained ridge regression, solved exactly by non-negative least squares.
 
     Minimises ``zeta^2 ||w||^2 + ||A w - b||^2 / n`` over ``w >= 0, sum(w) = 1``,
     where ``A = y[:, :-1]``, ``b = y[:, -1]`` and ``n`` is the number of rows; with
     ``intercept`` the columns of ``y`` are first centred (a free intercept).
+
+    The reference implementation uses Frank-Wolfe, which converges slowly here
+    (thousands of iterations per fit). Written as one least-squares system - the rows of ``A``, ``sqrt(n) zeta I`` for the
+    ridge penalty, and a heavily weighted row for ``sum(w) = 1`` - the problem is a
+    non-negative least-squares fit that the Lawson-Hanson active-set method
+    (:func:`scipy.optimize.nnls`) solves exactly in milliseconds.
 
     Parameters
     ----------
@@ -100,85 +103,16 @@ def frank_wolfe(
     zeta : float
         Ridge penalty.
     intercept : bool
-    init : numpy.ndarray, optional
-        Starting weights (default uniform).
-    min_decrease : float
-        Stop when the objective falls by less than ``min_decrease^2`` in an iteration.
-    max_iter : int
 
     Returns
     -------
     numpy.ndarray
         The k weights.
-    """
-    y = np.asarray(y, float)
-    if intercept:
-        y = y - y.mean(axis=0)
-    n = y.shape[0]
-    a, b = y[:, :-1], y[:, -1]
-    k = a.shape[1]
-    w = np.full(k, 1.0 / k) if init is None else np.asarray(init, float).copy()
-    eta = n * zeta**2
-    # Work with the Gram matrix: every Frank-Wolfe quantity then updates in O(k) per
-    # iteration (plus scalars), which is what makes hundreds of placebo fits affordable.
-    gram = a.T @ a
-    atb = a.T @ b
-    btb = float(b @ b)
-    diag = np.diag(gram).copy()
-    gw = gram @ w  # A'A w
-    q = float(w @ gw)  # w'A'A w = ||A w||^2
-    ww = float(w @ w)
-    wab = float(w @ atb)
-    tol = min_decrease**2
-    prev = np.inf
-    for it in range(max_iter):
-        half_grad = gw - atb + eta * w
-        i = int(np.argmin(half_grad))
-        wi = w[i]
-        gwi = gw[i]
-        # Direction d = e_i - w; the scalars below are d'(half_grad), d'A'A d and d'd.
-        d_grad = half_grad[i] - float(w @ half_grad)
-        d_gram_d = diag[i] - 2.0 * gwi + q
-        d_d = 1.0 - 2.0 * wi + ww
-        if d_d <= 0:
-            break
-        denom = d_gram_d + eta * d_d
-        if denom <= 0:
-            break
-        step = min(1.0, max(0.0, -d_grad / denom))
-        # Updates for w <- w + step * d.
-        q = q + 2.0 * step * (gwi - q) + step**2 * d_gram_d
-        ww = (1 - step) ** 2 * ww + 2 * step * (1 - step) * wi + step**2
-        wab = (1 - step) * wab + step * atb[i]
-        w *= 1 - step
-        w[i] += step
-        gw *= 1 - step
-        gw += step * gram[:, i]
-        val = zeta**2 * ww + (q - 2.0 * wab + btb) / n
-        if it >= 1 and prev - val <= tol:
-            break
-        prev = val
-    return w
 
-
-def simplex_ridge(
-    y: np.ndarray,
-    zeta: float,
-    *,
-    intercept: bool = True,
-) -> np.ndarray:
-    """The problem of :func:`frank_wolfe`, solved exactly by non-negative least squares.
-
-    Frank-Wolfe converges slowly on the unit-weight problem (thousands of iterations).
-    Written as one least-squares system - the rows of ``A``, ``sqrt(n) zeta I`` for the
-    ridge penalty, and a heavily weighted row for ``sum(w) = 1`` - the problem is a
-    non-negative least-squares fit that the Lawson-Hanson active-set method
-    (:func:`scipy.optimize.nnls`) solves exactly in milliseconds.
-
-    Returns
-    -------
-    numpy.ndarray
-        The weights.
+    Raises
+    ------
+    EstimationError
+        If the solver returns no weights.
     """
     from scipy.optimize import nnls
 
@@ -197,20 +131,12 @@ def simplex_ridge(
     return w / w.sum()
 
 
-def _sparsify(w: np.ndarray) -> np.ndarray:
-    """Zero weights at most a quarter of the largest, as the reference implementation."""
-    w = np.where(w <= w.max() / 4, 0.0, w)
-    return w / w.sum()
-
-
 def sdid_fit(
     y: np.ndarray,
     n_control: int,
     n_pre: int,
     *,
     estimator: str = "sdid",
-    init_omega: np.ndarray | None = None,
-    max_iter: int = 10_000,
 ) -> SdidFit:
     """Synthetic DiD (or synthetic control) on an outcome matrix.
 
@@ -221,10 +147,6 @@ def sdid_fit(
         the ``n_pre`` pre-period columns first, then the post-period columns.
     n_control, n_pre : int
     estimator : {"sdid", "synth"}
-    init_omega : numpy.ndarray, optional
-        Warm start for the unit weights.
-    max_iter : int
-        Frank-Wolfe iterations after the sparsifying first pass of 100.
 
     Returns
     -------
@@ -242,14 +164,15 @@ def sdid_fit(
     n, t = y.shape
     n_tr, n_post = n - n_control, t - n_pre
     if n_control < 2 or n_tr < 1 or n_pre < 1 or n_post < 1:
-        raise EstimationError(f"{n_control} controls, {n_tr} treated, {n_pre} pre- and "
-                              f"{n_post} post-period months: cannot estimate")
+        raise EstimationError(
+            f"{n_control} controls, {n_tr} treated, {n_pre} pre- and "
+            f"{n_post} post-period months: cannot estimate"
+        )
     if not np.all(np.isfinite(y)):
         raise EstimationError("the outcome matrix has missing values (expected a balanced panel)")
     pre_diffs = np.diff(y[:n_control, :n_pre], axis=1)
     noise = float(np.std(pre_diffs, ddof=1)) if pre_diffs.size > 1 else 1.0
     noise = noise if noise > 0 else 1.0
-    min_dec = 1e-5 * noise
     # The collapsed form: treated rows averaged, post-period columns averaged.
     yc = np.empty((n_control + 1, n_pre + 1))
     yc[:n_control, :n_pre] = y[:n_control, :n_pre]
@@ -260,9 +183,7 @@ def sdid_fit(
     if estimator == "sdid":
         zeta_omega = (n_tr * n_post) ** 0.25 * noise
         zeta_lambda = 1e-6 * noise
-        lam = frank_wolfe(yc[:n_control, :], zeta_lambda, min_decrease=min_dec, max_iter=100)
-        lam = frank_wolfe(yc[:n_control, :], zeta_lambda, init=_sparsify(lam),
-                          min_decrease=min_dec, max_iter=max_iter)
+        lam = simplex_ridge(yc[:n_control, :], zeta_lambda)
         intercept = True
     else:
         zeta_omega = 1e-6 * noise
@@ -273,8 +194,9 @@ def sdid_fit(
     return SdidFit(sdid_effect(y, n_control, n_pre, omega, lam), omega, lam)
 
 
-def sdid_effect(y: np.ndarray, n_control: int, n_pre: int, omega: np.ndarray,
-                lam: np.ndarray) -> float:
+def sdid_effect(
+    y: np.ndarray, n_control: int, n_pre: int, omega: np.ndarray, lam: np.ndarray
+) -> float:
     """The weighted DiD ``tau`` for given unit and time weights (see module docstring)."""
     n, t = y.shape
     unit = np.concatenate([-omega, np.full(n - n_control, 1.0 / (n - n_control))])
@@ -283,8 +205,14 @@ def sdid_effect(y: np.ndarray, n_control: int, n_pre: int, omega: np.ndarray,
 
 
 def placebo_se(
-    y: np.ndarray, n_control: int, n_pre: int, fit: SdidFit, *, estimator: str = "sdid",
-    n_placebo: int = 100, seed: int = 20150310,
+    y: np.ndarray,
+    n_control: int,
+    n_pre: int,
+    fit: SdidFit,
+    *,
+    estimator: str = "sdid",
+    n_placebo: int = 100,
+    seed: int = 20150310,
 ) -> tuple[float, np.ndarray]:
     """Placebo standard error (Arkhangelsky et al. 2021, Algorithm 4).
 
@@ -307,11 +235,7 @@ def placebo_se(
     est = np.empty(n_placebo)
     for b in range(n_placebo):
         order = rng.permutation(n_control)
-        keep = order[: n_control - n_tr]
-        warm = fit.omega[keep]
-        warm = warm / warm.sum() if warm.sum() > 0 else None
-        est[b] = sdid_fit(controls[order], n_control - n_tr, n_pre, estimator=estimator,
-                          init_omega=warm).estimate
+        est[b] = sdid_fit(controls[order], n_control - n_tr, n_pre, estimator=estimator).estimate
     return float(np.sqrt((n_placebo - 1) / n_placebo) * np.std(est, ddof=1)), est
 
 
@@ -365,20 +289,26 @@ def synthetic_did(
         pre-period and window.
     """
     if post_window not in schema.WINDOWS:
-        raise EstimationError(f"post_window {post_window!r}: expected one of "
-                              f"{list(schema.WINDOWS)}")
+        raise EstimationError(
+            f"post_window {post_window!r}: expected one of {list(schema.WINDOWS)}"
+        )
     if estimator not in ESTIMATORS:
         raise EstimationError(f"estimator {estimator!r}: expected one of {ESTIMATORS}")
     om = outcome_matrix(panel, outcome, scale)
     site_areas = [a for a, s in om.areas[schema.SITE].items() if site in s]
     if not site_areas:
-        raise DataError(PANEL_NAME, "a site id present in the site column", column=schema.SITE,
-                        found=site)
+        raise DataError(
+            PANEL_NAME, "a site id present in the site column", column=schema.SITE, found=site
+        )
     group = site_groups(om)[site]
     start = om.areas.loc[site_areas, schema.START].dropna().unique()
     if len(start) != 1:
-        raise DataError(PANEL_NAME, f"one start month for the areas of site {site}",
-                        column=schema.START, found=[str(s) for s in start])
+        raise DataError(
+            PANEL_NAME,
+            f"one start month for the areas of site {site}",
+            column=schema.START,
+            found=[str(s) for s in start],
+        )
     start = pd.Timestamp(start[0])
     lo, hi = schema.WINDOWS[post_window]
     pre_cols = pd.date_range(month_offset(start, -pre), periods=pre, freq="MS")
@@ -386,38 +316,56 @@ def synthetic_did(
     cols = pre_cols.append(post_cols)
     missing = cols.difference(om.y.columns)
     if len(missing):
-        raise EstimationError(f"the panel does not cover {len(missing)} month(s) of the "
-                              f"pre-period and window of site {site} (first {missing[0]:%Y-%m})")
+        raise EstimationError(
+            f"the panel does not cover {len(missing)} month(s) of the "
+            f"pre-period and window of site {site} (first {missing[0]:%Y-%m})"
+        )
     is_control = (om.areas[schema.GROUP] == schema.CONTROL) & (om.areas[schema.SITE].map(len) == 0)
     controls = om.y.loc[is_control, cols]
     complete = controls.notna().all(axis=1)
     if not complete.all():
         import warnings
 
-        warnings.warn(f"synthetic DiD: dropped {int((~complete).sum())} control area(s) "
-                      f"with missing months: {list(controls.index[~complete])[:10]}",
-                      stacklevel=2)
+        warnings.warn(
+            f"synthetic DiD: dropped {int((~complete).sum())} control area(s) "
+            f"with missing months: {list(controls.index[~complete])[:10]}",
+            stacklevel=2,
+        )
     controls = controls[complete]
     treated = om.y.loc[site_areas, cols]
     if treated.isna().any().any():
         raise EstimationError(f"site {site}: missing months in the pre-period or window")
     y = np.vstack([controls.to_numpy(float), treated.to_numpy(float)])
     fit = sdid_fit(y, len(controls), pre, estimator=estimator)
-    se, _ = placebo_se(y, len(controls), pre, fit, estimator=estimator, n_placebo=n_placebo,
-                       seed=seed)
+    se, _ = placebo_se(
+        y, len(controls), pre, fit, estimator=estimator, n_placebo=n_placebo, seed=seed
+    )
     z = stats.norm.ppf(1 - alpha / 2)
     top = np.argsort(fit.omega)[::-1][:5]
-    weights = ", ".join(f"{controls.index[i]} {fit.omega[i]:.2f}" for i in top
-                        if fit.omega[i] > 0)
+    weights = ", ".join(f"{controls.index[i]} {fit.omega[i]:.2f}" for i in top if fit.omega[i] > 0)
     pre_mean = float(om.natural.loc[site_areas, pre_cols].to_numpy().mean())
     row = dict(
-        data_source=data_source, analysis="per_site", estimator=estimator, outcome=outcome,
-        scale=scale, group=group, window=post_window, site=site, estimate=fit.estimate,
-        se=se, ci_low=fit.estimate - z * se, ci_high=fit.estimate + z * se,
+        data_source=data_source,
+        analysis="per_site",
+        estimator=estimator,
+        outcome=outcome,
+        scale=scale,
+        group=group,
+        window=post_window,
+        site=site,
+        estimate=fit.estimate,
+        se=se,
+        ci_low=fit.estimate - z * se,
+        ci_high=fit.estimate + z * se,
         p_value=float(2 * stats.norm.sf(abs(fit.estimate) / se)) if se > 0 else math.nan,
-        inference="placebo", n_treated=len(site_areas), n_control=len(controls),
-        n_obs=(len(site_areas) + len(controls)) * len(cols), pre_mean=pre_mean,
-        note=(f"{n_placebo} placebo replications; {int(np.sum(fit.omega > 0))} controls with "
-              f"weight > 0; largest: {weights}"),
+        inference="placebo",
+        n_treated=len(site_areas),
+        n_control=len(controls),
+        n_obs=(len(site_areas) + len(controls)) * len(cols),
+        pre_mean=pre_mean,
+        note=(
+            f"{n_placebo} placebo replications; {int(np.sum(fit.omega > 0))} controls with "
+            f"weight > 0; largest: {weights}"
+        ),
     )
     return schema.results_frame([row])
