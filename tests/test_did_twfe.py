@@ -149,6 +149,14 @@ def test_wild_bootstrap_interval_wider_than_cluster_with_few_treated(small_panel
     assert (w_wb > w_cl).all()
 
 
+def test_randomisation_inference_rows(small_panel):
+    res = estimate_twfe(small_panel, OUT, scale="log", inference="randomisation", n_boot=49, seed=3)
+    assert set(res["inference"]) == {"randomisation"}
+    assert (res["ci_low"] < res["estimate"]).all() and (res["estimate"] < res["ci_high"]).all()
+    # p-values come from 49 permutations: multiples of 1/50
+    assert np.allclose(res["p_value"] * 50, np.round(res["p_value"] * 50))
+
+
 def test_errors(small_panel):
     with pytest.raises(EstimationError, match="inference"):
         estimate_twfe(small_panel, OUT, inference="bayes")
@@ -190,3 +198,13 @@ def test_synthetic_england_estimates_near_truth(scale):
         else:
             k = 2.0 if r["group"] == "population_based" else 2.6
             assert abs(r["estimate"] - r["truth"]) <= k * r["se"], r.to_dict()
+
+
+def test_design_with_longer_post_period_drops_late_months_with_warning():
+    panel = simulate(seed=2, n_control=25, n_pop=8, n_care=4, last="2019-03-01")
+    long = prepare(panel, OUT, scale="log", post_months=None)
+    late = int((long.frame["rel"] >= 36).sum())
+    assert late == 12 * 12  # 12 treated areas x 2018-04..2019-03
+    with pytest.warns(UserWarning, match="more than 36 months after start"):
+        res = estimate_twfe(long, windows=("years_1_3",))
+    assert res["n_obs"].eq(len(long.frame) - late).all()

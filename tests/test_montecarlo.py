@@ -24,7 +24,9 @@ def coverage():
     draws = inf.coverage_study(
         SEEDS, outcome="emergency_admissions", scale="log", windows=("years_1_3",), n_boot=399
     )
-    return inf.summarise_coverage(draws).set_index(["group", "method"])
+    summary = inf.summarise_coverage(draws)
+    print("\n" + summary.to_string())
+    return summary.set_index(["group", "method"])
 
 
 @pytest.mark.slow

@@ -55,7 +55,9 @@ def test_planted_mde_is_detected_about_80_percent_in_independent_simulation():
     kw = dict(n_control=100, pop_range=(250_000, 270_000))
     t0 = time.perf_counter()
     results = [
-        power.minimum_detectable_effect(_design(seed=s, **kw), OUTCOME, n_sims=400, seed=5)
+        power.minimum_detectable_effect(
+            _design(seed=s, **kw), OUTCOME, n_sims=400, seed=5, inference="cluster"
+        )
         for s in (11, 12, 13)
     ]
     assert time.perf_counter() - t0 < 15
@@ -102,7 +104,9 @@ def test_mde_shrinks_as_the_number_of_treated_areas_grows():
 
 def test_note_reports_the_empirical_size_of_the_test():
     # Two treated areas: a cluster-robust t test over-rejects and the note must say so.
-    res = power.minimum_detectable_effect(_design(seed=2), OUTCOME, n_treated=2, n_sims=300)
+    res = power.minimum_detectable_effect(
+        _design(seed=2), OUTCOME, n_treated=2, n_sims=300, inference="cluster"
+    )
     size = float(res.note.iloc[0].split("empirical size ")[1].split(" ")[0])
     assert size > 0.08
 
@@ -141,3 +145,46 @@ def test_same_seed_same_answer_and_errors():
         power.minimum_detectable_effect(panel, OUTCOME, power=80, n_sims=10)
     with pytest.raises(EstimationError, match="inference"):
         power.minimum_detectable_effect(panel, OUTCOME, inference="bogus", n_sims=10)
+
+
+def test_wild_bootstrap_p_value_matches_the_main_analysis_bootstrap():
+    """The collapsed bootstrap against the project's panel-level restricted wild cluster
+    bootstrap (different draws, so p-values agree up to Monte Carlo error)."""
+    from vanguard import synthetic
+    from vanguard.did import persite
+    from vanguard.did.inference import bootstrap_weights
+    from vanguard.did.twfe import estimate_twfe
+
+    panel = synthetic.generate().panel
+    main = estimate_twfe(
+        panel,
+        OUTCOME,
+        groups=(schema.CARE_HOME,),
+        windows=("years_1_3",),
+        inference="wild_bootstrap",
+        n_boot=1999,
+    ).iloc[0]
+    om = persite.outcome_matrix(panel, OUTCOME, "rate")
+    change, _ = persite.area_changes(om, START, pre_months=24, window=(0, 36))
+    group = om.areas.loc[change.index, schema.GROUP]
+    keep = group.isin(schema.GROUP_MEMBERS[schema.CARE_HOME]) | (group == schema.CONTROL)
+    c = change[keep].to_numpy()
+    treated = (group[keep] != schema.CONTROL).to_numpy(float)
+    n_tr, n_co = int(treated.sum()), int((1 - treated).sum())
+    v = bootstrap_weights(c.size, 4999, np.random.default_rng(0)).T
+    t_boot = power._wild_t(power._wild_terms(v, c, treated)[None], 0.0, n_tr, n_co)[0]
+    est, se, _ = persite.did_cluster(c[treated == 1], c[treated == 0])
+    t_obs = est / (se * np.sqrt((c.size - 1) / c.size))
+    p = np.mean(np.abs(t_boot) >= abs(t_obs))
+    assert p == pytest.approx(main.p_value, abs=0.04)
+
+
+def test_auto_inference_follows_the_headline_rule_and_has_the_right_size():
+    panel = _design(seed=4)
+    res = power.minimum_detectable_effect(panel, OUTCOME, n_sims=300, seed=2)
+    assert res.inference.iloc[0] == "wild_bootstrap"  # 6 treated areas < 10
+    size = float(res.note.iloc[0].split("empirical size ")[1].split(" ")[0])
+    assert size <= 0.09
+    assert "headline inference rule" in res.note.iloc[0]
+    many = power.minimum_detectable_effect(panel, OUTCOME, n_sims=50, seed=2, n_treated=12)
+    assert many.inference.iloc[0] == "cluster"

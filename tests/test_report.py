@@ -433,3 +433,4 @@ def test_figures_of_other_outcomes_are_listed_not_embedded(tmp_path):
                                             "mde_x"]
     assert sorted(left_out) == ["did_emergency_admissions__care_home__twfe", "trends_bed_days"]
     assert all(e["alt"].startswith("Chart ") for e in entries)
+    assert [e["first_in_section"] for e in entries] == [True, True, True]

@@ -29,7 +29,6 @@ from vanguard import config, plots
 from vanguard.errors import DataError
 from vanguard.io import write_bytes, write_text
 from vanguard.report_content import (
-    FIGURE_SECTIONS,
     build_content,
     choose_headline,
     headline_rows,
@@ -37,6 +36,7 @@ from vanguard.report_content import (
     load_run_results,
     load_truth,
     manifest_parameters,
+    run_data_source,
 )
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
@@ -70,11 +70,11 @@ def ensure_figures(run: str) -> list[Path]:
     """
     run_path = config.run_dir(run)
     results = load_run_results(run_path)
-    params = manifest_parameters(load_manifest(run_path))
+    manifest = load_manifest(run_path)
+    params = manifest_parameters(manifest)
     main = results[results["analysis"] == "main"]
     hl = choose_headline(main, params)
-    sources = sorted(set(results["data_source"]) - {""})
-    data_source = str(params.get("data_source") or (sources[0] if sources else "custom"))
+    data_source = run_data_source(manifest, results)
     note = plots.source_note(data_source)
     out, sel = hl["outcome"], (results["outcome"] == hl["outcome"])
     written: list[Path] = []
@@ -249,4 +249,4 @@ def build_report(run: str) -> tuple[Path, Path]:
     return html_path, pdf_path
 
 
-__all__ = ["FIGURE_SECTIONS", "build_report", "ensure_figures", "render_html", "render_pdf"]
+__all__ = ["build_report", "ensure_figures", "render_html", "render_pdf"]

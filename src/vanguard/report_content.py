@@ -113,6 +113,15 @@ def load_run_results(run_path: Path) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 
+def run_data_source(manifest: dict, results: pd.DataFrame) -> str:
+    """The data a run is built on: the manifest's ``data_source`` parameter, else the
+    results files' ``data_source`` column, else ``custom``."""
+    params = manifest_parameters(manifest)
+    sources = sorted(set(results["data_source"]) - {""})
+    return str(params.get("data_source") or manifest.get("data_source")
+               or (sources[0] if sources else "custom"))
+
+
 def load_published_table1(path: str | Path = config.PUBLISHED_RESULTS) -> pd.DataFrame:
     """Morciano et al. (2020) Table 1 in machine-usable form.
 
@@ -126,7 +135,8 @@ def load_published_table1(path: str | Path = config.PUBLISHED_RESULTS) -> pd.Dat
     -------
     pandas.DataFrame
         Columns ``group``, ``window``, ``outcome``, ``estimate``, ``ci_low``,
-        ``ci_high`` (floats, per 1,000 population per month), ``source``.
+        ``ci_high`` (floats, per 1,000 population per month), ``source`` and
+        ``source_url``.
 
     Raises
     ------
@@ -161,9 +171,10 @@ def load_published_table1(path: str | Path = config.PUBLISHED_RESULTS) -> pd.Dat
                 raise DataError(path, "a number", row=row, column=col, found=r[col]) from None
         rows.append({"group": r["table1_group"], "window": r["table1_window"],
                      "outcome": r["table1_outcome"], **nums,
-                     "source": f"{r['study']} ({r['source_url']})"})
+                     "source": f"{r['study']} ({r['source_url']})",
+                     "source_url": r["source_url"]})
     return pd.DataFrame(rows, columns=["group", "window", "outcome", "estimate", "ci_low",
-                                       "ci_high", "source"])
+                                       "ci_high", "source", "source_url"])
 
 
 def load_truth(path: str | Path | None = None) -> pd.DataFrame | None:
@@ -418,7 +429,8 @@ def main_table(head: pd.DataFrame, hl: dict, outcome: str, published: pd.DataFra
             rows.append(cells)
     notes = [hl["rule"],
              "Published figures: " + MORCIANO_CITATION + " Monthly rates per 1,000 "
-             "population; 31 population-based and 6 care-home sites against 186 controls."]
+             "population; 31 population-based and 6 care-home sites against 186 controls. "
+             "Source: " + ", ".join(sorted(set(pub["source_url"]))) + "."]
     if not comparable:
         notes.append("Our estimates are not on the per-1,000 rate scale (the data have no "
                      "population denominators), so compare the direction and the % change, "
@@ -543,7 +555,8 @@ def figure_entries(run_path: Path, outcome: str | None = None,
                                 found="missing or empty")
             used.add(png.stem)
             entries.append({"section": title, "name": png.stem,
-                            "path": f"figures/{png.name}", "alt": alt})
+                            "path": f"figures/{png.name}", "alt": alt,
+                            "first_in_section": not entries or entries[-1]["section"] != title})
     return entries, left_out
 
 
@@ -654,9 +667,7 @@ def build_content(run: str) -> dict:
     manifest = load_manifest(run_path)
     params = manifest_parameters(manifest)
     results = load_run_results(run_path)
-    sources = sorted(set(results["data_source"]) - {""})
-    data_source = str(params.get("data_source") or manifest.get("data_source")
-                      or (sources[0] if sources else "custom"))
+    data_source = run_data_source(manifest, results)
     synthetic = data_source == "synthetic"
     main = results[results["analysis"] == "main"]
     hl = choose_headline(main, params)

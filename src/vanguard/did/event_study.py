@@ -148,8 +148,11 @@ def estimate_event_study(
     pandas.DataFrame
         Tidy results: ``analysis="event_study"`` rows with ``window="rel_<k>"`` and
         ``rel_time=k`` (``estimator="event_study"``, or ``"event_study_poisson"``), and one
-        ``analysis="pretrend"`` row (``window="pre"``) whose ``estimate`` is the F
-        statistic, ``param`` its numerator degrees of freedom and ``p_value`` its p-value.
+        ``analysis="pretrend"`` row (``window="pre"``) whose ``estimate`` is the Wald
+        statistic over its rank ``W / q``, ``param`` is ``q`` and ``p_value`` its p-value
+        (``inference`` names the method).
+        ``attrs["vcov"]`` holds the CRV1 covariance of the coefficients (a DataFrame
+        indexed by period, reference excluded), e.g. for HonestDiD bounds.
 
     Raises
     ------
@@ -330,6 +333,10 @@ def estimate_event_study(
     out = schema.results_frame(rows)
     is_pt = out["analysis"].eq("pretrend")
     out.loc[is_pt, ["pct", "pct_ci_low", "pct_ci_high"]] = np.nan
+    all_idx = [list(fit.coef().index).index(cols[p]) for p in cols]
+    out.attrs["vcov"] = pd.DataFrame(
+        V[np.ix_(all_idx, all_idx)], index=list(cols), columns=list(cols)
+    )
     return out
 
 

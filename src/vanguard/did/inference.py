@@ -237,6 +237,11 @@ def cluster_vcov(r: Residualised) -> tuple[np.ndarray, np.ndarray]:
     -------
     beta : ndarray (p,)
     vcov : ndarray (p, p)
+
+    Raises
+    ------
+    numpy.linalg.LinAlgError
+        If the residualised regressors are collinear.
     """
     A_inv = np.linalg.inv(r.X.T @ r.X)
     beta = A_inv @ (r.X.T @ r.y)
@@ -403,7 +408,8 @@ def wild_cluster_bootstrap(
     Returns
     -------
     BootstrapResult
-        ``se`` is the (analytic) CRV1 standard error, reported for reference.
+        ``se`` is the (analytic) CRV1 standard error, reported for reference. A p-value
+        of 0 means below ``1 / n_boot``.
 
     Raises
     ------
@@ -440,7 +446,13 @@ def wild_cluster_bootstrap(
 
 
 def wald_statistic(beta: np.ndarray, vcov: np.ndarray) -> tuple[float, int]:
-    """Wald statistic ``b' V^+ b`` and the rank of ``V`` (pseudo-inverse if singular)."""
+    """Wald statistic ``b' V^+ b`` and the rank of ``V`` (pseudo-inverse if singular).
+
+    Raises
+    ------
+    ValueError
+        If the shapes of ``beta`` and ``vcov`` do not match.
+    """
     q = int(np.linalg.matrix_rank(vcov))
     return float(beta @ np.linalg.pinv(vcov) @ beta), q
 
@@ -745,7 +757,15 @@ def randomisation_inference(
 
 
 def t_interval(estimate: float, se: float, G: int, alpha: float = 0.05) -> tuple[float, float]:
-    """Cluster-robust interval with t(G-1) critical values (pyfixest convention)."""
+    """Cluster-robust interval with t(G-1) critical values (pyfixest convention).
+
+    Raises
+    ------
+    ValueError
+        If ``G < 2``.
+    """
+    if G < 2:
+        raise ValueError(f"t_interval: need at least 2 clusters; found {G}")
     q = stats.t.ppf(1 - alpha / 2, G - 1)
     return estimate - q * se, estimate + q * se
 
@@ -757,6 +777,11 @@ def synthetic_draw(seed: int, start: str = "2013-04", end: str = "2018-03"):
     -------
     panel, truth : pandas.DataFrame
         The panel and the group-level rows (``site == ""``) of its truth table.
+
+    Raises
+    ------
+    ValueError
+        From the generator, for an invalid month range.
     """
     from vanguard import synthetic
 

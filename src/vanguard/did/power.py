@@ -16,7 +16,11 @@ before any vanguard started, where the true effect is zero by construction:
 Speed: on a balanced panel the TWFE coefficient is the difference in mean area-level
 changes (see :mod:`vanguard.did.persite`), and a planted additive effect shifts every
 treated change by exactly ``delta``. So each simulation is estimated once, and detection
-at every ``delta`` on a fine grid follows in closed form - no re-estimation.
+at every ``delta`` on a fine grid follows in closed form - no re-estimation. The same
+holds for the tests: the CR1 t statistic shifts by ``delta / se``; a permuted estimate
+shifts by ``delta`` times its share of truly pretend-treated areas; and the restricted
+wild cluster bootstrap's statistics are ratios of polynomials in ``delta`` whose
+coefficients are computed once per simulation.
 
 Planted effects are reductions (the programme's aim); detection is two-sided. As a
 cross-check the note carries the analytic approximation
@@ -41,10 +45,11 @@ from vanguard.did.persite import (
 )
 from vanguard.errors import EstimationError
 
-POWER_INFERENCE: tuple[str, ...] = ("cluster", "randomisation")
+POWER_INFERENCE: tuple[str, ...] = ("cluster", "wild_bootstrap", "randomisation", "auto")
 GRID_POINTS = 801
 GRID_SPAN = 8.0
 """The effect grid runs from 0 to ``GRID_SPAN`` placebo SDs in ``GRID_POINTS`` steps."""
+COARSE_STEP = 20
 
 
 @dataclass(frozen=True)
@@ -60,6 +65,13 @@ class PlaceboDraws:
     perm_estimate, perm_overlap : numpy.ndarray or None
         Randomisation inference only: per simulation x permutation, the permuted estimate
         with no planted effect and how many of the permuted-treated are truly treated.
+    boot : numpy.ndarray or None
+        Wild bootstrap only: simulations x 12 x draws, the coefficients from which the
+        bootstrap t statistics follow for any planted effect (see :func:`_wild_terms`).
+    inference : str
+        The method used (``auto`` resolved).
+    rule : str
+        How ``auto`` was resolved, for the note.
     n_treated, n_control : int
     starts : list of pandas.Timestamp
         The pretend start months sampled from.
@@ -76,6 +88,9 @@ class PlaceboDraws:
     n_control: int
     starts: list
     pre_mean: float
+    boot: np.ndarray | None = None
+    inference: str = "cluster"
+    rule: str = ""
 
 
 def placebo_draws(
@@ -89,6 +104,7 @@ def placebo_draws(
     n_sims: int = 200,
     inference: str = "cluster",
     n_perm: int = 199,
+    n_boot: int = 199,
     seed: int = 2015,
 ) -> PlaceboDraws:
     """Simulate pretend programmes on the pre-period and estimate each with no effect.
@@ -108,9 +124,14 @@ def placebo_draws(
     pre_end : month, optional
         First month NOT usable (default: the group's start month).
     n_sims : int
-    inference : {"cluster", "randomisation"}
+    inference : {"cluster", "wild_bootstrap", "randomisation", "auto"}
+        As the main analysis (:func:`vanguard.did.twfe.estimate_twfe`): CR1 t test,
+        restricted wild cluster bootstrap with Webb weights, permutation of treated areas,
+        or the headline rule of :func:`vanguard.did.inference.headline_inference`.
     n_perm : int
         Permutations per simulation for randomisation inference.
+    n_boot : int
+        Bootstrap draws per simulation for the wild bootstrap.
     seed : int
 
     Returns
@@ -136,6 +157,11 @@ def placebo_draws(
     end = pd.Timestamp(pre_end) if pre_end is not None else treated_start(om, members)
     end = end.to_period("M").to_timestamp()
     n_tr = int(is_treated.sum()) if n_treated is None else int(n_treated)
+    rule = ""
+    if inference == "auto":
+        from vanguard.did.inference import headline_inference
+
+        inference, rule = headline_inference(n_tr)
     lo, hi = schema.WINDOWS[window]
     first = om.y.columns.min()
     # Pretend starts F with F - pre_months >= first month and F + hi <= end.
@@ -158,6 +184,7 @@ def placebo_draws(
     dfs = np.empty(n_sims)
     perm_est = np.empty((n_sims, n_perm)) if inference == "randomisation" else None
     perm_k = np.empty((n_sims, n_perm)) if inference == "randomisation" else None
+    boot = np.empty((n_sims, 12, n_boot)) if inference == "wild_bootstrap" else None
     pre_means = []
     n_co = None
     for s_idx in np.unique(which):
@@ -182,8 +209,25 @@ def placebo_draws(
                 perm = _random_sets(rng, n_perm, n, n_tr)
                 perm_est[sim], _ = _did_many(perm, c, n_tr)
                 perm_k[sim] = perm @ member[j]
+        if boot is not None:
+            from vanguard.did.inference import bootstrap_weights
+
+            for j, sim in enumerate(sims):
+                v = bootstrap_weights(n, n_boot, rng).T  # draws x areas
+                boot[sim] = _wild_terms(v, c, member[j])
     return PlaceboDraws(
-        est, se, dfs, perm_est, perm_k, n_tr, int(n_co), starts, float(np.sum(pre_means) / n_sims)
+        est,
+        se,
+        dfs,
+        perm_est,
+        perm_k,
+        n_tr,
+        int(n_co),
+        starts,
+        float(np.sum(pre_means) / n_sims),
+        boot,
+        inference,
+        rule,
     )
 
 
@@ -208,6 +252,47 @@ def _did_many(member: np.ndarray, c: np.ndarray, n_tr: int) -> tuple[np.ndarray,
     return mean_t - mean_c, np.sqrt(np.maximum(var, 0.0))
 
 
+def _wild_terms(v: np.ndarray, c: np.ndarray, treated: np.ndarray) -> np.ndarray:
+    """Bootstrap coefficients of one simulation, for any planted effect ``d``.
+
+    Restricted wild cluster bootstrap of the collapsed DiD (area = cluster): under
+    ``H0: beta = 0`` the restricted residuals of the changes ``c + d T`` are
+    ``u(d) = u0 + d e`` with ``u0 = c - mean(c)`` and ``e = T - mean(T)``; the bootstrap
+    changes are ``v * u(d)`` (constants cancel in a DiD). The bootstrap estimate is linear
+    and the within-group sums of squares quadratic in ``d``; the 12 rows returned are
+    their coefficients, per draw.
+    """
+    t = treated
+    u0 = c - c.mean()
+    e = t - t.mean()
+    n_tr = t.sum()
+    a = t / n_tr - (1 - t) / (t.size - n_tr)
+    v2 = v * v
+    rows = [v @ (a * u0), v @ (a * e)]
+    for mask in (t, 1 - t):
+        rows += [
+            v2 @ (mask * u0 * u0),
+            v2 @ (mask * u0 * e),
+            v2 @ (mask * e * e),
+            v @ (mask * u0),
+            v @ (mask * e),
+        ]
+    return np.array(rows)
+
+
+def _wild_t(boot: np.ndarray, d: float, n_tr: int, n_co: int) -> np.ndarray:
+    """Bootstrap t statistics (simulations x draws) at planted effect ``d``."""
+    beta = boot[:, 0] + d * boot[:, 1]
+    ss = []
+    for off, n_g in ((2, n_tr), (7, n_co)):
+        sq = boot[:, off] + 2 * d * boot[:, off + 1] + d * d * boot[:, off + 2]
+        tot = boot[:, off + 3] + d * boot[:, off + 4]
+        ss.append(np.maximum(sq - tot * tot / n_g, 0.0) / n_g**2)
+    se = np.sqrt(ss[0] + ss[1])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(se > 0, beta / se, 0.0)
+
+
 def detection_rate(draws: PlaceboDraws, effects: np.ndarray, alpha: float = 0.05) -> np.ndarray:
     """Share of simulations whose test rejects when ``-effect`` is planted.
 
@@ -225,6 +310,17 @@ def detection_rate(draws: PlaceboDraws, effects: np.ndarray, alpha: float = 0.05
     """
     delta = -np.asarray(effects, float)
     out = np.empty(delta.size)
+    if draws.boot is not None:
+        # The CR1 factor G / (G - 1) is common to observed and bootstrap t and cancels.
+        n_tr, n_co = draws.n_treated, draws.n_control
+        g = n_tr + n_co
+        se_obs = draws.se * np.sqrt((g - 1) / g)
+        for i, d in enumerate(delta):
+            t_obs = np.abs(draws.estimate + d) / se_obs
+            t_boot = np.abs(_wild_t(draws.boot, d, n_tr, n_co))
+            p = np.mean(t_boot >= t_obs[:, None] - 1e-12, axis=1)
+            out[i] = np.mean(p <= alpha)
+        return out
     if draws.perm_estimate is None:
         crit = stats.t.ppf(1 - alpha / 2, draws.df)
         for i, d in enumerate(delta):
@@ -264,8 +360,9 @@ def minimum_detectable_effect(
     seed: int = 2015,
     pre_end: pd.Timestamp | str | None = None,
     pre_months: int = 24,
-    inference: str = "cluster",
+    inference: str = "auto",
     n_perm: int = 199,
+    n_boot: int = 199,
     data_source: str = "",
 ) -> pd.DataFrame:
     """Smallest effect the design detects with probability ``power``, by simulation.
@@ -292,10 +389,13 @@ def minimum_detectable_effect(
         First month not used (default: the group's start).
     pre_months : int
         Pre-period length of the design.
-    inference : {"cluster", "randomisation"}
-        Test used in each simulation, as in the main analysis.
+    inference : {"auto", "cluster", "wild_bootstrap", "randomisation"}
+        Test used in each simulation, as in the main analysis (see :func:`placebo_draws`);
+        ``auto`` applies the headline rule to the number of treated areas.
     n_perm : int
         Permutations per simulation for ``randomisation``.
+    n_boot : int
+        Bootstrap draws per simulation for ``wild_bootstrap``.
     data_source : str
 
     Returns
@@ -328,11 +428,10 @@ def minimum_detectable_effect(
         n_sims=n_sims,
         inference=inference,
         n_perm=n_perm,
+        n_boot=n_boot,
         seed=seed,
     )
-    grid = _grid(draws, None)
-    rate = detection_rate(draws, grid, alpha)
-    mde = _first_crossing(grid, rate, power)
+    mde = _search_mde(draws, alpha, power)
     sd = float(np.std(draws.estimate, ddof=1))
     size = float(detection_rate(draws, np.zeros(1), alpha)[0])
     analytic = (stats.norm.ppf(1 - alpha / 2) + stats.norm.ppf(power)) * sd
@@ -352,7 +451,7 @@ def minimum_detectable_effect(
         param=power,
         estimate=mde,
         se=sd,
-        inference=inference,
+        inference=draws.inference,
         n_treated=draws.n_treated,
         n_control=draws.n_control,
         pre_mean=draws.pre_mean,
@@ -363,10 +462,31 @@ def minimum_detectable_effect(
             f"{draws.starts[-1]:%Y-%m}); analytic (z_(1-a/2)+z_power) x SD(placebo) = "
             f"{analytic:.4g}; empirical size {size:.3f} at zero effect (nominal {alpha}"
             f"{'; the test over-rejects, so this MDE is optimistic' if size > 2 * alpha else ''}"
-            "); se column = SD of placebo estimates"
+            "); se column = SD of placebo estimates" + (f"; {draws.rule}" if draws.rule else "")
         ),
     )
     return schema.results_frame([row])
+
+
+def _search_mde(draws: PlaceboDraws, alpha: float, power: float) -> float:
+    """The MDE on the fine grid.
+
+    The bootstrap is costly per grid point, so it is evaluated on every 20th point first
+    and then on the fine points between the bracketing coarse points.
+    """
+    grid = _grid(draws, None)
+    if draws.boot is None:
+        return _first_crossing(grid, detection_rate(draws, grid, alpha), power)
+    coarse = grid[::COARSE_STEP]
+    rate = detection_rate(draws, coarse, alpha)
+    below = np.flatnonzero(rate < power)
+    if below.size == 0:
+        return float(grid[0])
+    j = int(below[-1])
+    if j == coarse.size - 1:
+        return float("nan")
+    fine = grid[COARSE_STEP * j : COARSE_STEP * (j + 1) + 1]
+    return _first_crossing(fine, detection_rate(draws, fine, alpha), power)
 
 
 def _first_crossing(grid: np.ndarray, rate: np.ndarray, target: float) -> float:
@@ -393,8 +513,9 @@ def power_curve(
     seed: int = 2015,
     pre_end: pd.Timestamp | str | None = None,
     pre_months: int = 24,
-    inference: str = "cluster",
+    inference: str = "auto",
     n_perm: int = 199,
+    n_boot: int = 199,
     n_points: int = 41,
     data_source: str = "",
 ) -> pd.DataFrame:
@@ -429,6 +550,7 @@ def power_curve(
         n_sims=n_sims,
         inference=inference,
         n_perm=n_perm,
+        n_boot=n_boot,
         seed=seed,
     )
     if effects is None:
@@ -454,7 +576,7 @@ def power_curve(
                 window=window,
                 param=eff,
                 estimate=r,
-                inference=inference,
+                inference=draws.inference,
                 n_treated=draws.n_treated,
                 n_control=draws.n_control,
                 pre_mean=draws.pre_mean,

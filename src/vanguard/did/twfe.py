@@ -56,6 +56,7 @@ def add_window_dummies(design: Design, windows: Sequence[str]) -> tuple[pd.DataF
     Returns
     -------
     frame : pandas.DataFrame
+        Treated areas' months after the last window are dropped.
     columns : dict
         ``(group, window) -> column name``.
 
@@ -63,6 +64,12 @@ def add_window_dummies(design: Design, windows: Sequence[str]) -> tuple[pd.DataF
     ------
     EstimationError
         Unknown or overlapping windows, or a window with no treated area-months.
+
+    Warns
+    -----
+    UserWarning
+        When treated area-months after the last window are dropped (a design prepared
+        with a longer post-period than the windows).
     """
     unknown = [w for w in windows if w not in schema.WINDOWS]
     if unknown:
@@ -71,7 +78,19 @@ def add_window_dummies(design: Design, windows: Sequence[str]) -> tuple[pd.DataF
     for (_, hi), (lo, _) in zip(spans, spans[1:], strict=False):
         if lo < hi:
             raise EstimationError(f"windows {list(windows)} overlap; estimate them separately")
-    frame = design.frame.copy()
+    frame = design.frame
+    last = max(hi for _, hi in spans)
+    beyond = frame["rel"].to_numpy() >= last
+    if beyond.any():
+        # kept, these treated months would be coded untreated and join the baseline
+        areas = frame.loc[beyond, schema.AREA].unique()
+        warnings.warn(
+            f"dropped {int(beyond.sum())} area-months of {len(areas)} treated area(s) "
+            f"more than {last} months after start (beyond the windows {list(windows)})",
+            UserWarning,
+            stacklevel=2,
+        )
+    frame = frame[~beyond].copy()
     cols = {}
     rel = frame["rel"].to_numpy()
     for g in design.groups:
