@@ -128,9 +128,9 @@ def test_inference_auto_applies_and_records_the_rule(small_panel):
     big = simulate(seed=6, n_control=30, n_pop=12, n_care=4)
     res = estimate_twfe(big, OUT, scale="log", inference="auto", n_boot=199)
     assert set(res.loc[res.group == "population_based", "inference"]) == {"cluster"}
-    pois = estimate_twfe(small_panel, OUT, scale="poisson", inference="auto")
-    assert set(pois["inference"]) == {"cluster"}
-    assert pois["note"].str.contains("Poisson").all()
+    pois = estimate_twfe(small_panel, OUT, scale="poisson", inference="auto", n_boot=199)
+    assert set(pois["inference"]) == {"wild_bootstrap"}
+    assert pois["note"].str.contains("IRLS linearisation").all()
 
 
 def test_wild_bootstrap_interval_wider_than_cluster_with_few_treated(small_panel):
@@ -163,7 +163,7 @@ def test_errors(small_panel):
     with pytest.raises(EstimationError, match="window"):
         estimate_twfe(small_panel, OUT, windows=("year_4",))
     with pytest.raises(EstimationError, match="Poisson"):
-        estimate_twfe(small_panel, OUT, scale="poisson", inference="wild_bootstrap")
+        estimate_twfe(small_panel, OUT, scale="poisson", inference="randomisation")
     with pytest.raises(EstimationError, match="outcome is required"):
         estimate_twfe(small_panel)
 
@@ -182,22 +182,24 @@ def _synthetic():
 
 @pytest.mark.parametrize("scale", ["rate", "log", "poisson"])
 def test_synthetic_england_estimates_near_truth(scale):
-    """Every group x window lies within 2 SE of the truth for population-based sites.
+    """Estimates on the committed synthetic England against its truth table.
 
-    With 6 care-home areas the cluster-robust SE is too small (see the Monte Carlo
-    test), so their check is that the headline (wild bootstrap) interval covers the
-    truth; the Poisson model has cluster-robust inference only and uses 2.6 SE there.
+    Population-based sites (23 areas, cluster-robust): every group x window within 2 SE.
+    Care-home sites (6 areas): the cluster-robust SE is too small (the Monte Carlo test
+    measures it; on this data set care-home year 2 lies 2.1 cluster SE from the truth on
+    the rate and log scales and 2.6 on the Poisson scale), so the check is that the
+    headline wild bootstrap interval covers the truth.
     """
     panel, truth = _synthetic()
     res = estimate_twfe(panel, OUT, scale=scale, inference="auto", n_boot=999)
     m = res.merge(truth, on=["group", "window", "outcome", "scale"], how="left")
     assert m["truth"].notna().all() and len(m) == 8
+    assert set(m.loc[m.group == "care_home", "inference"]) == {"wild_bootstrap"}
     for _, r in m.iterrows():
         if r["inference"] == "wild_bootstrap":
             assert r["ci_low"] <= r["truth"] <= r["ci_high"], r.to_dict()
         else:
-            k = 2.0 if r["group"] == "population_based" else 2.6
-            assert abs(r["estimate"] - r["truth"]) <= k * r["se"], r.to_dict()
+            assert abs(r["estimate"] - r["truth"]) <= 2 * r["se"], r.to_dict()
 
 
 def test_design_with_longer_post_period_drops_late_months_with_warning():

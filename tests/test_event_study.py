@@ -189,8 +189,31 @@ def test_wild_bootstrap_event_study_and_errors(dynamic_panel):
         estimate_event_study(dynamic_panel, OUT, scale="log", leads=4, reference=-5)
     with pytest.raises(EstimationError, match="unit"):
         estimate_event_study(dynamic_panel, OUT, scale="log", unit="week")
-    with pytest.raises(EstimationError, match="Poisson"):
-        estimate_event_study(dynamic_panel, OUT, scale="poisson", inference="wild_bootstrap")
+    with pytest.raises(EstimationError, match="pretrend_test"):
+        estimate_event_study(dynamic_panel, OUT, scale="log", pretrend_test="exact")
+
+
+def test_poisson_event_study_recovers_dynamic_effects(dynamic_panel):
+    res = estimate_event_study(
+        dynamic_panel,
+        OUT,
+        scale="poisson",
+        group="population_based",
+        unit="quarter",
+        leads=4,
+        lags=11,
+        bin_ends=False,
+        inference="wild_bootstrap",
+        n_boot=199,
+    )
+    es = res[(res.analysis == "event_study") & (res.rel_time >= 0)].set_index("rel_time")
+    assert set(es["estimator"]) == {"event_study_poisson"}
+    # quarter k averages months 3k..3k+2: effect SLOPE * (3k + 2)
+    truth = SLOPE * (3 * es.index.to_numpy() + 2)
+    inside = (es["ci_low"] <= truth) & (truth <= es["ci_high"])
+    assert inside.mean() >= 0.75
+    pt = res[res.analysis == "pretrend"].iloc[0]
+    assert pt["inference"] == "wild_bootstrap" and pt["p_value"] > 0.01
 
 
 def test_pretrend_wald_against_chi2_formula():

@@ -197,3 +197,17 @@ def test_wild_bootstrap_wald_equals_brute_force(setup):
         bs, vs = inf.cluster_vcov(rs)
         W_star.append(float(bs[tested] @ np.linalg.solve(vs[np.ix_(tested, tested)], bs[tested])))
     assert p == pytest.approx(np.mean(np.array(W_star) >= W))
+
+
+def test_poisson_linearisation_reproduces_fepois():
+    p = simulate(seed=2, n_control=25, n_pop=8, n_care=4)
+    d = prepare(p, OUT, scale="poisson")
+    frame, cols = add_window_dummies(d, ("year_1", "year_2", "year_3"))
+    regs = list(cols.values())
+    fit = fit_fixest(frame, regs, "poisson")
+    r = inf.residualise_poisson(frame, regs, fit._Y_hat_response)
+    beta, vcov = inf.cluster_vcov(r)
+    assert np.allclose(beta, fit.coef()[regs].to_numpy(), atol=1e-8)
+    assert np.allclose(np.sqrt(np.diag(vcov)), fit.se()[regs].to_numpy(), rtol=1e-6)
+    with pytest.raises(EstimationError):
+        inf.residualise_poisson(frame, regs, fit._Y_hat_response[1:])

@@ -39,8 +39,11 @@ def test_no_function_class_or_lambda_in_notebooks(notebook):
     path, nb = notebook
     for i, cell in enumerate(code_cells(nb)):
         tree = ast.parse(cell.source)  # also fails on IPython magics: notebooks are plain Python
-        defs = [type(n).__name__ for n in ast.walk(tree)
-                if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda))]
+        defs = [
+            type(n).__name__
+            for n in ast.walk(tree)
+            if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda))
+        ]
         assert not defs, f"{path.name} code cell {i}: {defs} belong in src/vanguard/"
 
 
@@ -74,8 +77,13 @@ def test_parameters_cell_runs_in_ipython_and_defines_every_name(notebook):
 
 def test_papermill_documents_every_parameter(notebook):
     path, _ = notebook
-    out = subprocess.run([sys.executable, "-m", "papermill", "--help-notebook", str(path)],
-                         capture_output=True, text=True, check=True, timeout=120).stdout
+    out = subprocess.run(
+        [sys.executable, "-m", "papermill", "--help-notebook", str(path)],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    ).stdout
     for name, p in pipeline.notebook_parameters(path).items():
         line = next((ln for ln in out.splitlines() if ln.strip().startswith(f"{name}:")), None)
         assert line is not None, f"{name} missing from --help-notebook of {path.name}"
@@ -113,8 +121,12 @@ def test_headline_cells_are_marked_for_nbval():
     """Notebooks 01-05 print rounded headline numbers that nbval compares strictly."""
     for path in NOTEBOOKS[:-1]:
         nb = nbformat.read(path, as_version=4)
-        marked = [c for c in code_cells(nb) if c.source.lstrip().startswith("# NBVAL_CHECK_OUTPUT")
-                  or "\n# NBVAL_CHECK_OUTPUT" in c.source]
+        marked = [
+            c
+            for c in code_cells(nb)
+            if c.source.lstrip().startswith("# NBVAL_CHECK_OUTPUT")
+            or "\n# NBVAL_CHECK_OUTPUT" in c.source
+        ]
         assert marked, f"{path.name}: no cell marked # NBVAL_CHECK_OUTPUT"
         for c in marked:
             assert "print(" in c.source, f"{path.name}: a checked cell prints its numbers"

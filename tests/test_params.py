@@ -20,8 +20,10 @@ NOTEBOOK_NAMES = [name for stage in pipeline.STAGES for name in stage]
 
 @pytest.fixture(scope="module")
 def declared_by_papermill():
-    return {name: set(pm.inspect_notebook(str(config.NOTEBOOKS / f"{name}.ipynb")))
-            for name in NOTEBOOK_NAMES}
+    return {
+        name: set(pm.inspect_notebook(str(config.NOTEBOOKS / f"{name}.ipynb")))
+        for name in NOTEBOOK_NAMES
+    }
 
 
 def test_the_three_parameter_sets_exist():
@@ -64,8 +66,13 @@ def test_parameter_values_are_known_to_the_project(path):
     assert set(grid.get("groups", [])) <= set(schema.ANALYSIS_GROUPS)
     assert ps["parameters"].get("scale", "rate") in schema.SCALES
     assert ps["parameters"].get("data_source", "synthetic") in {"synthetic", "nhs_mar", "custom"}
-    assert set(grid.get("estimators", [])) <= {"twfe", "twfe_poisson", "cs_never", "cs_notyet",
-                                               "imputation"}
+    assert set(grid.get("estimators", [])) <= {
+        "twfe",
+        "twfe_poisson",
+        "cs_never",
+        "cs_notyet",
+        "imputation",
+    }
     if ps["parameters"].get("data_source") == "nhs_mar":
         # the MAR has no population denominators: no rates
         assert ps["parameters"]["scale"] in schema.MULTIPLICATIVE_SCALES

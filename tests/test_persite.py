@@ -203,3 +203,32 @@ def test_collapsed_did_matches_the_main_twfe_estimator_on_the_synthetic_panel():
     assert est == pytest.approx(main.estimate, rel=1e-8)
     # pyfixest also applies (N-1)/(N-K) with the month effects in K: a fraction of a percent.
     assert se == pytest.approx(main.se, rel=0.01)
+
+
+def test_site_of_both_areas_takes_its_group_from_the_register_or_is_left_out_with_a_warning():
+    sites = {"MCP1": (schema.POPULATION_BASED, 1, 0.0), "EHCH1": (schema.CARE_HOME, 1, 0.0)}
+    panel = make_panel(n_control=20, sites=sites, seed=2)
+    # A third site whose only area is in a population-based and a care-home site.
+    extra = panel[panel.area == "T000"].assign(area="T999", group=schema.BOTH, site="MCP9;EHCH9")
+    panel = pd.concat([panel, extra], ignore_index=True)
+    with pytest.warns(UserWarning, match="MCP9.*EHCH9|EHCH9.*MCP9"):
+        res = persite.per_site_effects(panel, "emergency_admissions")
+    assert set(res.site) == {"MCP1", "EHCH1"}
+    res = persite.per_site_effects(
+        panel,
+        "emergency_admissions",
+        site_group={"MCP9": schema.POPULATION_BASED, "EHCH9": schema.CARE_HOME},
+    ).set_index("site")
+    assert res.loc["MCP9", "group"] == schema.POPULATION_BASED
+    assert res.loc["EHCH9", "group"] == schema.CARE_HOME
+    with pytest.raises(DataError, match="EHCH9"):
+        persite.site_groups(persite.area_sites(panel))
+
+
+def test_register_groups_for_the_real_and_synthetic_registers():
+    real = persite.register_site_groups("nhs_mar")
+    synthetic = persite.register_site_groups("synthetic")
+    assert persite.register_site_groups("custom") == {}
+    for groups in (real, synthetic):
+        assert groups and set(groups.values()) <= set(schema.ANALYSIS_GROUPS)
+    assert synthetic["EHCH01"] == schema.CARE_HOME and synthetic["UEC01"] == schema.UEC

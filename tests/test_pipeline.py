@@ -25,9 +25,11 @@ from vanguard.io import sha256_file
 PARAMS_CELL = {
     "01_data": 'run: str = "default"  # run name\nseed: int = 1  # seed',
     "02_trends": 'run: str = "default"  # run name\noutcomes: list = ["a"]  # outcomes',
-    "03_did": ('run: str = "default"  # run name\noutcome: str = "a"  # outcome\n'
-               'group: str = "g"  # group\nestimator: str = "twfe"  # estimator\n'
-               'seed: int = 1  # seed\nfail_on: str = ""  # outcome that raises'),
+    "03_did": (
+        'run: str = "default"  # run name\noutcome: str = "a"  # outcome\n'
+        'group: str = "g"  # group\nestimator: str = "twfe"  # estimator\n'
+        'seed: int = 1  # seed\nfail_on: str = ""  # outcome that raises'
+    ),
     "04_event_study": 'run: str = "default"  # run name\noutcome: str = "a"  # outcome',
     "05_robustness": 'run: str = "default"  # run name\nn_sims: int = 5  # draws',
     # a one-line cell `run: str = ...` would be read by IPython as the %run magic
@@ -58,12 +60,18 @@ def make_notebooks(folder: Path) -> Path:
     for stage in pipeline.STAGES:
         for name in stage:
             nb = nbformat.v4.new_notebook()
-            nb.metadata.kernelspec = {"name": config.KERNEL_NAME, "language": "python",
-                                      "display_name": "Python (vanguard-did)"}
+            nb.metadata.kernelspec = {
+                "name": config.KERNEL_NAME,
+                "language": "python",
+                "display_name": "Python (vanguard-did)",
+            }
             params = nbformat.v4.new_code_cell(PARAMS_CELL[name])
             params.metadata.tags = ["parameters"]
-            nb.cells = [nbformat.v4.new_markdown_cell(f"# {name}"), params,
-                        nbformat.v4.new_code_cell(BODY.get(name, "print(run)"))]
+            nb.cells = [
+                nbformat.v4.new_markdown_cell(f"# {name}"),
+                params,
+                nbformat.v4.new_code_cell(BODY.get(name, "print(run)")),
+            ]
             nbformat.write(nb, folder / f"{name}.ipynb")
     return folder
 
@@ -99,8 +107,7 @@ def good_run(tmp_path_factory):
         mp.setenv("VANGUARD_REPORTS_DIR", str(base / "reports"))
         nbs = make_notebooks(base / "notebooks")
         path = write_yaml(base / "set.yml", GOOD_SET)
-        run, results = pipeline.run_pipeline(path, notebooks_dir=nbs, workers=2,
-                                             progress=False)
+        run, results = pipeline.run_pipeline(path, notebooks_dir=nbs, workers=2, progress=False)
         yield {"run": run, "results": results, "path": path, "notebooks": nbs, "base": base}
 
 
@@ -121,11 +128,14 @@ def test_notebook_parameters_parses_types_defaults_and_help(nb_dir):
     assert params["fail_on"].default == ""
 
 
-@pytest.mark.parametrize("source, expected", [
-    ('x: int = 1', "trailing comment"),
-    ('x = 1  # untyped', "name: type = literal"),
-    ('x: int = f(1)  # call', "literal default"),
-])
+@pytest.mark.parametrize(
+    "source, expected",
+    [
+        ("x: int = 1", "trailing comment"),
+        ("x = 1  # untyped", "name: type = literal"),
+        ("x: int = f(1)  # call", "literal default"),
+    ],
+)
 def test_notebook_parameters_rejects_bad_lines(tmp_path, source, expected):
     nb = nbformat.v4.new_notebook()
     cell = nbformat.v4.new_code_cell('run: str = "a"  # run\n' + source)
@@ -139,7 +149,10 @@ def test_notebook_parameters_rejects_bad_lines(tmp_path, source, expected):
 
 def test_two_parameters_cells_are_an_error(tmp_path):
     nb = nbformat.v4.new_notebook()
-    cells = [nbformat.v4.new_code_cell("a: int = 1  # a"), nbformat.v4.new_code_cell("b: int = 1  # b")]
+    cells = [
+        nbformat.v4.new_code_cell("a: int = 1  # a"),
+        nbformat.v4.new_code_cell("b: int = 1  # b"),
+    ]
     for c in cells:
         c.metadata.tags = ["parameters"]
     nb.cells = cells
@@ -159,14 +172,17 @@ def test_params_resolve_by_name_and_by_path(tmp_path):
         pipeline.resolve_params_path("no_such_set")
 
 
-@pytest.mark.parametrize("text, column", [
-    ("run: x\nextra: 1\n", None),
-    ("run: ../escape\n", "run"),
-    ("grid:\n  sites: [a]\n", "grid"),
-    ("grid:\n  outcomes: []\n", "grid.outcomes"),
-    ("timeout: -3\n", "timeout"),
-    ("- a\n- b\n", None),
-])
+@pytest.mark.parametrize(
+    "text, column",
+    [
+        ("run: x\nextra: 1\n", None),
+        ("run: ../escape\n", "run"),
+        ("grid:\n  sites: [a]\n", "grid"),
+        ("grid:\n  outcomes: []\n", "grid.outcomes"),
+        ("timeout: -3\n", "timeout"),
+        ("- a\n- b\n", None),
+    ],
+)
 def test_malformed_parameter_sets_name_the_key(tmp_path, text, column):
     path = write_yaml(tmp_path / "bad.yml", text)
     with pytest.raises(DataError) as err:
@@ -176,8 +192,9 @@ def test_malformed_parameter_sets_name_the_key(tmp_path, text, column):
 
 
 def test_check_param_set_finds_undeclared_and_mistyped(nb_dir, tmp_path):
-    bad = write_yaml(tmp_path / "bad.yml", GOOD_SET + "  03_did: {seed: '7', bogus: 1}\n"
-                     "  99_nope: {}\n").read_text()
+    bad = write_yaml(
+        tmp_path / "bad.yml", GOOD_SET + "  03_did: {seed: '7', bogus: 1}\n  99_nope: {}\n"
+    ).read_text()
     bad = bad.replace("  seed: 7\n", "  seed: 7\n  colour: red\n")
     path = write_yaml(tmp_path / "bad.yml", bad)
     problems = pipeline.check_param_set(pipeline.load_params(path), nb_dir)
@@ -198,10 +215,16 @@ def test_plan_expands_the_grid_per_notebook(nb_dir, tmp_path):
     assert [j.notebook for j in waves[-1]] == ["06_report"]
     did = [j for j in waves[1] if j.notebook == "03_did"]
     assert sorted((j.parameters["outcome"], j.parameters["group"]) for j in did) == [
-        ("a", "g1"), ("a", "g2"), ("b", "g1"), ("b", "g2")]
+        ("a", "g1"),
+        ("a", "g2"),
+        ("b", "g1"),
+        ("b", "g2"),
+    ]
     # 04 declares the singular outcome only: one run per outcome, no group axis
     assert [j.parameters for j in waves[1] if j.notebook == "04_event_study"] == [
-        {"run": "fixture", "outcome": "a"}, {"run": "fixture", "outcome": "b"}]
+        {"run": "fixture", "outcome": "a"},
+        {"run": "fixture", "outcome": "b"},
+    ]
     # 02 declares the plural: one run with the whole list
     trends = [j for j in waves[1] if j.notebook == "02_trends"]
     assert len(trends) == 1 and trends[0].parameters["outcomes"] == ["a", "b"]
@@ -209,17 +232,16 @@ def test_plan_expands_the_grid_per_notebook(nb_dir, tmp_path):
     assert [j.parameters["n_sims"] for j in waves[1] if j.notebook == "05_robustness"] == [3]
     labels = [j.label for w in waves for j in w]
     assert len(set(labels)) == len(labels)
-    assert all(j.output_path.is_absolute() and j.input_path.is_absolute()
-               for w in waves for j in w)
+    assert all(j.output_path.is_absolute() and j.input_path.is_absolute() for w in waves for j in w)
 
 
 # --- running ---------------------------------------------------------------------------
 
 
-def test_failing_notebook_is_reported_and_the_rest_still_run(nb_dir, reports, tmp_path,
-                                                              monkeypatch, capsys):
-    path = write_yaml(tmp_path / "set.yml",
-                      GOOD_SET + "  03_did: {fail_on: b}\n")
+def test_failing_notebook_is_reported_and_the_rest_still_run(
+    nb_dir, reports, tmp_path, monkeypatch, capsys
+):
+    path = write_yaml(tmp_path / "set.yml", GOOD_SET + "  03_did: {fail_on: b}\n")
     monkeypatch.setattr(config, "NOTEBOOKS", nb_dir)
     rc = pipeline.main(["--params", str(path), "--workers", "2", "--no-progress"])
     err = capsys.readouterr().err
@@ -229,7 +251,9 @@ def test_failing_notebook_is_reported_and_the_rest_still_run(nb_dir, reports, tm
     run = reports / "fixture"
     # the other notebooks ran, including the last stage
     assert sorted(p.name for p in (run / "results").glob("*.csv")) == [
-        "did__a__g1__twfe.csv", "did__a__g2__twfe.csv"]
+        "did__a__g1__twfe.csv",
+        "did__a__g2__twfe.csv",
+    ]
     assert (run / "notebooks" / "06_report.ipynb").is_file()
     failed = nbformat.read(run / "notebooks" / "03_did__b__g1__twfe.ipynb", as_version=4)
     assert "planted failure for b" in json.dumps(failed)  # the traceback is kept
@@ -260,7 +284,8 @@ def test_run_manifest(good_run):
     for nb in manifest["notebooks"]:
         assert nb["wall_seconds"] >= nb["cell_seconds"] >= 0
         assert nb["kernel_and_io_seconds"] == pytest.approx(
-            nb["wall_seconds"] - nb["cell_seconds"], abs=0.02)
+            nb["wall_seconds"] - nb["cell_seconds"], abs=0.02
+        )
         assert not os.path.isabs(nb["output"])
 
 
@@ -269,8 +294,9 @@ def test_rerun_gives_byte_identical_results(good_run, monkeypatch):
     first = {p.name: sha256_file(p) for p in sorted((run / "results").glob("*.csv"))}
     assert len(first) == 4
     monkeypatch.setenv("VANGUARD_REPORTS_DIR", str(good_run["base"] / "reports"))
-    pipeline.run_pipeline(good_run["path"], notebooks_dir=good_run["notebooks"], workers=1,
-                          progress=False)
+    pipeline.run_pipeline(
+        good_run["path"], notebooks_dir=good_run["notebooks"], workers=1, progress=False
+    )
     assert {p.name: sha256_file(p) for p in sorted((run / "results").glob("*.csv"))} == first
 
 
@@ -299,15 +325,43 @@ def test_sanitise_removes_paths_and_timings(good_run, tmp_path):
 def test_ci_parameter_set_runs_and_is_reproducible(reports):
     run, results = pipeline.run_pipeline("ci", progress=False)
     assert all(r.ok for r in results), [(r.job.label, r.error) for r in results if not r.ok]
-    tidy = sorted((run / "results").glob("*.csv")) + sorted((run / "figures").glob("*.csv"))
-    first = {p.relative_to(run).as_posix(): sha256_file(p) for p in tidy}
+
+    def tidy_files():
+        files = sorted((run / "results").glob("*.csv")) + sorted((run / "figures").glob("*.csv"))
+        return {p.relative_to(run).as_posix(): sha256_file(p) for p in files}
+
+    first = tidy_files()
     assert any(k.startswith("results/did__") for k in first)
+    assert (run / "report.html").is_file() and (run / "report.pdf").is_file()
     main = schema.read_results(sorted((run / "results").glob("did__*.csv")))
-    assert main["estimate"].notna().all()
+    assert set(main["estimator"]) == {"twfe", "cs_never"}
+    assert main.loc[main["analysis"] == "main", "estimate"].notna().all()
+
+    # every figure has its alt text and its data; the data are the results it draws
+    pngs = sorted((run / "figures").glob("*.png"))
+    assert pngs
+    for png in pngs:
+        assert png.with_suffix(".alt.txt").read_text().strip(), png.name
+        assert png.with_suffix(".csv").is_file(), png.name
+    cell = "emergency_admissions__population_based"
+    drawn = schema.read_results(run / "figures" / f"event_study_{cell}.csv")
+    estimated = schema.read_results(run / "results" / f"event_study__{cell}.csv")
+    estimated = estimated[
+        (estimated["analysis"] == "event_study") & (estimated["estimator"] == "event_study")
+    ]
+    cols = ["rel_time", "estimate", "ci_low", "ci_high"]
+    assert (
+        drawn[cols]
+        .sort_values("rel_time")
+        .reset_index(drop=True)
+        .equals(estimated[cols].sort_values("rel_time").reset_index(drop=True))
+    )
+    mde = schema.read_results(run / "figures" / f"mde_{cell}.csv")
+    power = schema.read_results(run / "results" / f"power__{cell}.csv")
+    assert mde["estimate"].tolist() == power["estimate"].tolist()
+
     pipeline.run_pipeline("ci", progress=False)
-    again = {p.relative_to(run).as_posix(): sha256_file(p)
-             for p in sorted((run / "results").glob("*.csv")) + sorted((run / "figures").glob("*.csv"))}
-    assert again == first
+    assert tidy_files() == first
 
 
 # --- golden notebooks (checked by nbval) ---------------------------------------------------
@@ -317,22 +371,25 @@ MACHINE_PATH = re.compile(r"(/(home|work|tmp|Users|root|mnt|opt|private|var)/|[A
 
 
 def _source_cells(nb):
-    return [(c.cell_type, c.source) for c in nb.cells
-            if "injected-parameters" not in c.metadata.get("tags", [])]
+    return [
+        (c.cell_type, c.source)
+        for c in nb.cells
+        if "injected-parameters" not in c.metadata.get("tags", [])
+    ]
 
 
 def test_golden_notebooks_match_the_ci_set_and_the_current_notebooks():
     """Editing a notebook or ci.yml without `make golden` fails here, not silently in nbval."""
-    ps = pipeline.load_params("ci")
+    ps = dict(pipeline.load_params("ci"), run=pipeline.GOLDEN_RUN)
     jobs = [j for w in pipeline.plan_jobs(ps, config.run_dir(ps["run"])) for j in w]
     assert [p.name for p in GOLDEN] == sorted(j.output_path.name for j in jobs)
     for job in jobs:
         golden = nbformat.read(pipeline.GOLDEN_DIR / job.output_path.name, as_version=4)
         source = nbformat.read(job.input_path, as_version=4)
         assert _source_cells(golden) == _source_cells(source), (
-            f"{job.label}: notebook changed since tests/golden/ was made; run `make golden`")
-        injected = [c for c in golden.cells
-                    if "injected-parameters" in c.metadata.get("tags", [])]
+            f"{job.label}: notebook changed since tests/golden/ was made; run `make golden`"
+        )
+        injected = [c for c in golden.cells if "injected-parameters" in c.metadata.get("tags", [])]
         assert len(injected) == 1
         tree = ast.parse(injected[0].source)
         given = {n.targets[0].id: ast.literal_eval(n.value) for n in tree.body}
@@ -368,10 +425,26 @@ def test_nbval_fails_when_a_headline_number_changes(tmp_path):
     (tmp_path / "pytest.ini").write_text("[pytest]\n", encoding="utf-8")
     env = dict(os.environ, VANGUARD_REPORTS_DIR=str(tmp_path / "reports"), MPLBACKEND="Agg")
     proc = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--nbval-lax",
-         "--nbval-sanitize-with", str(config.TESTS / "nbval_sanitize.cfg"), "-rA",
-         "-c", str(tmp_path / "pytest.ini"), str(tmp_path)],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600,
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "--nbval-lax",
+            "--nbval-sanitize-with",
+            str(config.TESTS / "nbval_sanitize.cfg"),
+            "-rA",
+            "-c",
+            str(tmp_path / "pytest.ini"),
+            str(tmp_path),
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     out = proc.stdout
     assert proc.returncode == 1, out[-3000:]

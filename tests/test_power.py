@@ -140,7 +140,9 @@ def test_same_seed_same_answer_and_errors():
     b = power.minimum_detectable_effect(panel, OUTCOME, n_sims=50, seed=1)
     pd.testing.assert_frame_equal(a, b)
     with pytest.raises(EstimationError, match="pre-period has"):
-        power.minimum_detectable_effect(panel, OUTCOME, pre_end="2013-04-01", n_sims=10)
+        power.minimum_detectable_effect(
+            panel, OUTCOME, pre_end="2013-04-01", n_sims=10, shorten=False
+        )
     with pytest.raises(EstimationError, match="power"):
         power.minimum_detectable_effect(panel, OUTCOME, power=80, n_sims=10)
     with pytest.raises(EstimationError, match="inference"):
@@ -188,3 +190,17 @@ def test_auto_inference_follows_the_headline_rule_and_has_the_right_size():
     assert "headline inference rule" in res.note.iloc[0]
     many = power.minimum_detectable_effect(panel, OUTCOME, n_sims=50, seed=2, n_treated=12)
     assert many.inference.iloc[0] == "cluster"
+
+
+def test_short_pre_period_gives_a_shortened_design_with_a_warning_and_note():
+    panel = _design(seed=8)
+    full = power.minimum_detectable_effect(panel, OUTCOME, n_sims=100, seed=1, inference="cluster")
+    # 24 months of pre-period data only, as on the NHS MAR (April 2013 to March 2015).
+    short = panel[panel.month >= "2013-04-01"]
+    with pytest.warns(UserWarning, match="too short"):
+        res = power.minimum_detectable_effect(
+            short, OUTCOME, n_sims=100, seed=1, inference="cluster"
+        )
+    assert "simulated a 9-month pre-period and months [0, 15)" in res.note.iloc[0]
+    # Fewer months average out less noise: the shortened MDE is larger.
+    assert res.estimate.iloc[0] > full.estimate.iloc[0]

@@ -117,3 +117,21 @@ def test_placebo_se_reflects_noise_and_the_panel_function_runs():
         synth.synthetic_did(panel, "emergency_admissions", site="NOPE")
     with pytest.raises(EstimationError, match="estimator"):
         synth.synthetic_did(panel, "emergency_admissions", site="EHCH9", estimator="x")
+
+
+@pytest.mark.slow
+def test_placebo_interval_covers_a_planted_site_effect():
+    """Monte Carlo on panels with one treated area and a planted effect of -0.5."""
+    n_rep, covered, estimates = 30, 0, []
+    for rep in range(n_rep):
+        panel = make_panel(
+            n_control=40,
+            sites={"S": (schema.CARE_HOME, 1, -0.5)},
+            seed=300 + rep,
+            pop_range=(150_000, 400_000),
+        )
+        row = synth.synthetic_did(panel, "emergency_admissions", site="S", n_placebo=40).iloc[0]
+        covered += row.ci_low <= -0.5 <= row.ci_high
+        estimates.append(row.estimate)
+    assert covered / n_rep >= 0.8
+    assert np.mean(estimates) == pytest.approx(-0.5, abs=0.06)

@@ -67,6 +67,18 @@ STAGES: tuple[tuple[str, ...], ...] = (
 )
 """Notebooks in run order; notebooks within a stage run in parallel."""
 
+LONGEST_FIRST: tuple[str, ...] = ("05_robustness", "04_event_study", "02_trends", "03_did")
+"""Within a stage, start the slowest notebooks first so no core idles at the end."""
+
+THREAD_VARS: tuple[str, ...] = (
+    "OMP_NUM_THREADS",
+    "OPENBLAS_NUM_THREADS",
+    "MKL_NUM_THREADS",
+    "NUMBA_NUM_THREADS",
+)
+"""Thread pools capped in each kernel so that parallel notebooks do not oversubscribe
+the cores (a variable the user has set is left alone)."""
+
 GRID_KEYS: dict[str, str] = {"outcomes": "outcome", "groups": "group", "estimators": "estimator"}
 """Grid dimension (plural, in the YAML) -> the per-cell notebook parameter (singular)."""
 
@@ -80,13 +92,32 @@ DEFAULT_TIMEOUT = 1800
 KERNEL_START_TIMEOUT = 120
 
 PACKAGES: tuple[str, ...] = (
-    "vanguard-did", "numpy", "scipy", "pandas", "pyarrow", "matplotlib", "statsmodels",
-    "pyfixest", "moderndid", "pandera", "duckdb", "xlrd", "pyyaml", "jinja2", "typst",
-    "papermill", "nbclient", "ipykernel", "jupyter_client",
+    "vanguard-did",
+    "numpy",
+    "scipy",
+    "pandas",
+    "pyarrow",
+    "matplotlib",
+    "statsmodels",
+    "pyfixest",
+    "moderndid",
+    "pandera",
+    "duckdb",
+    "xlrd",
+    "pyyaml",
+    "jinja2",
+    "typst",
+    "papermill",
+    "nbclient",
+    "ipykernel",
+    "jupyter_client",
 )
 """Packages whose versions the manifest records (those that can change printed numbers)."""
 
 GOLDEN_DIR: Path = config.TESTS / "golden"
+GOLDEN_RUN = "golden"
+"""Run name of the reference notebooks: when nbval re-executes them they write to
+``reports/golden/``, never over a user's own run."""
 
 _TYPES: dict[str, tuple[type, ...]] = {
     "str": (str,),
@@ -168,8 +199,9 @@ def resolve_params_path(spec: str | Path) -> Path:
         if named.is_file():
             return named
     known = sorted(p.stem for p in config.PARAMS.glob("*.y*ml"))
-    raise DataError(config.PARAMS / f"{text}.yml", f"a parameter set, one of {known} or a path",
-                    found=text)
+    raise DataError(
+        config.PARAMS / f"{text}.yml", f"a parameter set, one of {known} or a path", found=text
+    )
 
 
 def load_params(spec: str | Path) -> dict:
@@ -198,8 +230,9 @@ def load_params(spec: str | Path) -> dict:
     except yaml.YAMLError as exc:
         raise DataError(path, f"valid YAML ({exc})") from exc
     if not isinstance(raw, dict):
-        raise DataError(path, "a mapping of run, parameters, grid and notebooks",
-                        found=type(raw).__name__)
+        raise DataError(
+            path, "a mapping of run, parameters, grid and notebooks", found=type(raw).__name__
+        )
     unknown = sorted(set(raw) - TOP_LEVEL_KEYS)
     if unknown:
         raise DataError(path, f"top-level keys among {sorted(TOP_LEVEL_KEYS)}", found=unknown)
@@ -216,20 +249,19 @@ def load_params(spec: str | Path) -> dict:
     try:
         config.run_dir(ps["run"])
     except ValueError as exc:
-        raise DataError(path, "a plain run name (letters, digits, _ - .)", column="run",
-                        found=ps["run"]) from exc
+        raise DataError(
+            path, "a plain run name (letters, digits, _ - .)", column="run", found=ps["run"]
+        ) from exc
     for key in ("parameters", "grid", "notebooks"):
         if not isinstance(ps[key], dict):
             raise DataError(path, "a mapping", column=key, found=ps[key])
     for key, values in ps["grid"].items():
         if key not in GRID_KEYS:
-            raise DataError(path, f"grid keys among {sorted(GRID_KEYS)}", column="grid",
-                            found=key)
+            raise DataError(path, f"grid keys among {sorted(GRID_KEYS)}", column="grid", found=key)
         if not isinstance(values, list) or not values:
             raise DataError(path, "a non-empty list", column=f"grid.{key}", found=values)
     if not isinstance(ps["timeout"], int) or ps["timeout"] <= 0:
-        raise DataError(path, "a positive number of seconds", column="timeout",
-                        found=ps["timeout"])
+        raise DataError(path, "a positive number of seconds", column="timeout", found=ps["timeout"])
     if ps["workers"] is not None and (not isinstance(ps["workers"], int) or ps["workers"] < 1):
         raise DataError(path, "a positive integer", column="workers", found=ps["workers"])
     return ps
@@ -246,8 +278,11 @@ def parameters_cell(nb: nbformat.NotebookNode, path: str | Path = "<notebook>") 
     DataError
         If the notebook does not have exactly one such cell.
     """
-    cells = [c for c in nb.cells
-             if c.cell_type == "code" and "parameters" in c.get("metadata", {}).get("tags", [])]
+    cells = [
+        c
+        for c in nb.cells
+        if c.cell_type == "code" and "parameters" in c.get("metadata", {}).get("tags", [])
+    ]
     if len(cells) != 1:
         raise DataError(path, "exactly one code cell tagged 'parameters'", found=len(cells))
     return cells[0].source
@@ -282,25 +317,43 @@ def notebook_parameters(path: str | Path) -> dict[str, NotebookParameter]:
         tree = ast.parse(source)
     except SyntaxError as exc:
         raise DataError(path, "valid Python in the parameters cell", row=exc.lineno) from exc
-    comments = {tok.start[0]: tok.string.lstrip("#").strip()
-                for tok in tokenize.generate_tokens(StringIO(source).readline)
-                if tok.type == tokenize.COMMENT}
+    comments = {
+        tok.start[0]: tok.string.lstrip("#").strip()
+        for tok in tokenize.generate_tokens(StringIO(source).readline)
+        if tok.type == tokenize.COMMENT
+    }
     out: dict[str, NotebookParameter] = {}
     for node in tree.body:
-        if not (isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name)
-                and node.value is not None):
-            raise DataError(path, "parameters written as `name: type = literal  # help`",
-                            row=node.lineno, found=lines[node.lineno - 1])
+        if not (
+            isinstance(node, ast.AnnAssign)
+            and isinstance(node.target, ast.Name)
+            and node.value is not None
+        ):
+            raise DataError(
+                path,
+                "parameters written as `name: type = literal  # help`",
+                row=node.lineno,
+                found=lines[node.lineno - 1],
+            )
         name = node.target.id
         try:
             default = ast.literal_eval(node.value)
         except ValueError as exc:
-            raise DataError(path, "a literal default value", row=node.lineno,
-                            column=name, found=lines[node.lineno - 1]) from exc
+            raise DataError(
+                path,
+                "a literal default value",
+                row=node.lineno,
+                column=name,
+                found=lines[node.lineno - 1],
+            ) from exc
         help_text = comments.get(node.end_lineno, "")
         if not help_text:
-            raise DataError(path, "a trailing comment saying what the parameter means",
-                            row=node.end_lineno, column=name)
+            raise DataError(
+                path,
+                "a trailing comment saying what the parameter means",
+                row=node.end_lineno,
+                column=name,
+            )
         type_name = ast.unparse(node.annotation).split("[")[0]
         out[name] = NotebookParameter(name, type_name, default, help_text)
     return out
@@ -323,8 +376,11 @@ def _notebook_path(notebooks_dir: Path, name: str) -> Path:
 
 
 def _declared(notebooks_dir: Path) -> dict[str, dict[str, NotebookParameter]]:
-    return {name: notebook_parameters(_notebook_path(notebooks_dir, name))
-            for stage in STAGES for name in stage}
+    return {
+        name: notebook_parameters(_notebook_path(notebooks_dir, name))
+        for stage in STAGES
+        for name in stage
+    }
 
 
 def check_param_set(ps: Mapping, notebooks_dir: Path = config.NOTEBOOKS) -> list[str]:
@@ -356,8 +412,9 @@ def check_param_set(ps: Mapping, notebooks_dir: Path = config.NOTEBOOKS) -> list
     def check_value(nb: str, name: str, value: Any, context: str) -> None:
         p = declared[nb].get(name)
         if p is not None and not _type_ok(value, p.type):
-            problems.append(f"{where}: {context} {name}={value!r}: notebook {nb} declares "
-                            f"type {p.type}")
+            problems.append(
+                f"{where}: {context} {name}={value!r}: notebook {nb} declares type {p.type}"
+            )
 
     for name, value in ps["parameters"].items():
         takers = [nb for nb, params in declared.items() if name in params]
@@ -378,8 +435,9 @@ def check_param_set(ps: Mapping, notebooks_dir: Path = config.NOTEBOOKS) -> list
                 check_value(nb, key, values, "grid.")
     for nb, overrides in ps["notebooks"].items():
         if nb not in declared:
-            problems.append(f"{where}: notebooks.{nb}: no such notebook; expected one of "
-                            f"{sorted(declared)}")
+            problems.append(
+                f"{where}: notebooks.{nb}: no such notebook; expected one of {sorted(declared)}"
+            )
             continue
         if not isinstance(overrides, dict):
             problems.append(f"{where}: notebooks.{nb}: expected a mapping")
@@ -396,8 +454,9 @@ def _slug(value: Any) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "-", str(value)).strip("-")
 
 
-def plan_jobs(ps: Mapping, run_path: Path,
-              notebooks_dir: Path = config.NOTEBOOKS) -> list[list[Job]]:
+def plan_jobs(
+    ps: Mapping, run_path: Path, notebooks_dir: Path = config.NOTEBOOKS
+) -> list[list[Job]]:
     """Expand a parameter set into notebook executions, stage by stage.
 
     Parameters
@@ -421,8 +480,9 @@ def plan_jobs(ps: Mapping, run_path: Path,
     """
     problems = check_param_set(ps, notebooks_dir)
     if problems:
-        raise DataError(ps.get("path"), "parameters every notebook declares:\n  "
-                        + "\n  ".join(problems))
+        raise DataError(
+            ps.get("path"), "parameters every notebook declares:\n  " + "\n  ".join(problems)
+        )
     declared = _declared(notebooks_dir)
     waves: list[list[Job]] = []
     for stage in STAGES:
@@ -443,8 +503,15 @@ def plan_jobs(ps: Mapping, run_path: Path,
                 params = dict(base)
                 params.update({name: value for (name, _), value in zip(axes, combo, strict=True)})
                 label = "__".join([nb, *(_slug(v) for v in combo)])
-                jobs.append(Job(nb, label, params, _notebook_path(notebooks_dir, nb).resolve(),
-                                (run_path / "notebooks" / f"{label}.ipynb").resolve()))
+                jobs.append(
+                    Job(
+                        nb,
+                        label,
+                        params,
+                        _notebook_path(notebooks_dir, nb).resolve(),
+                        (run_path / "notebooks" / f"{label}.ipynb").resolve(),
+                    )
+                )
         waves.append(jobs)
     return waves
 
@@ -457,11 +524,12 @@ def _cell_seconds(path: Path) -> float:
         nb = nbformat.read(path, as_version=4)
     except (OSError, ValueError):
         return 0.0
-    return float(sum((c.get("metadata", {}).get("papermill", {}).get("duration") or 0.0)
-                     for c in nb.cells))
+    return float(
+        sum((c.get("metadata", {}).get("papermill", {}).get("duration") or 0.0) for c in nb.cells)
+    )
 
 
-def execute_job(job: Job, timeout: int = DEFAULT_TIMEOUT) -> JobResult:
+def execute_job(job: Job, timeout: int = DEFAULT_TIMEOUT, threads: int | None = None) -> JobResult:
     """Execute one notebook with papermill (runs in a worker process).
 
     The kernel is named explicitly (:data:`vanguard.config.KERNEL_NAME`) and the input
@@ -473,6 +541,8 @@ def execute_job(job: Job, timeout: int = DEFAULT_TIMEOUT) -> JobResult:
     job : Job
     timeout : int
         Seconds any one cell may run.
+    threads : int, optional
+        Cap on the kernel's numerical thread pools (:data:`THREAD_VARS`).
 
     Returns
     -------
@@ -482,13 +552,21 @@ def execute_job(job: Job, timeout: int = DEFAULT_TIMEOUT) -> JobResult:
     """
     import papermill as pm  # heavy import, only where notebooks run
 
+    if threads:
+        for var in THREAD_VARS:  # the kernel inherits this worker's environment
+            os.environ.setdefault(var, str(threads))
     job.output_path.parent.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     try:
         pm.execute_notebook(
-            str(job.input_path), str(job.output_path), parameters=job.parameters,
-            kernel_name=config.KERNEL_NAME, progress_bar=False, log_output=False,
-            start_timeout=KERNEL_START_TIMEOUT, execution_timeout=timeout,
+            str(job.input_path),
+            str(job.output_path),
+            parameters=job.parameters,
+            kernel_name=config.KERNEL_NAME,
+            progress_bar=False,
+            log_output=False,
+            start_timeout=KERNEL_START_TIMEOUT,
+            execution_timeout=timeout,
             cwd=str(job.input_path.parent),
         )
         ok, error, failed = True, "", None
@@ -502,9 +580,14 @@ def execute_job(job: Job, timeout: int = DEFAULT_TIMEOUT) -> JobResult:
     return JobResult(job, ok, error, wall, _cell_seconds(job.output_path), failed)
 
 
-def run_jobs(waves: Sequence[Sequence[Job]], *, workers: int, timeout: int,
-             progress: bool = True,
-             after_stage: Callable[[list[JobResult]], None] | None = None) -> list[JobResult]:
+def run_jobs(
+    waves: Sequence[Sequence[Job]],
+    *,
+    workers: int,
+    timeout: int,
+    progress: bool = True,
+    after_stage: Callable[[list[JobResult]], None] | None = None,
+) -> list[JobResult]:
     """Run stages in order, the jobs of each stage in a process pool.
 
     Parameters
@@ -532,12 +615,18 @@ def run_jobs(waves: Sequence[Sequence[Job]], *, workers: int, timeout: int,
     results: dict[str, JobResult] = {}
     # spawn: a fresh interpreter per worker, so no zmq/asyncio state is inherited by fork
     ctx = multiprocessing.get_context("spawn")
-    with (tqdm(total=total, desc="notebooks", unit="nb", disable=not progress,
-               file=sys.stderr) as bar,
-          cf.ProcessPoolExecutor(max_workers=max(1, min(workers, total or 1)),
-                                 mp_context=ctx) as pool):
+    n_workers = max(1, min(workers, total or 1))
+    threads = max(1, default_workers() // n_workers)
+    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
+    with (
+        tqdm(
+            total=total, desc="notebooks", unit="nb", disable=not progress, file=sys.stderr
+        ) as bar,
+        cf.ProcessPoolExecutor(max_workers=n_workers, mp_context=ctx) as pool,
+    ):
         for wave in waves:
-            futures = {pool.submit(execute_job, job, timeout): job for job in wave}
+            ordered = sorted(wave, key=lambda j: rank.get(j.notebook, len(rank)))
+            futures = {pool.submit(execute_job, job, timeout, threads): job for job in ordered}
             for fut in cf.as_completed(futures):
                 job = futures[fut]
                 try:
@@ -557,8 +646,9 @@ def run_jobs(waves: Sequence[Sequence[Job]], *, workers: int, timeout: int,
 
 def _git(*args: str) -> str:
     try:
-        return subprocess.run(["git", *args], cwd=config.ROOT, capture_output=True, text=True,
-                              check=True, timeout=30).stdout.strip()
+        return subprocess.run(
+            ["git", *args], cwd=config.ROOT, capture_output=True, text=True, check=True, timeout=30
+        ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return ""
 
@@ -566,8 +656,11 @@ def _git(*args: str) -> str:
 def _rel(path: Path) -> str:
     """Path relative to the project root where possible, so the manifest is portable."""
     path = Path(path).resolve()
-    for base, label in ((config.ROOT, ""), (config.mar_dir(), "$MAR_DIR/"),
-                        (config.reports_dir(), "$REPORTS/")):
+    for base, label in (
+        (config.ROOT, ""),
+        (config.mar_dir(), "$MAR_DIR/"),
+        (config.reports_dir(), "$REPORTS/"),
+    ):
         try:
             return label + path.relative_to(base).as_posix()
         except ValueError:
@@ -592,8 +685,11 @@ def input_files(ps: Mapping, notebooks_dir: Path = config.NOTEBOOKS) -> list[Pat
     files = {Path(ps["path"])}
     files.update(notebooks_dir.glob("*.ipynb"))
     if config.DATA_RAW.is_dir():
-        files.update(p for p in config.DATA_RAW.rglob("*")
-                     if p.is_file() and config.DOWNLOADED_MAR_DIR not in p.parents)
+        files.update(
+            p
+            for p in config.DATA_RAW.rglob("*")
+            if p.is_file() and config.DOWNLOADED_MAR_DIR not in p.parents
+        )
     sources = {ps["parameters"].get("data_source")}
     sources.update(v.get("data_source") for v in ps["notebooks"].values() if isinstance(v, dict))
     if "nhs_mar" in sources and config.mar_dir().is_dir():
@@ -626,9 +722,15 @@ def run_parameters(ps: Mapping) -> dict:
     return {**ps["parameters"], **ps["grid"], "notebooks": ps["notebooks"]}
 
 
-def write_manifest(run_path: Path, ps: Mapping, results: Sequence[JobResult] | None,
-                   inputs: Mapping[str, str], wall_seconds: float, workers: int,
-                   finished: bool = True) -> Path:
+def write_manifest(
+    run_path: Path,
+    ps: Mapping,
+    results: Sequence[JobResult] | None,
+    inputs: Mapping[str, str],
+    wall_seconds: float,
+    workers: int,
+    finished: bool = True,
+) -> Path:
     """Write ``manifest.json`` for a run.
 
     Written before the notebooks run and after each stage (``status: running``, so that
@@ -684,8 +786,9 @@ def write_manifest(run_path: Path, ps: Mapping, results: Sequence[JobResult] | N
             for r in results
         ],
     }
-    return write_text(run_path / "manifest.json", json.dumps(manifest, indent=2, default=str)
-                      + "\n")
+    return write_text(
+        run_path / "manifest.json", json.dumps(manifest, indent=2, default=str) + "\n"
+    )
 
 
 # --- golden notebooks -----------------------------------------------------------------
@@ -697,8 +800,10 @@ _VOLATILE_CELL_META = ("papermill", "execution")
 def sanitise_notebook(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
     """Copy of an executed notebook without machine paths, timestamps or durations.
 
-    Keeps the outputs (they are what nbval compares) and the parameters papermill
-    injected, so the notebook re-runs as it ran in the pipeline.
+    Keeps the text outputs (nbval compares those of cells marked
+    ``# NBVAL_CHECK_OUTPUT``) and the parameters papermill injected, so the notebook
+    re-runs as it ran in the pipeline. Images are dropped: nbval checks figures through
+    their data files, and PNG bytes would make every refresh a large diff.
 
     Parameters
     ----------
@@ -716,6 +821,9 @@ def sanitise_notebook(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
         for key in _VOLATILE_CELL_META:
             cell.metadata.pop(key, None)
         cell.pop("id", None)
+        for output in cell.get("outputs", []):
+            for mime in [m for m in output.get("data", {}) if m.startswith("image/")]:
+                del output["data"][mime]
     # cell ids are optional before nbformat 4.5; dropping them keeps diffs to real changes
     nb.nbformat_minor = 4
     return nb
@@ -766,9 +874,15 @@ def default_workers() -> int:
         return os.cpu_count() or 1
 
 
-def run_pipeline(params: str | Path, *, run: str | None = None, workers: int | None = None,
-                 notebooks_dir: Path | None = None, golden: bool = False,
-                 progress: bool = True) -> tuple[Path, list[JobResult]]:
+def run_pipeline(
+    params: str | Path,
+    *,
+    run: str | None = None,
+    workers: int | None = None,
+    notebooks_dir: Path | None = None,
+    golden: bool = False,
+    progress: bool = True,
+) -> tuple[Path, list[JobResult]]:
     """Run every notebook of a parameter set and write the run manifest.
 
     Parameters
@@ -782,7 +896,8 @@ def run_pipeline(params: str | Path, *, run: str | None = None, workers: int | N
     notebooks_dir : pathlib.Path, optional
         Folder with the source notebooks (default :data:`vanguard.config.NOTEBOOKS`).
     golden : bool
-        Afterwards, replace ``tests/golden/`` with the executed notebooks.
+        Afterwards, replace ``tests/golden/`` with the executed notebooks; the run is
+        named :data:`GOLDEN_RUN` unless ``run`` is given.
     progress : bool
         Show a progress bar.
 
@@ -798,6 +913,8 @@ def run_pipeline(params: str | Path, *, run: str | None = None, workers: int | N
     """
     notebooks_dir = notebooks_dir or config.NOTEBOOKS
     ps = load_params(params)
+    if run is None and golden:
+        run = GOLDEN_RUN
     if run is not None:
         ps["run"] = run
     run_path = config.run_dir(ps["run"])
@@ -807,12 +924,14 @@ def run_pipeline(params: str | Path, *, run: str | None = None, workers: int | N
     t0 = time.perf_counter()
 
     def record(so_far: list[JobResult], finished: bool = False) -> None:
-        write_manifest(run_path, ps, so_far, inputs, time.perf_counter() - t0, n_workers,
-                       finished=finished)
+        write_manifest(
+            run_path, ps, so_far, inputs, time.perf_counter() - t0, n_workers, finished=finished
+        )
 
     record([])
-    results = run_jobs(waves, workers=n_workers, timeout=ps["timeout"], progress=progress,
-                       after_stage=record)
+    results = run_jobs(
+        waves, workers=n_workers, timeout=ps["timeout"], progress=progress, after_stage=record
+    )
     record(results, finished=True)
     if golden and all(r.ok for r in results):
         refresh_golden(results)
@@ -831,30 +950,45 @@ def main(argv: Sequence[str] | None = None) -> int:
         prog="vanguard-report",
         description="Run the analysis notebooks of a parameter set into reports/<run>/.",
     )
-    parser.add_argument("--params", default="default",
-                        help="parameter set: a name in params/ (default, ci, nhs_mar) "
-                             "or a path to your own YAML")
+    parser.add_argument(
+        "--params",
+        default="default",
+        help="parameter set: a name in params/ (default, ci, nhs_mar) or a path to your own YAML",
+    )
     parser.add_argument("--run", default=None, help="run name (default: the set's `run`)")
-    parser.add_argument("--workers", type=int, default=None,
-                        help="notebooks run in parallel (default: CPU cores)")
-    parser.add_argument("--golden", action="store_true",
-                        help="refresh the reference notebooks in tests/golden/ (use with ci)")
+    parser.add_argument(
+        "--workers", type=int, default=None, help="notebooks run in parallel (default: CPU cores)"
+    )
+    parser.add_argument(
+        "--golden",
+        action="store_true",
+        help="refresh the reference notebooks in tests/golden/ (use with ci)",
+    )
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     args = parser.parse_args(argv)
     try:
-        run_path, results = run_pipeline(args.params, run=args.run, workers=args.workers,
-                                         golden=args.golden, progress=not args.no_progress)
+        run_path, results = run_pipeline(
+            args.params,
+            run=args.run,
+            workers=args.workers,
+            golden=args.golden,
+            progress=not args.no_progress,
+        )
     except (DataError, ValueError) as exc:
         print(f"vanguard-report: {exc}", file=sys.stderr)
         return 2
     failed = [r for r in results if not r.ok]
     wall = json.loads((run_path / "manifest.json").read_text(encoding="utf-8"))["wall_seconds"]
-    print(f"{len(results) - len(failed)}/{len(results)} notebooks ran in {wall:.1f} s; "
-          f"outputs in {run_path}")
+    print(
+        f"{len(results) - len(failed)}/{len(results)} notebooks ran in {wall:.1f} s; "
+        f"outputs in {run_path}"
+    )
     for r in failed:
-        print(f"FAILED {r.job.notebook} with parameters {json.dumps(r.job.parameters)}\n"
-              f"  {r.error}\n  executed copy with the traceback: {r.job.output_path}",
-              file=sys.stderr)
+        print(
+            f"FAILED {r.job.notebook} with parameters {json.dumps(r.job.parameters)}\n"
+            f"  {r.error}\n  executed copy with the traceback: {r.job.output_path}",
+            file=sys.stderr,
+        )
     if args.golden and not failed:
         print(f"refreshed reference notebooks in {_rel(GOLDEN_DIR)}/")
     return 1 if failed else 0

@@ -61,7 +61,8 @@ COLUMNS: tuple[str, ...] = (
 (measured in the same run); ``value`` holds a derived number such as a growth exponent;
 ``goal_met`` is ``yes``, ``no`` or empty."""
 
-SECTIONS: tuple[str, ...] = ("report", "estimators", "inference", "records", "panel")
+SECTIONS: tuple[str, ...] = ("estimators", "inference", "records", "panel", "report")
+"""Benchmark families, in the order they run (the long whole-report runs last)."""
 
 
 @dataclass

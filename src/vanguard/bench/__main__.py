@@ -9,7 +9,7 @@ import os
 import platform
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from importlib import metadata
 from pathlib import Path
 
@@ -30,9 +30,16 @@ def _versions() -> str:
 
 
 def run_sections(
-    sections: Sequence[str], *, quick: bool, repeats: int, threads: int, params: str
+    sections: Sequence[str],
+    *,
+    quick: bool,
+    repeats: int,
+    threads: int,
+    params: str,
+    report_repeats: int | None = None,
+    after_each: Callable[[list[Result]], None] | None = None,
 ) -> list[Result]:
-    """Run the chosen benchmark families in order.
+    """Run the chosen benchmark families in the order of :data:`vanguard.bench.SECTIONS`.
 
     Parameters
     ----------
@@ -46,6 +53,10 @@ def run_sections(
         DuckDB threads for the record-level route.
     params : str
         Parameter set of the whole-report benchmark.
+    report_repeats : int, optional
+        Runs of the whole report (default ``repeats``).
+    after_each : callable, optional
+        Called with the results so far after each family (to save partial tables).
 
     Returns
     -------
@@ -68,7 +79,8 @@ def run_sections(
         if name == "report":
             from vanguard.bench import report
 
-            results += report.run(quick=quick, repeats=repeats, params=params)
+            n = report_repeats if report_repeats is not None else repeats
+            results += report.run(quick=quick, repeats=n, params=params)
         elif name == "estimators":
             from vanguard.bench import estimators
 
@@ -86,7 +98,30 @@ def run_sections(
 
             results += scale_panel.run(quick=quick, repeats=repeats)
         print(f"[bench] {name} done in {time.perf_counter() - t0:.0f} s", flush=True)
+        if after_each is not None:
+            after_each(results)
     return results
+
+
+def _header(quick: bool, repeats: int, report_repeats: int, seconds: float, done: bool) -> str:
+    title = "# Benchmarks"
+    if quick:
+        title += " (quick smoke run: tiny sizes, not for reading)"
+    if not done:
+        title += " (partial: run in progress or stopped)"
+    return "\n".join(
+        [
+            title,
+            "",
+            f"- run: {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC, {seconds:.0f} s",
+            f"- machine: {platform.machine()}, {os.cpu_count()} logical cores, "
+            f"Python {platform.python_version()}",
+            f"- packages: {_versions()}",
+            f"- figures: median of {repeats} run(s) ({report_repeats} for the whole report); "
+            "`ratio` = median / the case's baseline measured in the same run; `value` = "
+            "overhead fraction, growth exponent, estimate or ms per draw (see `note`)",
+        ]
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -99,20 +134,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     parser = argparse.ArgumentParser(
         prog="python -m vanguard.bench",
-        description="Benchmarks: the whole report, estimators next to the library calls "
-        "they wrap, resampling inference, the record-level route and a large "
-        "fixed-effects panel. Writes reports/bench/bench.csv and bench.md.",
+        description="Benchmarks: estimators next to the library calls they wrap, "
+        "resampling inference, the record-level route, a large fixed-effects panel and the "
+        "whole report. Writes reports/bench/bench.csv and bench.md.",
     )
     parser.add_argument(
-        "--quick",
-        action="store_true",
-        help="tiny sizes, one run each: a smoke test that takes seconds",
+        "--quick", action="store_true", help="tiny sizes, one run each: a smoke test"
     )
     parser.add_argument(
         "--repeats",
         type=int,
         default=None,
         help="timed runs per figure, reported as the median (default 3; 1 with --quick)",
+    )
+    parser.add_argument(
+        "--report-repeats",
+        type=int,
+        default=None,
+        help="runs of the whole report (default: --repeats)",
     )
     parser.add_argument(
         "--only",
@@ -126,15 +165,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--out", type=Path, default=None, help="output folder (default: reports/bench)"
     )
     parser.add_argument(
-        "--threads",
-        type=int,
-        default=2,
-        help="DuckDB threads for the record-level route (default 2)",
+        "--threads", type=int, default=2, help="DuckDB threads for the record-level route"
     )
     parser.add_argument(
-        "--params",
-        default="default",
-        help="parameter set of the whole-report benchmark (default: default)",
+        "--params", default="default", help="parameter set of the whole-report benchmark"
     )
     parser.add_argument(
         "--profile",
@@ -143,30 +177,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     repeats = args.repeats if args.repeats is not None else (1 if args.quick else 3)
-    if repeats < 1:
-        parser.error("--repeats must be at least 1")
+    report_repeats = args.report_repeats if args.report_repeats is not None else repeats
+    if repeats < 1 or report_repeats < 1:
+        parser.error("--repeats and --report-repeats must be at least 1")
     out = args.out if args.out is not None else config.reports_dir() / "bench"
 
     t0 = time.perf_counter()
+
+    def save(results: list[Result], done: bool = False):
+        header = _header(args.quick, repeats, report_repeats, time.perf_counter() - t0, done)
+        table = to_frame(results)
+        return table, header, write_table(table, out, header)
+
     results = run_sections(
-        args.only, quick=args.quick, repeats=repeats, threads=args.threads, params=args.params
+        args.only,
+        quick=args.quick,
+        repeats=repeats,
+        threads=args.threads,
+        params=args.params,
+        report_repeats=report_repeats,
+        after_each=save,
     )
-    table = to_frame(results)
-    header = "\n".join(
-        [
-            "# Benchmarks"
-            + (" (quick smoke run: tiny sizes, not for reading)" if args.quick else ""),
-            "",
-            f"- run: {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC, {time.perf_counter() - t0:.0f} s",
-            f"- machine: {platform.machine()}, {os.cpu_count()} logical cores, "
-            f"Python {platform.python_version()}",
-            f"- packages: {_versions()}",
-            f"- figures: median of {repeats} run(s); `ratio` = median / the case's baseline "
-            "measured in the same run; `value` = overhead fraction, growth exponent, "
-            "estimate or ms per draw (see `note`)",
-        ]
-    )
-    csv_path, md_path = write_table(table, out, header)
+    table, header, (csv_path, md_path) = save(results, done=True)
     if args.profile:
         from vanguard.bench.profile import profile_twfe
         from vanguard.io import write_text

@@ -12,6 +12,7 @@ import json
 import math
 import os
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -56,13 +57,26 @@ def run_report_once(params: str = "default", timeout: float = 3600) -> tuple[flo
     try:
         env = dict(os.environ, VANGUARD_REPORTS_DIR=tmp, MPLBACKEND="Agg")
         t0 = time.perf_counter()
-        proc = subprocess.run(
-            _command(params), capture_output=True, text=True, env=env, timeout=timeout, check=False
+        # A session of its own, so that a timeout or Ctrl-C stops the report's notebook
+        # workers and kernels too, not only its main process.
+        proc = subprocess.Popen(
+            _command(params),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+            start_new_session=True,
         )
+        try:
+            stdout, stderr = proc.communicate(timeout=timeout)
+        except BaseException:
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait()
+            raise
         wall = time.perf_counter() - t0
         manifest_path = Path(tmp) / RUN_NAME / "manifest.json"
         if not manifest_path.is_file():
-            tail = "\n".join((proc.stderr or proc.stdout).strip().splitlines()[-5:])
+            tail = "\n".join((stderr or stdout).strip().splitlines()[-5:])
             raise RuntimeError(f"report run wrote no manifest (exit {proc.returncode}): {tail}")
         manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
         if proc.returncode != 0:

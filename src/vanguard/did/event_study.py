@@ -23,7 +23,8 @@ most about the number of treated areas, and the F approximation rejects far too 
 (on the synthetic England, care-home sites, 23 monthly leads: p < 1e-30 with no
 pre-trend planted; population-based sites, 23 treated areas and 23 leads: p < 1e-4,
 against 0.30 from the bootstrap), so by default (``pretrend_test="auto"``) the p-value
-is bootstrapped; Poisson models use the F approximation. The pre-trend row reports
+is bootstrapped (for Poisson models, on the IRLS linearisation of the model, see
+:func:`vanguard.did.inference.residualise_poisson`). The pre-trend row reports
 ``estimate = W / q``, ``param = q`` and ``inference`` = the method used.
 """
 
@@ -140,7 +141,7 @@ def estimate_event_study(
         How the joint pre-trend test gets its p-value: the F approximation with the CRV1
         covariance, or a restricted wild cluster bootstrap of the Wald statistic
         (:func:`vanguard.did.inference.wild_bootstrap_wald`, ``n_boot`` draws). ``auto``:
-        the bootstrap for OLS scales, the F approximation for Poisson.
+        the bootstrap.
     data_source : str, optional
 
     Returns
@@ -158,12 +159,12 @@ def estimate_event_study(
     ------
     EstimationError
         Bad ``unit``, ``reference`` outside the leads, no pre-period coefficient,
-        wild bootstrap with the Poisson scale, unknown inference.
+        unknown inference.
     DataError
         Bad panel (see :func:`vanguard.did.design.prepare`).
     """
     from vanguard.did import inference as inf
-    from vanguard.did.twfe import fit_fixest
+    from vanguard.did.twfe import _residualised, fit_fixest
 
     if unit not in UNITS:
         raise EstimationError(f"unknown unit {unit!r}; expected one of {list(UNITS)}")
@@ -195,8 +196,6 @@ def estimate_event_study(
             balanced=balanced,
             data_source=data_source,
         )
-    if design.scale == "poisson" and inference != "cluster":
-        raise EstimationError("the Poisson event study supports cluster-robust inference only")
 
     frame = design.frame.copy()
     member = frame[schema.GROUP].isin(schema.GROUP_MEMBERS[group]).to_numpy()
@@ -253,7 +252,7 @@ def estimate_event_study(
         "n_obs": n_obs,
         "pre_mean": design.pre_mean[group],
     }
-    fwl = inf.residualise(frame, "y", regs) if inference == "wild_bootstrap" else None
+    fwl = _residualised(fit, frame, regs, design.scale) if inference == "wild_bootstrap" else None
     rows = []
     for p in range(-leads, lags + 1):
         note = ""
@@ -301,10 +300,10 @@ def estimate_event_study(
     F, q, pval = pretrend_wald(fit.coef()[names].to_numpy(), V[np.ix_(idx, idx)], G)
     method = pretrend_test
     if method == "auto":
-        method = "cluster" if design.scale == "poisson" else "wild_bootstrap"
+        method = "wild_bootstrap"
     if method == "wild_bootstrap":
         if fwl is None:
-            fwl = inf.residualise(frame, "y", regs)
+            fwl = _residualised(fit, frame, regs, design.scale)
         W, q, pval = inf.wild_bootstrap_wald(fwl, names, n_boot=n_boot, seed=seed)
         F = W / q
         note = (

@@ -16,17 +16,19 @@ half is estimated from a single residual that the fit forces to zero, so the SE 
 small and tests over-reject badly (MacKinnon & Webb 2017). The default here is the
 Conley & Taber (2011) placebo interval: the estimation error of a one-area DiD is that
 area's own idiosyncratic change minus the control average, whose distribution is read off
-the control areas by treating each in turn as a placebo site. Because areas with smaller
-populations have noisier rates, the placebo errors are rescaled to the treated area's
-population with the variance model of Ferman & Pinto (2019):
-``Var(change | population) = a + b / population`` fitted to the control areas.
-The interval assumes the site's error is drawn from the same (population-adjusted)
+the control areas by treating each in turn as a placebo site. Because smaller areas have
+noisier rates (and log counts), the placebo errors are rescaled to the treated area's
+size with the variance model of Ferman & Pinto (2019):
+``Var(change | size) = a + b / size`` fitted to the control areas, where size is the
+population on the rate scale and the pre-period mean count on the log scale.
+The interval assumes the site's error is drawn from the same (size-adjusted)
 distribution as the controls'; the ``cluster`` option is kept for comparison only.
 """
 
 from __future__ import annotations
 
 import math
+import re
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -288,7 +290,7 @@ def placebo_errors(
     population: pd.Series | None = None,
     target_population: float | None = None,
     n_draws: int = 999,
-    seed: int = 2015,
+    seed: int = 20150310,
 ) -> np.ndarray:
     """Draws from the null distribution of a DiD estimate's error, from control areas.
 
@@ -383,14 +385,55 @@ def area_sites(panel: pd.DataFrame) -> pd.DataFrame:
     return areas
 
 
+def register_site_groups(data_source: str | None) -> dict[str, str]:
+    """Site id -> analysis group, from the site register of a known data source.
+
+    The panel alone cannot tell the group of a site whose areas are all ``both`` areas,
+    or of an urgent-care site covering areas that another site makes population-based;
+    the register's site ``type`` can.
+
+    Parameters
+    ----------
+    data_source : str or None
+        ``nhs_mar`` (the real register), ``synthetic`` (the synthetic register); anything
+        else gives an empty mapping.
+
+    Returns
+    -------
+    dict
+
+    Raises
+    ------
+    DataError
+        If the register exists but is malformed (see :func:`vanguard.sites.load_register`).
+    """
+    from vanguard import config, sites
+
+    paths = {
+        "nhs_mar": (config.SITE_REGISTER, config.SITE_AREAS),
+        "synthetic": (config.SYNTHETIC_DIR / "sites.csv", config.SYNTHETIC_DIR / "site_areas.csv"),
+    }.get(data_source or "")
+    if paths is None or not all(p.is_file() for p in paths):
+        return {}
+    register = sites.load_register(*paths)
+    return {
+        str(sid): schema.SITE_TYPE_GROUP[kind]
+        for sid, kind in zip(register.sites["site_id"], register.sites["type"], strict=True)
+        if kind in schema.SITE_TYPE_GROUP
+    }
+
+
 def site_groups(
-    areas: OutcomeMatrix | pd.DataFrame, overrides: Mapping[str, str] | None = None
+    areas: OutcomeMatrix | pd.DataFrame,
+    overrides: Mapping[str, str] | None = None,
+    *,
+    ambiguous: str = "raise",
 ) -> dict[str, str]:
     """The analysis group of every site with an area footprint.
 
     A site's group is the group of its areas, ``both`` areas aside (they belong to a
-    population-based AND a care-home site); ``overrides`` (e.g. from the site register)
-    take precedence.
+    population-based AND a care-home site); ``overrides`` (e.g. from
+    :func:`register_site_groups`) take precedence.
 
     Parameters
     ----------
@@ -398,34 +441,57 @@ def site_groups(
         An outcome matrix, or a table from :func:`area_sites`.
     overrides : mapping, optional
         Site id -> analysis group.
+    ambiguous : {"raise", "skip"}
+        What to do with a site whose group the areas cannot tell: raise, or leave it out
+        with a warning naming it.
+
+    Returns
+    -------
+    dict
+        Site id -> analysis group, sorted by site id.
 
     Raises
     ------
     DataError
-        If a site's areas span two analysis groups, or a site only has ``both`` areas and
-        no override says which group it belongs to.
+        With ``ambiguous="raise"``, if a site's areas span two analysis groups, or a site
+        only has ``both`` areas, and no override says which group it belongs to.
     """
     table = areas.areas if isinstance(areas, OutcomeMatrix) else areas
     overrides = dict(overrides or {})
     out: dict[str, str] = {}
     members: dict[str, set[str]] = {}
+    skipped = []
     for sites, group in zip(table[schema.SITE], table[schema.GROUP], strict=True):
         for s in sites:
             members.setdefault(s, set()).add(group)
-    for site, groups in sorted(members.items()):
+    for site, groups in sorted(members.items(), key=lambda kv: _natural_key(kv[0])):
         if site in overrides:
             out[site] = overrides[site]
             continue
         specific = groups - {schema.BOTH, schema.CONTROL}
-        if len(specific) != 1:
+        if len(specific) == 1:
+            out[site] = specific.pop()
+        elif ambiguous == "skip":
+            skipped.append(f"{site} ({', '.join(sorted(groups))})")
+        else:
             raise DataError(
                 PANEL_NAME,
                 "the areas of a site to share one analysis group (or an entry in site_groups)",
                 column=schema.SITE,
                 found=f"{site}: {sorted(groups)}",
             )
-        out[site] = specific.pop()
+    if skipped:
+        warnings.warn(
+            f"left out {len(skipped)} site(s) whose analysis group the panel cannot tell and "
+            f"no site register gives: {'; '.join(skipped)}",
+            stacklevel=2,
+        )
     return out
+
+
+def _natural_key(text: str) -> tuple:
+    """Sort key putting site ``2`` before ``10`` and ``MCP2`` before ``MCP10``."""
+    return tuple((0, int(t), "") if t.isdigit() else (1, 0, t) for t in re.split(r"(\d+)", text))
 
 
 def per_site_effects(
@@ -439,7 +505,7 @@ def per_site_effects(
     alpha: float = 0.05,
     site_group: Mapping[str, str] | None = None,
     n_draws: int = 999,
-    seed: int = 2015,
+    seed: int = 20150310,
     data_source: str = "",
 ) -> pd.DataFrame:
     """One DiD estimate per vanguard site (its areas vs never-treated controls).
@@ -462,7 +528,10 @@ def per_site_effects(
     alpha : float
         1 - confidence level.
     site_group : mapping, optional
-        Site id -> analysis group, overriding the group inferred from the panel.
+        Site id -> analysis group, overriding the site register
+        (:func:`register_site_groups`, for ``synthetic`` and ``nhs_mar`` panels) and the
+        group inferred from the panel. Sites whose group none of these tells are left out
+        with a warning.
     n_draws : int
         Placebo draws for sites with more than one area.
     seed : int
@@ -489,7 +558,9 @@ def per_site_effects(
         if w not in schema.WINDOWS:
             raise EstimationError(f"window {w!r}: expected one of {list(schema.WINDOWS)}")
     om = outcome_matrix(panel, outcome, scale)
-    groups = site_groups(om, site_group)
+    source = data_source or panel.attrs.get("data_source", "")
+    overrides = {**register_site_groups(source), **dict(site_group or {})}
+    groups = site_groups(om, overrides, ambiguous="skip")
     is_control = (om.areas[schema.GROUP] == schema.CONTROL) & (om.areas[schema.SITE].map(len) == 0)
     controls = list(om.areas.index[is_control])
     rows = []
@@ -518,7 +589,7 @@ def per_site_effects(
                 raise EstimationError(f"site {site}: no area with a complete pre-period and window")
             est, se_cl, df = did_cluster(tr.to_numpy(), co.to_numpy())
             row = dict(
-                data_source=data_source,
+                data_source=source,
                 analysis="per_site",
                 estimator="twfe",
                 outcome=outcome,
@@ -543,12 +614,16 @@ def per_site_effects(
                     note="cluster-robust SE with one treated cluster: unreliable, for comparison",
                 )
             else:
-                pop = om.areas[schema.POPULATION]
+                # Noise shrinks with area size: population for rates, the pre-period
+                # count for log counts (Var log N ~ 1/N). Raw counts grow noisier with
+                # size in a way a + b / size cannot describe, so they are not rescaled.
+                size = om.areas[schema.POPULATION] if scale == "rate" else pre_mean
+                rescale = scale in ("rate", "log") and len(tr) == 1
                 errors = placebo_errors(
                     co,
                     n_treated=len(tr),
-                    population=pop if scale == "rate" and len(tr) == 1 else None,
-                    target_population=float(pop.loc[tr.index].mean()),
+                    population=size if rescale else None,
+                    target_population=float(size.loc[tr.index].mean()) if rescale else None,
                     n_draws=n_draws,
                     seed=seed,
                 )
@@ -561,7 +636,7 @@ def per_site_effects(
                     inference="conley_taber",
                     note=(
                         f"placebo interval from {errors.size} control-area placebos"
-                        + (", population-rescaled" if scale == "rate" and len(tr) == 1 else "")
+                        + (", rescaled to the site's size" if rescale else "")
                         + f"; cluster-robust SE {se_cl:.4g} shown for comparison only"
                     ),
                 )

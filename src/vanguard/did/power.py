@@ -29,6 +29,7 @@ cross-check the note carries the analytic approximation
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -72,6 +73,8 @@ class PlaceboDraws:
         The method used (``auto`` resolved).
     rule : str
         How ``auto`` was resolved, for the note.
+    shortened : str
+        How the design was shortened to fit the pre-period ("" if it was not).
     n_treated, n_control : int
     starts : list of pandas.Timestamp
         The pretend start months sampled from.
@@ -91,6 +94,7 @@ class PlaceboDraws:
     boot: np.ndarray | None = None
     inference: str = "cluster"
     rule: str = ""
+    shortened: str = ""
 
 
 def placebo_draws(
@@ -105,7 +109,8 @@ def placebo_draws(
     inference: str = "cluster",
     n_perm: int = 199,
     n_boot: int = 199,
-    seed: int = 2015,
+    seed: int = 20150310,
+    shorten: bool = True,
 ) -> PlaceboDraws:
     """Simulate pretend programmes on the pre-period and estimate each with no effect.
 
@@ -133,6 +138,10 @@ def placebo_draws(
     n_boot : int
         Bootstrap draws per simulation for the wild bootstrap.
     seed : int
+    shorten : bool
+        When the pre-period is shorter than the design's pre-period plus window, simulate
+        a proportionally shorter design (with a warning, and said in the note) instead of
+        raising.
 
     Returns
     -------
@@ -142,7 +151,8 @@ def placebo_draws(
     ------
     EstimationError
         If the group, window or inference is unknown, the pre-period is too short for the
-        design's pre-period plus window, or ``n_treated`` leaves fewer than 2 controls.
+        design's pre-period plus window (and ``shorten`` is false, or it has fewer than 4
+        months), or ``n_treated`` leaves fewer than 2 controls.
     """
     if group not in schema.GROUP_MEMBERS:
         raise EstimationError(f"group {group!r}: expected one of {list(schema.GROUP_MEMBERS)}")
@@ -167,13 +177,26 @@ def placebo_draws(
     # Pretend starts F with F - pre_months >= first month and F + hi <= end.
     earliest = month_offset(first, pre_months)
     latest = month_offset(end, -hi)
+    shortened = ""
     if latest < earliest:
         have = len(pd.date_range(first, end, freq="MS")) - 1
-        raise EstimationError(
-            f"the pre-period has {have} months before {end:%Y-%m}; a pretend programme needs "
-            f"{pre_months} pre-period months plus {hi} months to the end of window "
-            f"{window!r}: use a shorter window or pre-period"
+        if not shorten or have < 4:
+            raise EstimationError(
+                f"the pre-period has {have} months before {end:%Y-%m}; a pretend programme "
+                f"needs {pre_months} pre-period months plus {hi} months to the end of window "
+                f"{window!r}: use a shorter window or pre-period"
+            )
+        # Keep the design's pre:post proportions in the months there are.
+        new_pre = max(2, int(have * pre_months / (pre_months + hi)))
+        new_hi = have - new_pre
+        shortened = (
+            f"pre-period of {have} months too short for the design's {pre_months} + {hi}: "
+            f"simulated a {new_pre}-month pre-period and months [0, {new_hi}) as the window, "
+            "so this MDE overstates the design's (fewer months average out less noise)"
         )
+        warnings.warn(f"minimum detectable effect: {shortened}", stacklevel=2)
+        pre_months, lo, hi = new_pre, 0, new_hi
+        earliest = latest = month_offset(first, pre_months)
     starts = list(pd.date_range(earliest, latest, freq="MS"))
     sample = list(areas.index[is_treated | is_control])
 
@@ -200,8 +223,8 @@ def placebo_draws(
         sims = np.flatnonzero(which == s_idx)
         # Random treated sets as a 0/1 membership matrix (sims x areas).
         member = _random_sets(rng, len(sims), n, n_tr)
-        e, v = _did_many(member, c, n_tr)
-        est[sims], se[sims], dfs[sims] = e, v, n - 1
+        est[sims], se[sims] = _did_many(member, c, n_tr)
+        dfs[sims] = n - 1
         pre_means.append((member @ pre_mean.to_numpy(float) / n_tr).mean() * len(sims))
         n_co = n - n_tr
         if perm_est is not None:
@@ -228,6 +251,7 @@ def placebo_draws(
         boot,
         inference,
         rule,
+        shortened,
     )
 
 
@@ -357,12 +381,13 @@ def minimum_detectable_effect(
     alpha: float = 0.05,
     power: float = 0.8,
     n_sims: int = 200,
-    seed: int = 2015,
+    seed: int = 20150310,
     pre_end: pd.Timestamp | str | None = None,
     pre_months: int = 24,
     inference: str = "auto",
     n_perm: int = 199,
     n_boot: int = 199,
+    shorten: bool = True,
     data_source: str = "",
 ) -> pd.DataFrame:
     """Smallest effect the design detects with probability ``power``, by simulation.
@@ -396,6 +421,9 @@ def minimum_detectable_effect(
         Permutations per simulation for ``randomisation``.
     n_boot : int
         Bootstrap draws per simulation for ``wild_bootstrap``.
+    shorten : bool
+        Simulate a proportionally shorter design when the pre-period is too short (see
+        :func:`placebo_draws`).
     data_source : str
 
     Returns
@@ -430,6 +458,7 @@ def minimum_detectable_effect(
         n_perm=n_perm,
         n_boot=n_boot,
         seed=seed,
+        shorten=shorten,
     )
     mde = _search_mde(draws, alpha, power)
     sd = float(np.std(draws.estimate, ddof=1))
@@ -441,7 +470,7 @@ def minimum_detectable_effect(
         else 100.0 * mde / draws.pre_mean
     )
     row = dict(
-        data_source=data_source,
+        data_source=data_source or panel.attrs.get("data_source", ""),
         analysis="power",
         estimator="twfe",
         outcome=outcome,
@@ -462,7 +491,9 @@ def minimum_detectable_effect(
             f"{draws.starts[-1]:%Y-%m}); analytic (z_(1-a/2)+z_power) x SD(placebo) = "
             f"{analytic:.4g}; empirical size {size:.3f} at zero effect (nominal {alpha}"
             f"{'; the test over-rejects, so this MDE is optimistic' if size > 2 * alpha else ''}"
-            "); se column = SD of placebo estimates" + (f"; {draws.rule}" if draws.rule else "")
+            "); se column = SD of placebo estimates"
+            + (f"; {draws.rule}" if draws.rule else "")
+            + (f"; {draws.shortened}" if draws.shortened else "")
         ),
     )
     return schema.results_frame([row])
@@ -510,12 +541,13 @@ def power_curve(
     alpha: float = 0.05,
     effects=None,
     n_sims: int = 200,
-    seed: int = 2015,
+    seed: int = 20150310,
     pre_end: pd.Timestamp | str | None = None,
     pre_months: int = 24,
     inference: str = "auto",
     n_perm: int = 199,
     n_boot: int = 199,
+    shorten: bool = True,
     n_points: int = 41,
     data_source: str = "",
 ) -> pd.DataFrame:
@@ -552,6 +584,7 @@ def power_curve(
         n_perm=n_perm,
         n_boot=n_boot,
         seed=seed,
+        shorten=shorten,
     )
     if effects is None:
         sd = float(np.std(draws.estimate, ddof=1))
@@ -567,7 +600,7 @@ def power_curve(
         )
         rows.append(
             dict(
-                data_source=data_source,
+                data_source=data_source or panel.attrs.get("data_source", ""),
                 analysis="power_curve",
                 estimator="twfe",
                 outcome=outcome,
@@ -584,7 +617,7 @@ def power_curve(
                 pct_ci_low=np.nan,
                 pct_ci_high=np.nan,
                 note=f"estimate = detection probability over {n_sims} simulations; "
-                "param = planted reduction",
+                "param = planted reduction" + (f"; {draws.shortened}" if draws.shortened else ""),
             )
         )
     return schema.results_frame(rows)

@@ -23,7 +23,13 @@ from collections.abc import Sequence
 import pandas as pd
 
 from vanguard import schema
-from vanguard.did.persite import PANEL_NAME, area_sites, month_offset, site_groups
+from vanguard.did.persite import (
+    PANEL_NAME,
+    area_sites,
+    month_offset,
+    register_site_groups,
+    site_groups,
+)
 from vanguard.errors import DataError, EstimationError
 
 DEFAULT_SHIFTS: tuple[int, ...] = (-12, -24)
@@ -229,7 +235,8 @@ def leave_one_site_out(
     outcome : str
     scale : {"rate", "log", "poisson", "count"}
     group : str
-        Analysis group; its sites are those whose areas belong to it
+        Analysis group; its sites are those the site register (for ``synthetic`` and
+        ``nhs_mar`` panels) or else their areas assign to it
         (:func:`vanguard.did.persite.site_groups`).
     window : str
         Key of :data:`vanguard.schema.WINDOWS`.
@@ -253,7 +260,10 @@ def leave_one_site_out(
         For a malformed panel.
     """
     areas = area_sites(panel)
-    sites = sorted(s for s, g in site_groups(areas).items() if g == group)
+    register = register_site_groups(_data_source(panel, data_source))
+    sites = sorted(
+        s for s, g in site_groups(areas, register, ambiguous="skip").items() if g == group
+    )
     if len(sites) < 2:
         raise EstimationError(
             f"group {group!r} has {len(sites)} site(s) with an area "

@@ -42,6 +42,7 @@ effects under a factor model where plain DiD is biased.
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -53,6 +54,7 @@ from vanguard.did.persite import (
     PANEL_NAME,
     month_offset,
     outcome_matrix,
+    register_site_groups,
     site_groups,
 )
 from vanguard.errors import DataError, EstimationError
@@ -208,7 +210,6 @@ def placebo_se(
     y: np.ndarray,
     n_control: int,
     n_pre: int,
-    fit: SdidFit,
     *,
     estimator: str = "sdid",
     n_placebo: int = 100,
@@ -300,7 +301,11 @@ def synthetic_did(
         raise DataError(
             PANEL_NAME, "a site id present in the site column", column=schema.SITE, found=site
         )
-    group = site_groups(om)[site]
+    source = data_source or panel.attrs.get("data_source", "")
+    with warnings.catch_warnings():
+        # Other sites' ambiguity is irrelevant here; this site's is reported as "all".
+        warnings.simplefilter("ignore", UserWarning)
+        group = site_groups(om, register_site_groups(source), ambiguous="skip").get(site, "all")
     start = om.areas.loc[site_areas, schema.START].dropna().unique()
     if len(start) != 1:
         raise DataError(
@@ -324,8 +329,6 @@ def synthetic_did(
     controls = om.y.loc[is_control, cols]
     complete = controls.notna().all(axis=1)
     if not complete.all():
-        import warnings
-
         warnings.warn(
             f"synthetic DiD: dropped {int((~complete).sum())} control area(s) "
             f"with missing months: {list(controls.index[~complete])[:10]}",
@@ -337,15 +340,13 @@ def synthetic_did(
         raise EstimationError(f"site {site}: missing months in the pre-period or window")
     y = np.vstack([controls.to_numpy(float), treated.to_numpy(float)])
     fit = sdid_fit(y, len(controls), pre, estimator=estimator)
-    se, _ = placebo_se(
-        y, len(controls), pre, fit, estimator=estimator, n_placebo=n_placebo, seed=seed
-    )
+    se, _ = placebo_se(y, len(controls), pre, estimator=estimator, n_placebo=n_placebo, seed=seed)
     z = stats.norm.ppf(1 - alpha / 2)
     top = np.argsort(fit.omega)[::-1][:5]
     weights = ", ".join(f"{controls.index[i]} {fit.omega[i]:.2f}" for i in top if fit.omega[i] > 0)
     pre_mean = float(om.natural.loc[site_areas, pre_cols].to_numpy().mean())
     row = dict(
-        data_source=data_source,
+        data_source=source,
         analysis="per_site",
         estimator=estimator,
         outcome=outcome,

@@ -146,6 +146,21 @@ def fit_fixest(frame: pd.DataFrame, regressors: Sequence[str], scale: str):
     return fit
 
 
+def _residualised(fit, frame: pd.DataFrame, regs: list[str], scale: str):
+    """FWL-residualised data of a fitted model, for the bootstrap."""
+    from vanguard.did import inference as inf
+
+    if scale != "poisson":
+        return inf.residualise(frame, "y", regs)
+    mu = getattr(fit, "_Y_hat_response", None)
+    if mu is None or len(mu) != len(frame):
+        raise EstimationError(
+            "Poisson wild bootstrap: fitted means not available for every row "
+            "(pyfixest dropped rows or changed its interface)"
+        )
+    return inf.residualise_poisson(frame, regs, mu)
+
+
 def _window_sets(windows: Sequence[str]) -> list[tuple[str, ...]]:
     """Group requested windows into regressions: pooled alone, the years together."""
     sets = []
@@ -195,7 +210,8 @@ def estimate_twfe(
         ``randomisation``: permutation of treated areas
         (:func:`vanguard.did.inference.randomisation_inference`). ``auto``: per group,
         the rule of :func:`vanguard.did.inference.headline_inference`, recorded in ``note``.
-        Poisson models support ``cluster`` only (``auto`` falls back to it, with a note).
+        Poisson models: the wild bootstrap perturbs the model's IRLS linearisation
+        (:func:`vanguard.did.inference.residualise_poisson`); no randomisation inference.
     n_boot : int
         Bootstrap draws or permutations.
     seed : int
@@ -212,7 +228,7 @@ def estimate_twfe(
     ------
     EstimationError
         Unknown inference method or window, a design that cannot be estimated,
-        bootstrap/randomisation requested for a Poisson model.
+        randomisation inference requested for a Poisson model.
     DataError
         Bad panel (see :func:`vanguard.did.design.prepare`).
     """
@@ -238,10 +254,10 @@ def estimate_twfe(
         balanced=balanced,
         data_source=data_source,
     )
-    if design.scale == "poisson" and inference in ("wild_bootstrap", "randomisation"):
+    if design.scale == "poisson" and inference == "randomisation":
         raise EstimationError(
-            f"inference={inference!r} is not available for the Poisson "
-            "model; use 'cluster' (or 'auto')"
+            "inference='randomisation' is not available for the Poisson model; use "
+            "'cluster', 'wild_bootstrap' or 'auto'"
         )
     estimator = "twfe_poisson" if design.scale == "poisson" else "twfe"
     rows = []
@@ -260,12 +276,6 @@ def estimate_twfe(
             if inference == "auto":
                 method, rule = inf.headline_inference(design.n_treated[g])
                 note = rule
-                if design.scale == "poisson" and method != "cluster":
-                    method = "cluster"
-                    note += (
-                        "; the Poisson model supports cluster-robust inference only, "
-                        "so cluster-robust is reported"
-                    )
             est = float(tidy.loc[col, "Estimate"])
             row = {
                 "data_source": design.data_source,
@@ -291,8 +301,12 @@ def estimate_twfe(
                 )
             elif method == "wild_bootstrap":
                 if fwl is None:
-                    fwl = inf.residualise(frame, "y", regs)
+                    fwl = _residualised(fit, frame, regs, design.scale)
                 res = inf.wild_cluster_bootstrap(fwl, col, n_boot=n_boot, seed=seed)
+                if design.scale == "poisson":
+                    res.note = "; ".join(
+                        x for x in (res.note, "wild bootstrap of the IRLS linearisation") if x
+                    )
                 row.update(
                     se=res.se,
                     ci_low=res.ci_low,
