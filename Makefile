@@ -40,8 +40,8 @@ lab: $(STAMP) ## Open JupyterLab in the project environment (kernel "vanguard-di
 	$(BIN)/jupyter lab --notebook-dir=notebooks
 
 lint: $(STAMP) ## Lint and format-check with ruff
-	$(BIN)/ruff check src tests notebooks bench
-	$(BIN)/ruff format --check src tests bench
+	$(BIN)/ruff check src tests notebooks
+	$(BIN)/ruff format --check src tests
 
 bench: $(STAMP) ## Benchmarks: report wall time, estimators vs raw library calls, scale; writes reports/bench/
 	$(BIN)/python -m vanguard.bench

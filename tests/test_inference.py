@@ -211,3 +211,24 @@ def test_poisson_linearisation_reproduces_fepois():
     assert np.allclose(np.sqrt(np.diag(vcov)), fit.se()[regs].to_numpy(), rtol=1e-6)
     with pytest.raises(EstimationError):
         inf.residualise_poisson(frame, regs, fit._Y_hat_response[1:])
+
+
+def test_randomisation_estimates_equal_pyfixest_refits():
+    p = simulate(seed=14, n_control=20, n_pop=5, n_care=3)
+    d = prepare(p, OUT, scale="log")
+    res = inf.randomisation_inference(d, "care_home", "years_1_3", n_perm=4, seed=9)
+    f = d.frame
+    names = pd.factorize(f["area"])[1]
+    per = f.groupby("area", sort=False)[["group", "cohort"]].first().loc[list(names)]
+    care = per["group"].eq("care_home").to_numpy()
+    pool = list(names[care | per["group"].eq("control").to_numpy()])
+    draws = inf.randomisation_draws(
+        pool, per["cohort"].to_numpy()[care], 4, np.random.default_rng(9)
+    )
+    for draw, b_perm in zip(draws, res.perm_estimates, strict=True):
+        g = f.copy()
+        start = g["area"].map(draw)
+        g["dc"] = (start.notna() & (g["t"] - start.fillna(0) >= 0)).astype(float)
+        g["dp"] = g["treated_population_based"].astype(float)
+        ref = fit_fixest(g, ["dc", "dp"], "log").coef()["dc"]
+        assert b_perm == pytest.approx(ref, abs=1e-9)

@@ -132,6 +132,7 @@ def test_sql_is_portable_text_and_runs_on_a_plain_table(planted):
         "FILTER (WHERE",
     ):
         assert engine_specific not in sql
+    assert '"' not in sql  # plain names stay bare: Spark reads "x" as a string
     con = duckdb.connect()
     con.register("admissions", planted)
     got = con.sql(sql).df()
@@ -271,3 +272,21 @@ def test_output_loads_as_custom_panel(tmp_path):
     assert len(loaded) == len(agg) == len(areas) * 48
     assert int(loaded["emergency_admissions"].sum()) == n
     assert {"population_based", "control"} <= set(loaded["group"])
+
+
+def test_column_names_needing_quotes():
+    df = _planted().rename(columns={"admission_date": "Admission Date", "area": "date"})
+    got = aggregate_records(df, date_col="Admission Date", area_col="date")
+    assert got["emergency_admissions"].sum() == len(df)
+    assert '"Admission Date"' in aggregation_sql(
+        "t", start="2015-01", end="2015-02", date_col="Admission Date"
+    )
+
+
+def test_gzipped_csv(planted, tmp_path):
+    path = tmp_path / "rec.csv.gz"
+    out = planted.copy()
+    out["admission_date"] = out["admission_date"].dt.strftime("%Y-%m-%d")
+    out.to_csv(path, index=False, compression="gzip")
+    got = aggregate_records(path, los_col="los")
+    pd.testing.assert_frame_equal(got, _pandas_truth(planted))

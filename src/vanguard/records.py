@@ -10,7 +10,7 @@ The work is split in two so that the aggregation itself can move to another engi
 * :func:`aggregation_sql` returns ONE plain SQL query (``date_trunc('month', ...)``,
   ``COUNT(*)``, ``SUM(...)``, ``GROUP BY``, ``LEFT JOIN``, ``COALESCE`` and a ``VALUES``
   list of months) over a table or view of records. No DuckDB-only functions are used,
-  so the same text runs on PostgreSQL, Spark SQL, Trino or BigQuery against a table of
+  so the same text runs on PostgreSQL, Trino/Presto or Spark SQL against a table of
   the same shape.
 * :func:`aggregate_records` is the local driver: it points a DuckDB view at the files
   (or DataFrame), validates the records in one pass (missing columns, unparseable dates,
@@ -26,6 +26,7 @@ lose.
 from __future__ import annotations
 
 import glob as _glob
+import re
 import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -41,6 +42,42 @@ DEFAULT_COUNT = "emergency_admissions"
 DEFAULT_LOS_SUM = "bed_days"
 """Output column holding the summed length of stay per area x month."""
 
+_RESERVED = frozenset(
+    {
+        "ALL",
+        "AND",
+        "AS",
+        "BY",
+        "CASE",
+        "CAST",
+        "CROSS",
+        "DATE",
+        "DISTINCT",
+        "ELSE",
+        "END",
+        "FROM",
+        "GROUP",
+        "IN",
+        "JOIN",
+        "LEFT",
+        "NOT",
+        "NULL",
+        "ON",
+        "OR",
+        "ORDER",
+        "SELECT",
+        "TABLE",
+        "THEN",
+        "TIMESTAMP",
+        "TO",
+        "USER",
+        "VALUES",
+        "WHEN",
+        "WHERE",
+        "WITH",
+    }
+)
+"""Words that must stay quoted even when plain (a column named ``date`` or ``user``)."""
 _DELIMITER_CANDIDATES = (",", ";", "\t", "|")
 _DATAFRAME_LABEL = "<DataFrame>"
 
@@ -48,9 +85,20 @@ _DATAFRAME_LABEL = "<DataFrame>"
 # --- the portable query ---------------------------------------------------------------
 
 
+_PLAIN_IDENT = re.compile(r"^[a-z_][a-z0-9_]*$")
+
+
 def _quote_ident(name: str) -> str:
-    """Double-quote an SQL identifier (standard SQL), escaping embedded quotes."""
-    return '"' + str(name).replace('"', '""') + '"'
+    """An SQL identifier: bare when plain lower-case, else double-quoted (standard SQL).
+
+    Plain names stay bare because engines disagree on quoting: Spark SQL reads
+    ``"area"`` as a string literal unless told otherwise, while every engine reads a
+    bare lower-case ``area`` as the column.
+    """
+    name = str(name)
+    if _PLAIN_IDENT.match(name) and name.upper() not in _RESERVED:
+        return name
+    return '"' + name.replace('"', '""') + '"'
 
 
 def _quote_literal(value: str) -> str:
@@ -112,9 +160,12 @@ def aggregation_sql(
 
     Only standard SQL plus ``date_trunc('month', ...)`` is used (``CAST``, ``COUNT(*)``,
     ``SUM``, ``COALESCE``, ``GROUP BY``, ``CROSS JOIN``, ``LEFT JOIN``, a ``VALUES`` list of
-    months), so the text runs unchanged on DuckDB, PostgreSQL, Spark SQL, Trino and
-    similar engines, given a table ``table`` with the record columns. Dates may be stored
-    as DATE, TIMESTAMP or ISO-8601 text (``2015-04-01`` or ``2015-04-01 13:45:00``).
+    months), so the text is meant to run unchanged on DuckDB (where it is tested),
+    PostgreSQL, Trino/Presto and Spark SQL,
+    given a table ``table`` with the record columns. Plain lower-case column names are
+    left bare (Spark reads ``"area"`` as a string literal); other names are
+    double-quoted. Dates may be stored as DATE, TIMESTAMP or ISO-8601 text
+    (``2015-04-01`` or ``2015-04-01 13:45:00``).
 
     Parameters
     ----------
@@ -125,7 +176,8 @@ def aggregation_sql(
     date_col, area_col : str
         Record columns holding the admission date (or datetime) and the area code.
     los_col : str, optional
-        Length-of-stay column in days. When given the output has ``los_name`` (sum).
+        Length-of-stay column in days, numeric in ``table``. When given the output has
+        ``los_name`` (the sum).
     areas : iterable of str, optional
         The areas of the grid. By default every area present in the table (with any
         date), so an area whose records all fall outside the window still gets zeros.
@@ -151,7 +203,7 @@ def aggregation_sql(
     a = _quote_ident(area_col)
     month_values = ",\n        ".join(f"(DATE {_quote_literal(f'{m:%Y-%m-%d}')})" for m in months)
     if areas is None:
-        area_cte = f"SELECT DISTINCT CAST({a} AS VARCHAR(64)) AS area FROM {table}"
+        area_cte = f"SELECT DISTINCT CAST({a} AS VARCHAR(255)) AS area FROM {table}"
     else:
         codes = sorted({str(x) for x in areas})
         if not codes:
@@ -159,13 +211,11 @@ def aggregation_sql(
         rows = ",\n        ".join(f"({_quote_literal(c)})" for c in codes)
         area_cte = f"SELECT area FROM (VALUES\n        {rows}\n    ) AS a(area)"
     los_keep = f",\n        {_quote_ident(los_col)}" if los_col else ""
-    los_select = (
-        f",\n        SUM(CAST({_quote_ident(los_col)} AS DOUBLE)) AS los_sum" if los_col else ""
-    )
+    los_select = f",\n        SUM({_quote_ident(los_col)}) AS los_sum" if los_col else ""
     los_out = f",\n    COALESCE(c.los_sum, 0.0) AS {_quote_ident(los_name)}" if los_col else ""
     return f"""WITH recs AS (
     SELECT
-        CAST({a} AS VARCHAR(64)) AS area,
+        CAST({a} AS VARCHAR(255)) AS area,
         CAST(date_trunc('month', CAST({d} AS TIMESTAMP)) AS DATE) AS month{los_keep}
     FROM {table}
     WHERE CAST({d} AS TIMESTAMP) >= TIMESTAMP {_quote_literal(f"{lo:%Y-%m-%d} 00:00:00")}
@@ -566,8 +616,18 @@ def aggregate_records(
             )
 
         con.execute("RESET disabled_optimizers")
+        table = "records"
+        if los_col:
+            # The query sums the column as it is; CSV text becomes a number here, in the
+            # engine-specific part, so the query itself needs no engine's type names.
+            lo = _quote_ident(los_col)
+            con.execute(
+                f"CREATE TEMP VIEW typed_records AS SELECT * REPLACE "
+                f"(CAST({lo} AS DOUBLE) AS {lo}) FROM records"
+            )
+            table = "typed_records"
         sql = aggregation_sql(
-            "records",
+            table,
             start=months[0],
             end=months[-1],
             date_col=date_col,

@@ -613,6 +613,8 @@ class RandomisationResult:
     n_perm: int
     variance_ratio: float
     note: str = ""
+    perm_estimates: np.ndarray | None = None
+    """Estimates under each permutation (for a randomisation-distribution plot)."""
 
 
 def _exposure(rel: np.ndarray, windows: Sequence[str]) -> np.ndarray:
@@ -815,6 +817,7 @@ def randomisation_inference(
             n_perm=n_ok,
             variance_ratio=ratio,
             note=note,
+            perm_estimates=bp,
         )
     return results if window is None else results[window]
 
