@@ -262,6 +262,7 @@ def test_failing_notebook_is_reported_and_the_rest_still_run(
     bad = [n for n in manifest["notebooks"] if not n["ok"]]
     assert [n["parameters"]["outcome"] for n in bad] == ["b", "b"]
     assert "planted failure" in bad[0]["error"]
+    assert all(isinstance(n["failed_cell"], int) for n in bad)
 
 
 def test_run_manifest(good_run):
@@ -293,6 +294,8 @@ def test_rerun_gives_byte_identical_results(good_run, monkeypatch):
     run = good_run["run"]
     first = {p.name: sha256_file(p) for p in sorted((run / "results").glob("*.csv"))}
     assert len(first) == 4
+    stale = run / "results" / "did__old__grid__twfe.csv"
+    stale.write_text("from an earlier run\n")
     monkeypatch.setenv("VANGUARD_REPORTS_DIR", str(good_run["base"] / "reports"))
     pipeline.run_pipeline(
         good_run["path"], notebooks_dir=good_run["notebooks"], workers=1, progress=False

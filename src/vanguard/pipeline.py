@@ -41,12 +41,13 @@ import json
 import multiprocessing
 import os
 import re
+import shutil
 import subprocess
 import sys
 import time
 import tokenize
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from io import StringIO
 from pathlib import Path
 from typing import Any
@@ -114,6 +115,10 @@ PACKAGES: tuple[str, ...] = (
 )
 """Packages whose versions the manifest records (those that can change printed numbers)."""
 
+RUN_OUTPUTS: tuple[str, ...] = ("data", "notebooks", "results", "figures", "tables")
+"""Sub-folders of a run the runner empties before it starts, so that a results file of an
+earlier run with another grid never reaches this run's report."""
+
 GOLDEN_DIR: Path = config.TESTS / "golden"
 GOLDEN_RUN = "golden"
 """Run name of the reference notebooks: when nbval re-executes them they write to
@@ -160,7 +165,6 @@ class JobResult:
     wall_seconds: float = 0.0
     cell_seconds: float = 0.0
     failed_cell: int | None = None
-    extra: dict = field(default_factory=dict)
 
     @property
     def overhead_seconds(self) -> float:
@@ -779,6 +783,7 @@ def write_manifest(
                 "parameters": r.job.parameters,
                 "ok": r.ok,
                 "error": r.error,
+                "failed_cell": r.failed_cell,
                 "wall_seconds": round(r.wall_seconds, 2),
                 "cell_seconds": round(r.cell_seconds, 2),
                 "kernel_and_io_seconds": round(r.overhead_seconds, 2),
@@ -793,7 +798,7 @@ def write_manifest(
 
 # --- golden notebooks -----------------------------------------------------------------
 
-_VOLATILE_NB_META = ("papermill",)
+_VOLATILE_NB_META = ("papermill", "widgets")
 _VOLATILE_CELL_META = ("papermill", "execution")
 
 
@@ -816,7 +821,6 @@ def sanitise_notebook(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
     nb = copy.deepcopy(nb)
     for key in _VOLATILE_NB_META:
         nb.metadata.pop(key, None)
-    nb.metadata.pop("widgets", None)
     for cell in nb.cells:
         for key in _VOLATILE_CELL_META:
             cell.metadata.pop(key, None)
@@ -921,6 +925,8 @@ def run_pipeline(
     waves = plan_jobs(ps, run_path, notebooks_dir)
     n_workers = workers or ps["workers"] or default_workers()
     inputs = input_checksums(input_files(ps, notebooks_dir))
+    for sub in RUN_OUTPUTS:
+        shutil.rmtree(run_path / sub, ignore_errors=True)
     t0 = time.perf_counter()
 
     def record(so_far: list[JobResult], finished: bool = False) -> None:

@@ -104,6 +104,13 @@ class Residualised:
     df_k : int
         Parameters counted in the (N-1)/(N-K) small-sample factor: regressors plus the
         month fixed effects (area effects are nested in the clusters), as pyfixest.
+    fe_codes : list of ndarray, optional
+        Fixed-effect codes of each row. When given, the wild bootstraps project the
+        fixed effects out of every bootstrap outcome again (``y*`` multiplies residuals by
+        cluster weights, which is no longer orthogonal to the month effects), exactly as
+        refitting the full model on ``y*`` would. ``None`` (the Poisson linearisation)
+        skips that step: the bootstrap then keeps the month effects of the original fit,
+        which makes bootstrap standard errors slightly too small.
     """
 
     y: np.ndarray
@@ -112,6 +119,7 @@ class Residualised:
     cluster: np.ndarray
     G: int
     df_k: int
+    fe_codes: list[np.ndarray] | None = None
 
     @property
     def n(self) -> int:
@@ -164,7 +172,8 @@ def residualise(
         If the demeaning does not converge or a regressor is absorbed by the fixed effects.
     """
     data = frame[[y, *regressors]].to_numpy(dtype="float64")
-    out = _demean(data, [pd.factorize(frame[f])[0] for f in fe], tol)
+    codes = [pd.factorize(frame[f])[0] for f in fe]
+    out = _demean(data, codes, tol)
     X = out[:, 1:]
     scale = np.abs(data[:, 1:]).max(axis=0)
     absorbed = np.abs(X).max(axis=0) <= 1e-8 * np.where(scale > 0, scale, 1)
@@ -182,6 +191,7 @@ def residualise(
         cluster=cl,
         G=int(cl.max()) + 1,
         df_k=len(regressors) + n_other_fe,
+        fe_codes=codes,
     )
 
 
@@ -320,6 +330,42 @@ def cluster_vcov(r: Residualised) -> tuple[np.ndarray, np.ndarray]:
 # --- restricted wild cluster bootstrap ---------------------------------------------------
 
 
+def _fe_refit(r: Residualised, u: np.ndarray) -> np.ndarray | None:
+    """Score correction for refitting the fixed effects on wild bootstrap outcomes.
+
+    A bootstrap outcome ``u * v[cluster]`` (``v`` the cluster weights) is not orthogonal
+    to the fixed effects, so refitting the full model removes its fixed-effect part
+    ``P_F (u * v)`` from the bootstrap residuals. The coefficients do not change
+    (the residualised regressors are orthogonal to the fixed effects) but each cluster's
+    score does, by ``X_g' P_F (u * v) = Q_g v`` with ``Q_g = K_g (F'F)^+ C``: ``K_g`` the
+    sums of the regressors by fixed-effect level within cluster ``g``, ``C`` the sums of
+    ``u`` by level and cluster. ``Q`` is linear in ``u``.
+
+    Returns
+    -------
+    ndarray (G, p, G) or None
+        ``None`` when ``r.fe_codes`` is not set.
+    """
+    if r.fe_codes is None:
+        return None
+    n, p = r.X.shape
+    sizes = [int(c.max()) + 1 for c in r.fe_codes]
+    offsets = np.cumsum([0, *sizes[:-1]])
+    idx = [np.asarray(c) + o for c, o in zip(r.fe_codes, offsets, strict=True)]
+    L, G = int(sum(sizes)), r.G
+    ftf = np.zeros((L, L))
+    for a in idx:
+        for b in idx:
+            np.add.at(ftf, (a, b), 1.0)
+    C = np.zeros(L * G)
+    K = np.zeros((G * L, p))
+    for a in idx:
+        C += np.bincount(a * G + r.cluster, weights=u, minlength=L * G)
+        np.add.at(K, r.cluster * L + a, r.X)
+    proj = np.linalg.pinv(ftf) @ C.reshape(L, G)  # (L, G)
+    return np.einsum("glp,lh->gph", K.reshape(G, L, p), proj)
+
+
 @dataclass
 class BootstrapResult:
     """Result of a wild cluster bootstrap for one coefficient."""
@@ -393,6 +439,10 @@ class _WCR:
         H = _cluster_sum(np.einsum("ni,nj->nij", X, X), cl, G)  # (G, p, p)
         self.L = np.einsum("j,gjl->gl", w, H) @ A_inv  # (G, p): w' H_g (X'X)^-1
         self.w = w
+        # refitting the fixed effects on y*: score correction R(b0) V, R = R0 - b0 R1
+        Q0, Q1 = _fe_refit(r, u0), _fe_refit(r, u1)
+        self.R0 = None if Q0 is None else np.einsum("p,gph->gh", w, Q0)
+        self.R1 = None if Q1 is None else np.einsum("p,gph->gh", w, Q1)
 
     def t_boot(self, b0: float) -> np.ndarray:
         S = self.S0 - b0 * self.S1
@@ -400,6 +450,8 @@ class _WCR:
         SV = S.T @ self.V  # (p, B)
         num = a @ self.V  # beta*_k - b0
         s = a[:, None] * self.V - self.L @ SV  # per-cluster score along w
+        if self.R0 is not None:
+            s -= (self.R0 - b0 * self.R1) @ self.V
         se = np.sqrt(self.ssc * (s * s).sum(axis=0))
         return num / se
 
@@ -585,6 +637,8 @@ def wild_bootstrap_wald(
     S = _cluster_sum(X * u[:, None], r.cluster, r.G)  # (G, p)
     H = _cluster_sum(np.einsum("ni,nj->nij", X, X), r.cluster, r.G)  # (G, p, p)
     AR = A_inv[R]  # (q, p)
+    Q = _fe_refit(r, u)
+    Q = None if Q is None else Q.reshape(r.G * p, r.G)
     rng = np.random.default_rng(seed)
     V = bootstrap_weights(r.G, n_boot, rng, weights)
     W_boot = np.empty(n_boot)
@@ -592,6 +646,8 @@ def wild_bootstrap_wald(
         Vc = V[:, lo : lo + chunk]
         D = A_inv @ (S.T @ Vc)  # beta* - beta_r, (p, B)
         scores = S[:, :, None] * Vc[:, None, :] - np.einsum("gij,jb->gib", H, D)
+        if Q is not None:
+            scores -= (Q @ Vc).reshape(r.G, p, -1)
         Z = np.einsum("qi,gib->gqb", AR, scores)
         meat = r.ssc * np.einsum("gqb,grb->bqr", Z, Z)
         b = D[R].T  # (B, q); the tested coefficients are 0 under the null
