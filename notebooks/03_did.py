@@ -7,11 +7,11 @@
 # ---
 
 # %% [markdown]
-# # 03 Difference-in-differences: one outcome, one site group, one estimator
+# # 03 Difference-in-differences: one outcome, every site group and estimator
 #
-# This notebook is one cell of the analysis grid: it estimates the effect of one vanguard
-# **site group** on one **outcome** with one **estimator**, in each post-period window
-# (years 1-3 together, and each year on its own), following Morciano et al. (2020).
+# This notebook is one slice of the analysis grid: it estimates the effect of each vanguard
+# **site group** on one **outcome** with each chosen **estimator**, in each post-period
+# window (years 1-3 together, and each year on its own), following Morciano et al. (2020).
 #
 # Estimators:
 #
@@ -33,16 +33,13 @@
 # %%
 import pandas as pd
 
-from vanguard import config, plots, schema
-from vanguard.did.imputation import estimate_imputation
-from vanguard.did.staggered import estimate_cs
-from vanguard.did.twfe import estimate_twfe
+from vanguard import analysis, config, schema
 
 # %% tags=["parameters"]
 run: str = "default"  # run name; reads reports/<run>/data/panel.parquet written by 01_data
 outcome: str = "emergency_admissions"  # outcome column of the panel
-group: str = "population_based"  # site group: population_based, care_home or uec
-estimator: str = "twfe"  # twfe, twfe_poisson, cs_never, cs_notyet or imputation
+groups: list = ["population_based", "care_home", "uec"]  # site groups, each estimated alone
+estimators: list = ["twfe", "twfe_poisson", "cs_never", "cs_notyet", "imputation"]  # estimators
 scale: str = "rate"  # rate (per 1,000; needs population), log or count (poisson for twfe)
 pre_months: int = 24  # months of pre-period before the start
 inference: str = "auto"  # twfe only: cluster, wild_bootstrap, randomisation or auto
@@ -61,45 +58,30 @@ data_source = panel.attrs.get("data_source", "custom")
 # control areas and the effect as a percentage of the treated group's pre-period mean.
 
 # %%
-if estimator in ("twfe", "twfe_poisson"):
-    results = estimate_twfe(
-        panel, outcome, scale="poisson" if estimator == "twfe_poisson" else scale,
-        groups=(group,), pre_months=pre_months, inference=inference, n_boot=n_boot, seed=seed,
-    )
-elif estimator in ("cs_never", "cs_notyet"):
-    results = estimate_cs(
-        panel, outcome, scale=scale, group=group, control=estimator.removeprefix("cs_"),
-        seed=seed, data_source=data_source,
-    )
-elif estimator == "imputation":
-    results = estimate_imputation(panel, outcome, scale=scale, groups=(group,),
-                                  windows=tuple(schema.WINDOWS))
-else:
-    raise ValueError(f"estimator {estimator!r}: expected twfe, twfe_poisson, cs_never, "
-                     "cs_notyet or imputation")
-
-main = results[results["analysis"] == "main"].reset_index(drop=True)
+results_dir = config.run_dir(run) / "results"
+main = []
+for group in groups:
+    for estimator in estimators:
+        results = analysis.estimate(panel, outcome, estimator=estimator, group=group,
+                                    scale=scale, pre_months=pre_months, inference=inference,
+                                    n_boot=n_boot, seed=seed, data_source=data_source)
+        schema.write_results(results, results_dir / f"did__{outcome}__{group}__{estimator}.csv")
+        main.append(results[results["analysis"] == "main"]
+                    .assign(grid_group=group, grid_estimator=estimator))
+main = pd.concat(main, ignore_index=True)
 
 # %% [markdown]
 # ## Headline estimates
 #
-# Effect by window on the estimation scale, its 95% interval, and the same as a percentage
-# change. A negative effect means fewer admissions (or bed days, attendances) than the
-# control trend predicts.
-
-# %%
-# NBVAL_CHECK_OUTPUT
-print(f"{outcome} | {group} | {estimator} | scale {main['scale'].iloc[0]}")
-print(main[["window", "estimate", "ci_low", "ci_high", "p_value", "pct", "inference",
-            "n_treated", "n_control"]].round(3).to_string(index=False))
-
-# %% [markdown]
-# ## Save
-#
-# The full table (every analysis the estimator returns) goes to `results/`; the report
+# Effect by estimator and window on the estimation scale, its 95% interval, and the same
+# as a percentage change. A negative effect means fewer admissions (or bed days,
+# attendances) than the control trend predicts. Each estimator's full table (every
+# analysis it returns) is in `results/did__<outcome>__<group>__<estimator>.csv`; the report
 # compares estimators across the grid from these files.
 
 # %%
-cell = f"{outcome}__{group}__{estimator}"
-schema.write_results(results, config.run_dir(run) / "results" / f"did__{cell}.csv")
-plots.plot_estimator_comparison(main)
+# NBVAL_CHECK_OUTPUT
+for (group, estimator), rows in main.groupby(["grid_group", "grid_estimator"], sort=False):
+    print(f"{outcome} | {group} | {estimator} | scale {rows['scale'].iloc[0]}")
+    print(rows[["window", "estimate", "ci_low", "ci_high", "p_value", "pct", "inference",
+                "n_treated", "n_control"]].round(3).to_string(index=False))

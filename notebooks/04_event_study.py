@@ -25,10 +25,7 @@
 # %%
 import pandas as pd
 
-from vanguard import config, plots, schema
-from vanguard.did.event_study import estimate_event_study
-from vanguard.did.honest import honest_bounds
-from vanguard.did.staggered import fit_cs
+from vanguard import analysis, config, plots, schema
 
 # %% tags=["parameters"]
 run: str = "default"  # run name; reads reports/<run>/data/panel.parquet written by 01_data
@@ -49,7 +46,7 @@ data_source = panel.attrs.get("data_source", "custom")
 # ## Event study
 
 # %%
-es = estimate_event_study(panel, outcome, scale=scale, group=group, unit=unit, leads=leads,
+es = analysis.event_study(panel, outcome, scale=scale, group=group, unit=unit, leads=leads,
                           lags=lags, seed=seed, data_source=data_source)
 coefs = es[es["analysis"] == "event_study"].reset_index(drop=True)
 pretrend = es[es["analysis"] == "pretrend"]
@@ -84,9 +81,8 @@ png = plots.save_figure(
 # trends. The row with no `Mbar` is the usual interval under parallel trends.
 
 # %%
-cs_fit = fit_cs(panel, outcome, scale=scale, group=group, control="never",
-                base_period="universal", unit=unit, seed=seed, data_source=data_source)
-honest = honest_bounds(cs_fit, Mbar=mbar, seed=seed)
+honest = analysis.honest(panel, outcome, scale=scale, group=group, unit=unit, mbar=mbar,
+                         seed=seed, data_source=data_source)
 # NBVAL_CHECK_OUTPUT
 print(honest[["param", "estimate", "ci_low", "ci_high"]].round(3).to_string(index=False))
 

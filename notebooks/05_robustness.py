@@ -28,11 +28,7 @@
 # %%
 import pandas as pd
 
-from vanguard import config, plots, schema
-from vanguard.did.persite import per_site_effects
-from vanguard.did.power import minimum_detectable_effect
-from vanguard.did.robustness import leave_one_site_out, placebo_start_dates
-from vanguard.did.twfe import estimate_twfe
+from vanguard import analysis, config, plots, schema
 
 # %% tags=["parameters"]
 run: str = "default"  # run name; reads reports/<run>/data/panel.parquet written by 01_data
@@ -43,7 +39,8 @@ pre_months: int = 24  # months of pre-period before the start
 placebo_shifts: list = [-24, -12]  # placebo starts, months relative to the real start (< 0)
 inference: str = "auto"  # placebo and leave-one-out: cluster, wild_bootstrap, randomisation, auto
 inference_variants: list = ["cluster", "wild_bootstrap", "randomisation"]  # methods compared
-n_boot: int = 999  # bootstrap or permutation draws
+n_boot: int = 999  # wild bootstrap draws (and permutation draws of placebo and leave-one-out)
+n_perm: int = 999  # permutation draws of the randomisation-inference variant
 n_sims: int = 200  # simulations for the minimum detectable effect
 powers: list = [0.8, 0.9]  # statistical power(s) at which to report the minimum detectable effect
 hoped_for_pct: float = 3.0  # % reduction the programme hoped for, drawn on the MDE chart
@@ -60,9 +57,9 @@ results_dir = config.run_dir(run) / "results"
 # ## 1. Placebo start dates
 
 # %%
-placebo = placebo_start_dates(panel, outcome, scale=scale, groups=(group,),
-                              shifts=placebo_shifts, pre_months=pre_months, inference=inference,
-                              n_boot=n_boot, seed=seed, data_source=data_source)
+placebo = analysis.placebo(panel, outcome, scale=scale, groups=(group,),
+                           shifts=placebo_shifts, pre_months=pre_months, inference=inference,
+                           n_boot=n_boot, seed=seed, data_source=data_source)
 schema.write_results(placebo, results_dir / f"placebo__{cell}.csv")
 # NBVAL_CHECK_OUTPUT
 print(placebo[["param", "window", "estimate", "ci_low", "ci_high", "p_value"]]
@@ -73,8 +70,9 @@ print(placebo[["param", "window", "estimate", "ci_low", "ci_high", "p_value"]]
 
 # %%
 variants = pd.concat(
-    [estimate_twfe(panel, outcome, scale=scale, groups=(group,), pre_months=pre_months,
-                   inference=method, n_boot=n_boot, seed=seed, data_source=data_source)
+    [analysis.twfe(panel, outcome, scale=scale, groups=(group,), pre_months=pre_months,
+                   inference=method, n_boot=n_perm if method == "randomisation" else n_boot,
+                   seed=seed, data_source=data_source)
      for method in inference_variants],
     ignore_index=True,
 )
@@ -97,8 +95,9 @@ png = plots.save_figure(
 # ## 3. Leave one site out
 
 # %%
-loo = leave_one_site_out(panel, outcome, scale=scale, group=group, pre_months=pre_months,
-                         inference=inference, n_boot=n_boot, seed=seed, data_source=data_source)
+loo = analysis.leave_one_out(panel, outcome, scale=scale, group=group, pre_months=pre_months,
+                             inference=inference, n_boot=n_boot, seed=seed,
+                             data_source=data_source)
 schema.write_results(loo, results_dir / f"leave_one_out__{cell}.csv")
 print(loo[["site", "window", "estimate", "ci_low", "ci_high"]].round(3).to_string(index=False))
 
@@ -106,9 +105,8 @@ print(loo[["site", "window", "estimate", "ci_low", "ci_high"]].round(3).to_strin
 # ## 4. Per-site effects
 
 # %%
-per_site = per_site_effects(panel, outcome, scale=scale, pre_months=pre_months, seed=seed,
-                            data_source=data_source)
-per_site = per_site[per_site["group"] == group].reset_index(drop=True)
+per_site = analysis.per_site(panel, outcome, group=group, scale=scale, pre_months=pre_months,
+                            seed=seed, data_source=data_source)
 schema.write_results(per_site, results_dir / f"per_site__{cell}.csv")
 fig = plots.plot_forest(per_site)
 png = plots.save_figure(
@@ -122,12 +120,8 @@ png = plots.save_figure(
 # ## 5. Minimum detectable effect
 
 # %%
-mde = pd.concat(
-    [minimum_detectable_effect(panel, outcome, scale=scale, group=group, power=power,
-                               pre_months=pre_months, n_sims=n_sims, seed=seed,
-                               data_source=data_source) for power in powers],
-    ignore_index=True,
-)
+mde = analysis.mde(panel, outcome, powers=powers, scale=scale, group=group,
+                   pre_months=pre_months, n_sims=n_sims, seed=seed, data_source=data_source)
 schema.write_results(mde, results_dir / f"power__{cell}.csv")
 # NBVAL_CHECK_OUTPUT
 print(mde[["window", "param", "estimate", "pct"]].round(3).to_string(index=False))

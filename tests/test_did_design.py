@@ -119,6 +119,29 @@ def test_both_areas_count_for_both_groups(panel):
     assert f["treated_care_home"].sum() == 36
 
 
+@pytest.mark.parametrize("group", ["population_based", "care_home"])
+def test_both_area_excluded_when_only_one_of_its_groups_is_modelled(panel, group):
+    """A 'both' area in a population-based-only model would count as population-based
+    treated while also receiving the care-home programme: it is excluded and recorded."""
+    p = panel.copy()
+    p.loc[p.area == "A020", "group"] = "both"
+    with pytest.warns(UserWarning, match="both a population-based and a care-home site"):
+        d = prepare(p, OUT, groups=(group,))
+    assert "A020" not in set(d.frame["area"])
+    assert d.n_treated[group] == {"population_based": 4, "care_home": 3}[group]
+    row = d.dropped[d.dropped["area"] == "A020"]
+    assert len(row) == 1 and row.iloc[0]["group"] == "both"
+    assert "not in this model" in row.iloc[0]["reason"]
+
+
+def test_both_area_not_in_a_uec_model(panel):
+    p = panel.copy()
+    p.loc[p.area == "A020", "group"] = "both"
+    d = prepare(p, OUT, groups=("uec",))
+    assert "A020" not in set(d.frame["area"])
+    assert "A020" in set(d.dropped["area"])
+
+
 def test_unbalanced_area_is_dropped_with_warning(panel):
     p = panel[~((panel.area == "A003") & (panel.month == "2014-06-01"))]
     with pytest.warns(UserWarning, match="A003"):

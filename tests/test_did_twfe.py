@@ -210,3 +210,25 @@ def test_design_with_longer_post_period_drops_late_months_with_warning():
     with pytest.warns(UserWarning, match="more than 36 months after start"):
         res = estimate_twfe(long, windows=("years_1_3",))
     assert res["n_obs"].eq(len(long.frame) - late).all()
+
+
+def test_window_partly_inside_the_panel_warns_naming_group_and_window():
+    """UEC sites start in August 2015; on a panel ending March 2018 their third year
+    (months 24-35 after start) is observed for 8 months only."""
+    panel = simulate(seed=2, n_control=25, n_pop=4, n_uec=4, last="2018-03-01")
+    with pytest.warns(UserWarning, match=r"group 'uec', window 'year_3'.*partly inside"):
+        estimate_twfe(
+            panel, OUT, scale="log", groups=("uec",), windows=("year_1", "year_2", "year_3")
+        )
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the complete population-based windows: silent
+        estimate_twfe(
+            panel,
+            OUT,
+            scale="log",
+            groups=("population_based",),
+            windows=("year_1", "year_2", "year_3"),
+            inference="cluster",
+        )

@@ -237,12 +237,30 @@ def test_pretrend_on_synthetic_england_care_homes():
         panel = panel_mod.load_panel("synthetic")
     except FileNotFoundError:
         pytest.skip("embedded synthetic data not generated")
-    boot = estimate_event_study(panel, OUT, scale="log", group="care_home", n_boot=399)
+    boot = estimate_event_study(
+        panel, OUT, scale="log", group="care_home", n_boot=399, inference="cluster"
+    )
     f_test = estimate_event_study(
-        panel, OUT, scale="log", group="care_home", pretrend_test="cluster"
+        panel, OUT, scale="log", group="care_home", pretrend_test="cluster", inference="cluster"
     )
     pb = boot[boot.analysis == "pretrend"].iloc[0]
     pf = f_test[f_test.analysis == "pretrend"].iloc[0]
     assert pb["estimate"] == pytest.approx(pf["estimate"])  # same statistic
     assert pb["p_value"] > 0.05
     assert pf["p_value"] < 1e-6
+
+
+def test_default_pointwise_inference_follows_headline_rule(dynamic_panel):
+    """6 care-home areas -> wild bootstrap intervals; 20 population-based -> cluster."""
+    kw = dict(scale="log", unit="quarter", leads=2, lags=2, n_boot=199)
+    care = estimate_event_study(dynamic_panel, OUT, group="care_home", **kw)
+    pop = estimate_event_study(dynamic_panel, OUT, group="population_based", **kw)
+    ce = care[(care.analysis == "event_study") & (care.rel_time != -1)]
+    pe = pop[(pop.analysis == "event_study") & (pop.rel_time != -1)]
+    assert set(ce["inference"]) == {"wild_bootstrap"}
+    assert set(pe["inference"]) == {"cluster"}
+    assert ce["note"].str.contains("6 treated areas -> wild cluster bootstrap").all()
+    assert pe["note"].str.contains("20 treated areas -> cluster-robust").all()
+    # bootstrap intervals are test inversions, not estimate +- t x se
+    t_ci = ce["estimate"] + 2.0 * ce["se"]
+    assert not np.allclose(ce["ci_high"], t_ci)

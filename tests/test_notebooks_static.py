@@ -130,3 +130,24 @@ def test_headline_cells_are_marked_for_nbval():
         assert marked, f"{path.name}: no cell marked # NBVAL_CHECK_OUTPUT"
         for c in marked:
             assert "print(" in c.source, f"{path.name}: a checked cell prints its numbers"
+
+
+def test_notebooks_reach_the_estimators_through_the_lazy_entry_points(notebook):
+    """A kernel imports an estimation library only when it runs that estimator.
+
+    ``vanguard.analysis`` imports pyfixest or moderndid inside the function that needs
+    them (and caches the result); importing ``vanguard.did`` modules at the top of a
+    notebook would load them in every kernel, whatever it estimates.
+    """
+    path, nb = notebook
+    for i, cell in enumerate(code_cells(nb)):
+        for node in ast.walk(ast.parse(cell.source)):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                names = [node.module or ""]
+            for name in names:
+                assert not name.startswith(("vanguard.did", "pyfixest", "moderndid")), (
+                    f"{path.name} code cell {i} imports {name}; use vanguard.analysis"
+                )

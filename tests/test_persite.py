@@ -232,3 +232,38 @@ def test_register_groups_for_the_real_and_synthetic_registers():
     for groups in (real, synthetic):
         assert groups and set(groups.values()) <= set(schema.ANALYSIS_GROUPS)
     assert synthetic["EHCH01"] == schema.CARE_HOME and synthetic["UEC01"] == schema.UEC
+
+
+def test_placebo_errors_take_the_sites_own_noise_level():
+    """Placebo errors are put on the treated area's noise level: a site twice as noisy
+    as a control gets errors twice as large (population plays no part)."""
+    rng = np.random.default_rng(4)
+    idx = [f"C{i}" for i in range(40)]
+    change = pd.Series(rng.normal(size=40), index=idx)
+    noise = pd.Series(rng.uniform(0.5, 2.0, size=40), index=idx)
+    plain = persite.placebo_errors(change)
+    scaled = persite.placebo_errors(change, noise=noise, target_noise=2.0)
+    assert np.allclose(scaled, plain * 2.0 / noise.to_numpy())
+
+
+def test_noisy_site_gets_a_wider_interval_than_a_quiet_one():
+    """Same population, but one site's deviations from the control path are three times
+    as large: its Conley-Taber interval must be much wider. Rescaling
+    by population (the former scheme) gave both sites the same width."""
+    panel = make_panel(sites={"Q1": (schema.CARE_HOME, 1, 0.0), "N1": (schema.CARE_HOME, 1, 0.0)})
+    panel = panel.copy()
+    pop = panel.groupby("area")["population"].transform("mean")
+    panel["population"] = pop.mean()  # every area the same size
+    noisy = panel["area"] == "T001"  # site N1
+    ctrl = panel["group"] == schema.CONTROL
+    rate = panel["emergency_admissions"] / panel["population"] * 1000
+    path = rate[ctrl].groupby(panel.loc[ctrl, "month"]).mean()
+    dev = rate[noisy] - panel.loc[noisy, "month"].map(path).to_numpy()
+    new_rate = panel.loc[noisy, "month"].map(path).to_numpy() + dev.mean() + 3 * (dev - dev.mean())
+    panel.loc[noisy, "emergency_admissions"] = np.clip(
+        np.round(new_rate * panel.loc[noisy, "population"] / 1000), 1, None
+    )
+    res = persite.per_site_effects(panel, "emergency_admissions", scale="rate")
+    width = res.set_index("site")["ci_high"] - res.set_index("site")["ci_low"]
+    assert width["N1"] > 2 * width["Q1"], width
+    assert res["note"].str.contains("noise level").all()

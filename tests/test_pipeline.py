@@ -325,7 +325,12 @@ def test_sanitise_removes_paths_and_timings(good_run, tmp_path):
 
 
 @pytest.mark.slow
-def test_ci_parameter_set_runs_and_is_reproducible(reports):
+def test_ci_parameter_set_runs_and_is_reproducible(reports, tmp_path, monkeypatch):
+    """Run ci twice: computed into an empty cache, then read back from it."""
+    from vanguard import cache
+
+    monkeypatch.setenv(cache.CACHE_DIR_ENV, str(tmp_path / "cache"))
+    monkeypatch.delenv(cache.CACHE_ENV, raising=False)
     run, results = pipeline.run_pipeline("ci", progress=False)
     assert all(r.ok for r in results), [(r.job.label, r.error) for r in results if not r.ok]
 
@@ -363,6 +368,7 @@ def test_ci_parameter_set_runs_and_is_reproducible(reports):
     power = schema.read_results(run / "results" / f"power__{cell}.csv")
     assert mde["estimate"].tolist() == power["estimate"].tolist()
 
+    assert list((tmp_path / "cache").rglob("*.pkl")), "the analyses were not cached"
     pipeline.run_pipeline("ci", progress=False)
     assert tidy_files() == first
 

@@ -204,3 +204,19 @@ def test_short_pre_period_gives_a_shortened_design_with_a_warning_and_note():
     assert "simulated a 9-month pre-period and months [0, 15)" in res.note.iloc[0]
     # Fewer months average out less noise: the shortened MDE is larger.
     assert res.estimate.iloc[0] > full.estimate.iloc[0]
+
+
+def test_log_scale_pct_is_the_size_of_the_planted_reduction():
+    """A reduction of d log points lowers the outcome by 100 (1 - exp(-d)) %, not by
+    100 (exp(d) - 1) % (that would be the size of an increase)."""
+    assert power.reduction_pct(np.log(2.0), "log", np.nan) == pytest.approx(50.0)
+    assert power.reduction_pct(0.5, "rate", 10.0) == pytest.approx(5.0)
+    res = power.minimum_detectable_effect(
+        _design(seed=3), OUTCOME, scale="log", n_sims=50, seed=1, inference="cluster"
+    )
+    mde = float(res.estimate.iloc[0])
+    assert mde > 0
+    assert res.pct.iloc[0] == pytest.approx(100 * (1 - np.exp(-mde)))
+    assert "reduction" in res.note.iloc[0]
+    with pytest.raises(EstimationError):
+        power.reduction_pct(0.1, "bogus", 1.0)

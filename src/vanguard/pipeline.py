@@ -68,14 +68,18 @@ STAGES: tuple[tuple[str, ...], ...] = (
 )
 """Notebooks in run order; notebooks within a stage run in parallel."""
 
-LONGEST_FIRST: tuple[str, ...] = ("05_robustness", "04_event_study", "02_trends", "03_did")
+LONGEST_FIRST: tuple[str, ...] = ("03_did", "04_event_study", "05_robustness", "02_trends")
 """Within a stage, start the slowest notebooks first so no core idles at the end."""
 
 THREAD_VARS: tuple[str, ...] = (
     "OMP_NUM_THREADS",
     "OPENBLAS_NUM_THREADS",
     "MKL_NUM_THREADS",
+    "VECLIB_MAXIMUM_THREADS",
+    "NUMEXPR_NUM_THREADS",
     "NUMBA_NUM_THREADS",
+    "POLARS_MAX_THREADS",
+    "RAYON_NUM_THREADS",
 )
 """Thread pools capped in each kernel so that parallel notebooks do not oversubscribe
 the cores (a variable the user has set is left alone)."""

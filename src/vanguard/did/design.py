@@ -254,7 +254,10 @@ def prepare(
     -----
     UserWarning
         When areas are dropped to balance the panel, when a group has a single treated
-        area, or when areas whose outcome is always zero are dropped on the Poisson scale.
+        area, when areas whose outcome is always zero are dropped on the Poisson scale, or
+        when ``both`` areas (in a population-based and a care-home site) are excluded
+        because the model does not estimate both of their groups (with both groups in
+        the model they stay, with both treatment indicators).
     """
     groups = tuple(dict.fromkeys(groups))
     _check_inputs(panel, outcome, scale, groups, controls)
@@ -281,6 +284,28 @@ def prepare(
         if g not in keep_groups
     ]
     areas = areas[areas[schema.GROUP].isin(keep_groups)].copy()
+
+    # A 'both' area receives the population-based AND the care-home programme. In a model
+    # with only one of the two it would count as treated by that one while also carrying
+    # the other's effect, so it is excluded unless every group it belongs to is estimated.
+    both_groups = [g for g in schema.ANALYSIS_GROUPS if schema.BOTH in schema.GROUP_MEMBERS[g]]
+    is_both = areas[schema.GROUP].eq(schema.BOTH)
+    missing = [g for g in both_groups if g not in groups]
+    if is_both.any() and missing:
+        names = list(areas.index[is_both])
+        reason = (
+            f"in a population-based and a care-home site; group(s) {missing} not in this "
+            "model, so its effect would mix both programmes"
+        )
+        warnings.warn(
+            f"excluded {len(names)} area(s) belonging to both a population-based and a "
+            f"care-home site ({', '.join(map(str, names))}): the model estimates "
+            f"{list(groups)} only",
+            UserWarning,
+            stacklevel=2,
+        )
+        dropped_rows += [{"area": a, "group": schema.BOTH, "reason": reason} for a in names]
+        areas = areas[~is_both].copy()
 
     is_ctrl = areas[schema.GROUP].eq(schema.CONTROL)
     no_start = ~is_ctrl & areas[schema.START].isna()

@@ -3,8 +3,11 @@
 Steps
 -----
 1. Fit ``y_it = a_i + b_t + e_it`` by OLS on the *untreated* area-months only: every
-   month of never-treated areas and the pre-start months of treated areas (all the
-   pre-period the design keeps; ``pre_months=None`` keeps the whole panel).
+   month of never-treated areas and the pre-start months of treated areas in the sample
+   window. By default (``pre_months=24``) that is the same sample as the two-way fixed
+   effects and Callaway-Sant'Anna estimators (24 months before the earliest start, so
+   the estimators are compared on the same data); ``pre_months=None`` keeps the whole
+   pre-period of the panel.
 2. Impute the untreated outcome of each treated area-month, ``y0_it = a_i + b_t``, and
    its effect ``tau_it = y_it - y0_it``.
 3. Average ``tau_it`` with equal weight per treated area-month over each post-period
@@ -40,21 +43,34 @@ within a cell. ``inference`` is ``"analytic"``. Confidence intervals are normal.
 
 Measured behaviour
 ------------------
-Over 20 independent synthetic Englands (population-based emergency admissions, years
-1-3) the 95% intervals covered the planted effect in 95% of draws (rate and log
-scales); the z-scores had SD 0.76-0.92, i.e. the conservative variance is about 10-25%
-too large, and averaged -0.3 to -0.6: extrapolating area effects from a long pre-period
-picks up area-specific trends (Callaway-Sant'Anna, which uses the period just before
-the start, showed mean z 0.03 on the same draws). ``pre_months=24`` reduces but does not
-remove this.
+Over 40 independent synthetic Englands (seeds 3000-3039, default effects, emergency
+admissions, years 1-3, default ``pre_months=24``), the z-scores
+``(estimate - truth) / se`` had mean 0.19 / 0.22 and SD 1.13 / 1.10 for the 23
+population-based areas (rate / log scale), and the 95% intervals covered the truth in
+88% / 93% of draws: no material bias, and a variance close to right. For the 6
+care-home areas the SD was 1.06 / 1.45 and coverage 90% / 85%: with so few treated
+areas the normal interval on the BJS variance is too narrow (the variance, estimated
+from six areas' residuals, is itself very noisy), so for groups with fewer than 10
+treated areas the TWFE estimate with the wild cluster bootstrap
+(:func:`vanguard.did.inference.headline_inference`) is the better-calibrated headline.
+An earlier note here claimed a bias from area-specific trends and a conservative
+variance; independent checks (80+ draws: mean z -0.10, SD 0.96, coverage 0.94 on the
+short panel; -0.005, SD 1.10, coverage 0.94 on the full panel) did not support it.
 
 Pre-trend test
 --------------
 BJS Test 3: on the untreated area-months only, regress the outcome on area and month
 fixed effects plus indicators for the ``n_leads`` months before each treated area's
-start; the row ``analysis="pretrend"`` reports the area-clustered Wald F test that the
-leads are jointly zero (``estimate`` = F statistic, ``param`` = number of leads), and the
-lead coefficients are reported as pre-period ``event_study`` rows.
+start; the row ``analysis="pretrend"`` reports the Wald test that the leads are jointly
+zero (``estimate`` = ``W / q``, ``param`` = ``q``, the rank of the area-clustered
+covariance) with its p-value from a restricted wild cluster bootstrap
+(``inference="wild_bootstrap"``), and the lead coefficients (CRV1 standard errors) are
+reported as pre-period ``event_study`` rows. The F approximation is not used: each lead
+is identified by the treated areas alone, and with 12 leads and 23 treated areas it
+rejected a true null in 20-33% of synthetic data sets at the 5% level. Measured on
+synthetic Englands without a pre-trend (12 leads, rate scale): the bootstrap test
+rejected at 5% in 5% of 40 draws for the 23 population-based areas (F: 37.5%) and in
+11 of 120 draws (9%) for the 6 care-home areas (F: every draw); with 6 leads, 5%.
 """
 
 from __future__ import annotations
@@ -265,27 +281,40 @@ def fit_imputation(sample: EstimationSample) -> ImputationFit:
     )
 
 
-def pretrend_test(sample: EstimationSample, n_leads: int = 12) -> dict:
+def pretrend_test(
+    sample: EstimationSample, n_leads: int = 12, *, n_boot: int = 999, seed: int = 20150310
+) -> dict:
     """BJS Test 3: leads in the untreated-only two-way fixed-effects regression.
+
+    The joint test that the leads are zero uses the Wald statistic ``W = b' V^+ b``
+    (``V`` the area-clustered CRV1 covariance of the leads) with its null distribution
+    from a restricted wild cluster bootstrap (Webb weights,
+    :func:`vanguard.did.inference.wild_bootstrap_wald`). Every lead is identified by the
+    treated areas alone, so with a dozen leads and a couple of dozen treated areas ``V``
+    is poorly estimated and the F approximation rejects far too often (measured: 12
+    monthly leads, 23 treated areas, no pre-trend: about 20-30% at the 5% level).
 
     Parameters
     ----------
     sample : EstimationSample
     n_leads : int
         Periods before the start given their own indicator.
+    n_boot, seed : int
+        Bootstrap draws and seed.
 
     Returns
     -------
     dict
-        ``stat`` (Wald F), ``p_value``, ``df`` (number of leads estimated), ``leads``
-        (DataFrame with ``rel``, ``estimate``, ``se``) and ``n_clusters``.
+        ``stat`` (``W / q``), ``p_value`` (bootstrap), ``df`` (``q``, rank of ``V``),
+        ``n_leads`` (leads estimated), ``leads`` (DataFrame with ``rel``, ``estimate``,
+        ``se``; CRV1 standard errors) and ``n_clusters``.
 
     Raises
     ------
     EstimationError
         If ``n_leads`` < 1 or no lead can be estimated.
     """
-    import pyfixest as pf
+    from vanguard.did import inference as inf
 
     if n_leads < 1:
         raise EstimationError(f"n_leads must be at least 1; got {n_leads}")
@@ -303,29 +332,34 @@ def pretrend_test(sample: EstimationSample, n_leads: int = 12) -> dict:
             names.append(col)
     if not names:
         raise EstimationError(f"{sample.outcome}/{sample.group}: no pre-period months for leads")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        fit = pf.feols(f"y ~ {' + '.join(names)} | id + time", data=d, vcov={"CRV1": "id"})
-        wald = fit.wald_test()
-    coefs, ses = fit.coef(), fit.se()
+    r = inf.residualise(d, "y", names, fe=("id", "time"), cluster="id")
+    beta, vcov = inf.cluster_vcov(r)
+    W, q, p = inf.wild_bootstrap_wald(r, names, n_boot=n_boot, seed=seed)
     leads = pd.DataFrame(
         {
-            "rel": [-int(n.split("_")[1]) for n in coefs.index],
-            "estimate": coefs.to_numpy(),
-            "se": ses.to_numpy(),
+            "rel": [-int(n.split("_")[1]) for n in names],
+            "estimate": beta,
+            "se": np.sqrt(np.diag(vcov)),
         }
     )
     return {
-        "stat": float(wald["statistic"]),
-        "p_value": float(wald["pvalue"]),
-        "df": len(coefs),
+        "stat": W / q if q > 0 else math.nan,
+        "p_value": p,
+        "df": q,
+        "n_leads": len(names),
         "leads": leads,
-        "n_clusters": int(d["id"].nunique()),
+        "n_clusters": r.G,
+        "n_boot": n_boot,
     }
 
 
 def _rows(
-    fit: ImputationFit, windows: Mapping[str, tuple[int, int]], alpha: float, n_leads: int | None
+    fit: ImputationFit,
+    windows: Mapping[str, tuple[int, int]],
+    alpha: float,
+    n_leads: int | None,
+    n_boot: int = 999,
+    seed: int = 20150310,
 ) -> list[dict]:
     s = fit.sample
     z = stats.norm.ppf(1 - alpha / 2)
@@ -376,7 +410,13 @@ def _rows(
                 analysis="main",
                 window=name,
                 note="BJS imputation; conservative variance (cohort x window cells), "
-                "clustered by area",
+                "clustered by area"
+                + (
+                    f"; only {s.n_treated} treated areas: the normal interval is likely too "
+                    "narrow (coverage 85-90% measured with 6 areas)"
+                    if s.n_treated < 10
+                    else ""
+                ),
             )
         )
     est, se = fit.effect(np.ones(len(rel), dtype=bool))
@@ -402,7 +442,7 @@ def _rows(
             )
         )
     if n_leads:
-        pt = pretrend_test(s, n_leads=n_leads)
+        pt = pretrend_test(s, n_leads=n_leads, n_boot=n_boot, seed=seed)
         for r in pt["leads"].itertuples():
             out.append(
                 row(
@@ -416,22 +456,18 @@ def _rows(
                 )
             )
         note = (
-            f"BJS test 3: Wald F that {pt['df']} leads are 0 in the untreated-only FE "
-            "regression (estimate = F, param = leads), clustered by area"
+            f"BJS test 3: Wald test that {pt['n_leads']} leads are 0 in the untreated-only "
+            "FE regression (estimate = W/q, param = q = rank of the CRV1 covariance); "
+            f"p-value from a restricted wild cluster bootstrap ({pt['n_boot']} draws, Webb "
+            "weights), clustered by area"
         )
         p = pt["p_value"]
-        if pt["df"] >= s.n_treated:
-            # Each lead is identified by the treated areas alone; with no more treated
-            # clusters than leads the clustered covariance is rank-deficient in the
-            # directions that matter and the F test over-rejects badly.
-            warnings.warn(
-                f"{s.outcome}/{s.group}: pre-trend test on {pt['df']} leads with "
-                f"{s.n_treated} treated areas is unreliable; p-value not reported "
-                "(use fewer leads)",
-                stacklevel=3,
+        if pt["n_leads"] >= s.n_treated:
+            note += (
+                f"; {pt['n_leads']} leads for {s.n_treated} treated areas: the bootstrap "
+                "test rejected a true null in about 9% of synthetic draws at 5% with 12 "
+                "leads and 6 areas (5% with 6 leads)"
             )
-            p = math.nan
-            note += f"; p-value withheld: {pt['df']} leads >= {s.n_treated} treated areas"
         out.append(
             {
                 **common,
@@ -440,7 +476,7 @@ def _rows(
                 "estimate": pt["stat"],
                 "param": float(pt["df"]),
                 "p_value": p,
-                "inference": "cluster",
+                "inference": "wild_bootstrap",
                 "note": note,
             }
         )
@@ -454,9 +490,11 @@ def estimate_imputation(
     scale: str = "rate",
     groups: Iterable[str] = (schema.POPULATION_BASED, schema.CARE_HOME),
     windows: Mapping[str, tuple[int, int]] | None = None,
-    pre_months: int | None = None,
+    pre_months: int | None = 24,
     post_months: int = 36,
     n_leads: int | None = 12,
+    n_boot: int = 999,
+    seed: int = 20150310,
     alpha: float = 0.05,
     id_col: str | None = None,
     time_col: str | None = None,
@@ -482,11 +520,16 @@ def estimate_imputation(
         names of :data:`vanguard.schema.WINDOWS`; default all of
         :data:`vanguard.schema.WINDOWS` (none for a generic panel).
     pre_months : int or None
-        Pre-period months used to fit the fixed effects; ``None`` uses all of them.
+        Months before the earliest start kept in the sample (default 24, the sample of
+        the TWFE and Callaway-Sant'Anna estimators); ``None`` keeps the whole pre-period.
+        A ``Design`` or generic panel is cut to this many periods before its earliest
+        start as well.
     post_months : int
         Post-period months kept in the sample.
     n_leads : int or None
         Leads in the pre-trend test (``None`` skips it).
+    n_boot, seed : int
+        Wild bootstrap draws and seed of the pre-trend test.
     alpha : float
         1 - confidence level.
     id_col, time_col, cohort_col : str, optional
@@ -540,5 +583,5 @@ def estimate_imputation(
             first = int(f.loc[f["cohort"] > 0, "cohort"].min())
             sample.frame = f[f["time"] >= first - pre_months].reset_index(drop=True)
         fit = fit_imputation(sample)
-        rows += _rows(fit, windows, alpha, n_leads)
+        rows += _rows(fit, windows, alpha, n_leads, n_boot, seed)
     return _no_pct_for_tests(schema.results_frame(rows))

@@ -25,7 +25,7 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -120,6 +120,7 @@ class Residualised:
     G: int
     df_k: int
     fe_codes: list[np.ndarray] | None = None
+    _refit: object = field(default=None, init=False, repr=False, compare=False)
 
     @property
     def n(self) -> int:
@@ -330,42 +331,6 @@ def cluster_vcov(r: Residualised) -> tuple[np.ndarray, np.ndarray]:
 # --- restricted wild cluster bootstrap ---------------------------------------------------
 
 
-def _fe_refit(r: Residualised, u: np.ndarray) -> np.ndarray | None:
-    """Score correction for refitting the fixed effects on wild bootstrap outcomes.
-
-    A bootstrap outcome ``u * v[cluster]`` (``v`` the cluster weights) is not orthogonal
-    to the fixed effects, so refitting the full model removes its fixed-effect part
-    ``P_F (u * v)`` from the bootstrap residuals. The coefficients do not change
-    (the residualised regressors are orthogonal to the fixed effects) but each cluster's
-    score does, by ``X_g' P_F (u * v) = Q_g v`` with ``Q_g = K_g (F'F)^+ C``: ``K_g`` the
-    sums of the regressors by fixed-effect level within cluster ``g``, ``C`` the sums of
-    ``u`` by level and cluster. ``Q`` is linear in ``u``.
-
-    Returns
-    -------
-    ndarray (G, p, G) or None
-        ``None`` when ``r.fe_codes`` is not set.
-    """
-    if r.fe_codes is None:
-        return None
-    n, p = r.X.shape
-    sizes = [int(c.max()) + 1 for c in r.fe_codes]
-    offsets = np.cumsum([0, *sizes[:-1]])
-    idx = [np.asarray(c) + o for c, o in zip(r.fe_codes, offsets, strict=True)]
-    L, G = int(sum(sizes)), r.G
-    ftf = np.zeros((L, L))
-    for a in idx:
-        for b in idx:
-            np.add.at(ftf, (a, b), 1.0)
-    C = np.zeros(L * G)
-    K = np.zeros((G * L, p))
-    for a in idx:
-        C += np.bincount(a * G + r.cluster, weights=u, minlength=L * G)
-        np.add.at(K, r.cluster * L + a, r.X)
-    proj = np.linalg.pinv(ftf) @ C.reshape(L, G)  # (L, G)
-    return np.einsum("glp,lh->gph", K.reshape(G, L, p), proj)
-
-
 @dataclass
 class BootstrapResult:
     """Result of a wild cluster bootstrap for one coefficient."""
@@ -408,6 +373,59 @@ def bootstrap_weights(
     raise EstimationError(f"unknown bootstrap weights {kind!r}; expected 'webb' or 'rademacher'")
 
 
+class _FERefit:
+    """Score correction for refitting the fixed effects on wild bootstrap outcomes.
+
+    A bootstrap outcome ``u * v[cluster]`` (``v`` the cluster weights) is not orthogonal
+    to the fixed effects, so refitting the full model removes its fixed-effect part
+    ``P_F (u * v)`` from the bootstrap residuals. The coefficients do not change (the
+    residualised regressors are orthogonal to the fixed effects) but each cluster's
+    score does, by ``X_g' P_F (u * v) = K_g (F'F)^+ C(u) v``: ``K_g`` the sums of the
+    regressors by fixed-effect level within cluster ``g``, ``C(u)`` the sums of ``u``
+    by level and cluster. ``K`` and ``(F'F)^+`` are formed once per data set.
+    """
+
+    def __init__(self, r: Residualised):
+        n, p = r.X.shape
+        sizes = [int(c.max()) + 1 for c in r.fe_codes]
+        offsets = np.cumsum([0, *sizes[:-1]])
+        self.idx = [np.asarray(c) + o for c, o in zip(r.fe_codes, offsets, strict=True)]
+        self.L, self.G, self.cluster = int(sum(sizes)), r.G, r.cluster
+        ftf = np.zeros((self.L, self.L))
+        for a in self.idx:
+            for b in self.idx:
+                np.add.at(ftf, (a, b), 1.0)
+        K = np.zeros((self.G * self.L, p))
+        for a in self.idx:
+            np.add.at(K, r.cluster * self.L + a, r.X)
+        self.K = K.reshape(self.G, self.L, p)
+        self.P = np.linalg.pinv(ftf, hermitian=True)
+
+    def proj(self, u: np.ndarray) -> np.ndarray:
+        """``(F'F)^+ C(u)``, shape (L, G)."""
+        C = np.zeros(self.L * self.G)
+        for a in self.idx:
+            C += np.bincount(a * self.G + self.cluster, weights=u, minlength=self.L * self.G)
+        return self.P @ C.reshape(self.L, self.G)
+
+    def along(self, w: np.ndarray, u: np.ndarray) -> np.ndarray:
+        """``w' Q_g`` for every cluster, shape (G, G): the correction of ``w' score_g``."""
+        return np.einsum("p,glp->gl", w, self.K) @ self.proj(u)
+
+    def full(self, u: np.ndarray) -> np.ndarray:
+        """``Q`` with ``Q[g] @ v`` the score correction of cluster ``g``, shape (G, p, G)."""
+        return np.einsum("glp,lh->gph", self.K, self.proj(u))
+
+
+def _fe_refit(r: Residualised) -> _FERefit | None:
+    """The fixed-effect refit helper of ``r`` (cached), or None without ``fe_codes``."""
+    if r.fe_codes is None:
+        return None
+    if r._refit is None:
+        r._refit = _FERefit(r)
+    return r._refit
+
+
 class _WCR:
     """Restricted wild cluster bootstrap of one coefficient, for any null value.
 
@@ -440,9 +458,9 @@ class _WCR:
         self.L = np.einsum("j,gjl->gl", w, H) @ A_inv  # (G, p): w' H_g (X'X)^-1
         self.w = w
         # refitting the fixed effects on y*: score correction R(b0) V, R = R0 - b0 R1
-        Q0, Q1 = _fe_refit(r, u0), _fe_refit(r, u1)
-        self.R0 = None if Q0 is None else np.einsum("p,gph->gh", w, Q0)
-        self.R1 = None if Q1 is None else np.einsum("p,gph->gh", w, Q1)
+        refit = _fe_refit(r)
+        self.RV0 = None if refit is None else refit.along(w, u0) @ V  # (G, B)
+        self.RV1 = None if refit is None else refit.along(w, u1) @ V
 
     def t_boot(self, b0: float) -> np.ndarray:
         S = self.S0 - b0 * self.S1
@@ -450,8 +468,8 @@ class _WCR:
         SV = S.T @ self.V  # (p, B)
         num = a @ self.V  # beta*_k - b0
         s = a[:, None] * self.V - self.L @ SV  # per-cluster score along w
-        if self.R0 is not None:
-            s -= (self.R0 - b0 * self.R1) @ self.V
+        if self.RV0 is not None:
+            s -= self.RV0 - b0 * self.RV1
         se = np.sqrt(self.ssc * (s * s).sum(axis=0))
         return num / se
 
@@ -499,7 +517,9 @@ def wild_cluster_bootstrap(
 
     The bootstrap samples are ``y* = X b_r + u_r * v_g`` with ``b_r``, ``u_r`` the
     estimates under the null and ``v_g`` one weight per cluster (area), applied to the
-    residualised data; the statistic is the CRV1 t-statistic. The p-value is the share of
+    residualised data; each ``y*`` has the fixed effects projected out again (when
+    ``r.fe_codes`` is set), so every draw equals refitting the full fixed-effects model
+    on the bootstrap outcome; the statistic is the CRV1 t-statistic. The p-value is the share of
     ``|t*| >= |t|`` (symmetric). The confidence interval is found by test inversion:
     the set of ``b0`` whose bootstrap p-value is at least ``alpha``, with the same weights
     for every ``b0`` so the p-value is a deterministic function of ``b0``.
@@ -587,10 +607,12 @@ def wild_bootstrap_wald(
     """Restricted wild cluster bootstrap of a joint Wald test that ``coefs`` are all zero.
 
     With few treated clusters and many restrictions the cluster-robust covariance of the
-    tested coefficients is nearly singular (its rank is bounded by the number of treated
-    clusters) and the F approximation rejects far too often. Here the Wald statistic's
+    tested coefficients is estimated from effectively few clusters (the scores of
+    treatment-timing regressors come almost entirely from the treated areas), so it is
+    nearly singular and the F approximation rejects far too often. Here the Wald statistic's
     null distribution is bootstrapped instead: samples ``y* = X_o b_o + u_o * v_g`` from
-    the model without the tested regressors, and the same statistic (with the same
+    the model without the tested regressors (fixed effects refitted on each, as in
+    :func:`wild_cluster_bootstrap`), and the same statistic (with the same
     pseudo-inverse) recomputed on each, so the near-singularity is reproduced and
     calibrated.
 
@@ -637,8 +659,8 @@ def wild_bootstrap_wald(
     S = _cluster_sum(X * u[:, None], r.cluster, r.G)  # (G, p)
     H = _cluster_sum(np.einsum("ni,nj->nij", X, X), r.cluster, r.G)  # (G, p, p)
     AR = A_inv[R]  # (q, p)
-    Q = _fe_refit(r, u)
-    Q = None if Q is None else Q.reshape(r.G * p, r.G)
+    refit = _fe_refit(r)
+    Q = None if refit is None else refit.full(u).reshape(r.G * p, r.G)
     rng = np.random.default_rng(seed)
     V = bootstrap_weights(r.G, n_boot, rng, weights)
     W_boot = np.empty(n_boot)

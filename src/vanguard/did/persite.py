@@ -16,13 +16,15 @@ half is estimated from a single residual that the fit forces to zero, so the SE 
 small and tests over-reject badly (MacKinnon & Webb 2017). The default here is the
 Conley & Taber (2011) placebo interval: the estimation error of a one-area DiD is that
 area's own idiosyncratic change minus the control average, whose distribution is read off
-the control areas by treating each in turn as a placebo site. Because smaller areas have
-noisier rates (and log counts), the placebo errors are rescaled to the treated area's
-size with the variance model of Ferman & Pinto (2019):
-``Var(change | size) = a + b / size`` fitted to the control areas, where size is the
-population on the rate scale and the pre-period mean count on the log scale.
-The interval assumes the site's error is drawn from the same (size-adjusted)
-distribution as the controls'; the ``cluster`` option is kept for comparison only.
+the control areas by treating each in turn as a placebo site. Areas differ in how noisy
+they are: smaller areas have noisier rates, and the noise is largely multiplicative, so
+it also grows with an area's rate level. Each control's placebo error is therefore
+rescaled by ``sd(site) / sd(control)``, the ratio of the areas' own pre-period residual
+SDs (:func:`pre_period_noise`, two-way demeaned pre-period months), in the spirit of
+Ferman & Pinto (2019); sites with several areas draw random sets of controls, each
+rescaled to one of the site's areas. (:func:`placebo_errors` still offers the
+population-based variance model ``a + b / size``.) The interval assumes the site's standardised error is drawn from the
+same distribution as the controls'; the ``cluster`` option is kept for comparison only.
 """
 
 from __future__ import annotations
@@ -263,6 +265,39 @@ def area_changes(
     return change, pre_mean
 
 
+def pre_period_noise(
+    om: OutcomeMatrix, start: pd.Timestamp, *, pre_months: int = 24, areas: Sequence[str]
+) -> pd.Series:
+    """Each area's noise level: the SD of its pre-period two-way residuals.
+
+    The pre-period months of ``areas`` are demeaned by area and by month (the month
+    means are dominated by the many control areas), and each area's root mean squared
+    residual measures how noisy its outcome is on the analysis scale. Noise in the rates
+    is largely multiplicative, so it grows with an area's rate level as well as falling
+    with its size; the area's own residual variance captures both.
+
+    Returns
+    -------
+    pandas.Series
+        Indexed by area (areas with a missing pre-period month are left out).
+
+    Raises
+    ------
+    EstimationError
+        If the panel does not cover the pre-period.
+    """
+    pre = pd.date_range(month_offset(start, -pre_months), periods=pre_months, freq="MS")
+    if len(pre.difference(om.y.columns)):
+        raise EstimationError(
+            f"the panel does not cover the {pre_months}-month pre-period before {start:%Y-%m}"
+        )
+    y = om.y.loc[list(areas), pre].dropna()
+    r = y.sub(y.mean(axis=1), axis=0)
+    r = r - r.mean(axis=0)
+    dof = (len(r) - 1) * (pre_months - 1) / len(r)  # per-area share of residual dof
+    return np.sqrt((r**2).sum(axis=1) / dof)
+
+
 def did_cluster(change_treated: np.ndarray, change_control: np.ndarray) -> tuple[float, float, int]:
     """DiD estimate and its cluster-robust (by area, CR1) standard error.
 
@@ -289,6 +324,8 @@ def placebo_errors(
     n_treated: int = 1,
     population: pd.Series | None = None,
     target_population: float | None = None,
+    noise: pd.Series | None = None,
+    target_noise: float | Sequence[float] | None = None,
     n_draws: int = 999,
     seed: int = 20150310,
 ) -> np.ndarray:
@@ -300,6 +337,12 @@ def placebo_errors(
     ``target_population`` are given (one treated area only), each placebo error is
     rescaled by ``sqrt(v(target) / v(population_j))`` with ``v(p) = a + b / p`` fitted by
     least squares to the controls' squared centred changes (Ferman & Pinto 2019).
+
+    When ``noise`` (each control's noise level, e.g. :func:`pre_period_noise`) and
+    ``target_noise`` (the treated area's, or one per treated area) are given instead,
+    each control's centred change is rescaled by ``target / noise_j`` before it enters a
+    placebo: the placebo errors then have the noise level of the treated area(s) whatever
+    makes areas noisy (size, or a level-dependent, multiplicative noise).
 
     Returns
     -------
@@ -314,6 +357,25 @@ def placebo_errors(
     n = c.size
     if n < n_treated + 2:
         raise EstimationError(f"{n} control areas: too few for placebo inference")
+    ratio = None
+    if noise is not None and target_noise is not None:
+        sd = noise.reindex(change_control.index).to_numpy(float)
+        tgt = np.broadcast_to(np.asarray(target_noise, float), (n_treated,))
+        if np.all(np.isfinite(sd) & (sd > 0)) and np.all(np.isfinite(tgt) & (tgt > 0)):
+            ratio = tgt[None, :] / sd[:, None]  # (controls, treated areas)
+    if n_treated == 1 and ratio is not None:
+        errors = c - (c.sum() - c) / (n - 1)
+        return errors * ratio[:, 0]
+    if ratio is not None:
+        rng = np.random.default_rng(seed)
+        out = np.empty(n_draws)
+        total, cbar = c.sum(), c.mean()
+        for b in range(n_draws):
+            pick = rng.choice(n, size=n_treated, replace=False)
+            scaled = (c[pick] - cbar) * ratio[pick, np.arange(n_treated)]
+            rest = (total - c[pick].sum()) / (n - n_treated) - cbar
+            out[b] = scaled.mean() - rest
+        return out
     if n_treated == 1:
         errors = c - (c.sum() - c) / (n - 1)
         if population is not None and target_population is not None:
@@ -520,8 +582,8 @@ def per_site_effects(
     windows : sequence of str
         Keys of :data:`vanguard.schema.WINDOWS`.
     inference : {"conley_taber", "cluster"}
-        ``conley_taber`` (default): placebo interval from the control areas, rescaled for
-        population (see the module docstring). ``cluster``: CR1 cluster-robust t interval,
+        ``conley_taber`` (default): placebo interval from the control areas, rescaled to
+        the noise level of the site's areas (see the module docstring). ``cluster``: CR1 cluster-robust t interval,
         unreliable with one treated area and reported for comparison only.
     pre_months : int
         Length of the pre-period before each site's start.
@@ -614,16 +676,19 @@ def per_site_effects(
                     note="cluster-robust SE with one treated cluster: unreliable, for comparison",
                 )
             else:
-                # Noise shrinks with area size: population for rates, the pre-period
-                # count for log counts (Var log N ~ 1/N). Raw counts grow noisier with
-                # size in a way a + b / size cannot describe, so they are not rescaled.
-                size = om.areas[schema.POPULATION] if scale == "rate" else pre_mean
-                rescale = scale in ("rate", "log") and len(tr) == 1
+                # Areas differ in noise: smaller areas are noisier, and noise in rates is
+                # largely multiplicative (it grows with the rate level). Each control's
+                # placebo error is put on the noise level of the site's own area(s),
+                # measured by their pre-period residual SD.
+                noise = pre_period_noise(
+                    om, start, pre_months=pre_months, areas=list(tr.index) + list(co.index)
+                )
+                rescale = bool(set(tr.index) <= set(noise.index))
                 errors = placebo_errors(
                     co,
                     n_treated=len(tr),
-                    population=size if rescale else None,
-                    target_population=float(size.loc[tr.index].mean()) if rescale else None,
+                    noise=noise if rescale else None,
+                    target_noise=noise.reindex(tr.index).to_numpy() if rescale else None,
                     n_draws=n_draws,
                     seed=seed,
                 )
@@ -636,7 +701,12 @@ def per_site_effects(
                     inference="conley_taber",
                     note=(
                         f"placebo interval from {errors.size} control-area placebos"
-                        + (", rescaled to the site's size" if rescale else "")
+                        + (
+                            ", each rescaled to the noise level (pre-period residual SD) "
+                            "of the site's area(s)"
+                            if rescale
+                            else ""
+                        )
                         + f"; cluster-robust SE {se_cl:.4g} shown for comparison only"
                     ),
                 )

@@ -430,8 +430,9 @@ def minimum_detectable_effect(
     -------
     pandas.DataFrame
         One row in the tidy schema: ``analysis="power"``, ``param`` = power,
-        ``estimate`` = MDE, ``pct`` = MDE as % of the pretend-treated pre-period mean
-        (``100 x (exp(MDE) - 1)`` on the log scale), ``se`` = SD of the placebo
+        ``estimate`` = MDE (size of the smallest detectable reduction, positive),
+        ``pct`` = that reduction as % of the pretend-treated pre-period mean
+        (``100 x (1 - exp(-MDE))`` on the log scale, see :func:`reduction_pct`), ``se`` = SD of the placebo
         estimates; the note gives the analytic cross-check. NaN estimate when no effect
         on the grid reaches ``power``.
 
@@ -464,11 +465,7 @@ def minimum_detectable_effect(
     sd = float(np.std(draws.estimate, ddof=1))
     size = float(detection_rate(draws, np.zeros(1), alpha)[0])
     analytic = (stats.norm.ppf(1 - alpha / 2) + stats.norm.ppf(power)) * sd
-    pct = (
-        100.0 * np.expm1(mde)
-        if scale in schema.MULTIPLICATIVE_SCALES
-        else 100.0 * mde / draws.pre_mean
-    )
+    pct = reduction_pct(mde, scale, draws.pre_mean)
     row = dict(
         data_source=data_source or panel.attrs.get("data_source", ""),
         analysis="power",
@@ -486,7 +483,8 @@ def minimum_detectable_effect(
         pre_mean=draws.pre_mean,
         pct=pct,
         note=(
-            f"MDE by {n_sims} pre-period simulations (alpha {alpha}, power {power}, "
+            f"MDE (reduction; pct = its % of the pre-period mean) by {n_sims} pre-period "
+            f"simulations (alpha {alpha}, power {power}, "
             f"{len(draws.starts)} pretend start month(s) {draws.starts[0]:%Y-%m} to "
             f"{draws.starts[-1]:%Y-%m}); analytic (z_(1-a/2)+z_power) x SD(placebo) = "
             f"{analytic:.4g}; empirical size {size:.3f} at zero effect (nominal {alpha}"
@@ -497,6 +495,37 @@ def minimum_detectable_effect(
         ),
     )
     return schema.results_frame([row])
+
+
+def reduction_pct(effect, scale: str, pre_mean: float):
+    """A planted reduction of size ``effect`` (positive) as % of the pre-period mean.
+
+    Effects are planted as reductions, so on a multiplicative scale the outcome falls to
+    ``exp(-effect)`` times its level: ``100 x (1 - exp(-effect))`` (positive, a fall).
+    ``100 x (exp(effect) - 1)`` would be the (larger) percentage of an increase.
+
+    Parameters
+    ----------
+    effect : float or ndarray
+        Size of the reduction on ``scale`` (log points on the log scale).
+    scale : str
+    pre_mean : float
+        Pre-period mean on the natural scale (used on additive scales).
+
+    Returns
+    -------
+    float or ndarray
+
+    Raises
+    ------
+    EstimationError
+        Unknown scale.
+    """
+    if scale not in schema.SCALES:
+        raise EstimationError(f"unknown scale {scale!r}; expected one of {schema.SCALES}")
+    if scale in schema.MULTIPLICATIVE_SCALES:
+        return -100.0 * np.expm1(-np.asarray(effect, dtype=float))
+    return 100.0 * np.asarray(effect, dtype=float) / pre_mean
 
 
 def _search_mde(draws: PlaceboDraws, alpha: float, power: float) -> float:
@@ -593,11 +622,7 @@ def power_curve(
     rate = detection_rate(draws, effects, alpha)
     rows = []
     for eff, r in zip(effects, rate, strict=True):
-        pct = (
-            100.0 * np.expm1(eff)
-            if scale in schema.MULTIPLICATIVE_SCALES
-            else 100.0 * eff / draws.pre_mean
-        )
+        pct = reduction_pct(eff, scale, draws.pre_mean)
         rows.append(
             dict(
                 data_source=data_source or panel.attrs.get("data_source", ""),
@@ -617,7 +642,8 @@ def power_curve(
                 pct_ci_low=np.nan,
                 pct_ci_high=np.nan,
                 note=f"estimate = detection probability over {n_sims} simulations; "
-                "param = planted reduction" + (f"; {draws.shortened}" if draws.shortened else ""),
+                "param = planted reduction, pct = that reduction as % of the pre-period mean"
+                + (f"; {draws.shortened}" if draws.shortened else ""),
             )
         )
     return schema.results_frame(rows)

@@ -26,8 +26,10 @@ penalty.
 Standard error: the placebo method of Arkhangelsky et al. (Algorithm 4), for one treated
 unit: a randomly chosen control area plays the site, the estimator (weights included) is
 re-run on the remaining controls, and the SE is the SD of those placebo estimates;
-intervals are normal. Like the Conley-Taber interval, it assumes the site's noise is like
-a control area's.
+intervals are normal. Like the per-site Conley-Taber interval, each placebo estimate is
+rescaled by the ratio of the site's pre-period residual SD to the pseudo-treated
+area's, so that a site noisier (or quieter) than a typical control gets a wider (or
+narrower) interval.
 
 Why hand-written
 ----------------
@@ -214,8 +216,17 @@ def placebo_se(
     estimator: str = "sdid",
     n_placebo: int = 100,
     seed: int = 20150310,
+    rescale: bool = True,
 ) -> tuple[float, np.ndarray]:
     """Placebo standard error (Arkhangelsky et al. 2021, Algorithm 4).
+
+    With ``rescale`` (default) each placebo estimate is multiplied by
+    ``sd(treated) / sd(pseudo-treated)``, the ratio of the pre-period residual SDs
+    (area- and month-demeaned pre-period months) of the real and the pseudo-treated
+    area(s), as the per-site Conley-Taber intervals do
+    (:func:`vanguard.did.persite.pre_period_noise`): noise differs between areas with
+    their size and rate level, and an unscaled placebo assumes the site is as noisy as
+    a typical control.
 
     Returns
     -------
@@ -233,10 +244,16 @@ def placebo_se(
         raise EstimationError("placebo standard errors need more controls than treated areas")
     rng = np.random.default_rng(seed)
     controls = y[:n_control]
+    r = y[:, :n_pre] - y[:, :n_pre].mean(axis=1, keepdims=True)
+    sd = np.sqrt(np.mean((r - r.mean(axis=0)) ** 2, axis=1))
+    sd_treated = float(sd[n_control:].mean())
     est = np.empty(n_placebo)
     for b in range(n_placebo):
         order = rng.permutation(n_control)
         est[b] = sdid_fit(controls[order], n_control - n_tr, n_pre, estimator=estimator).estimate
+        pseudo = float(sd[order[n_control - n_tr :]].mean())
+        if rescale and pseudo > 0 and sd_treated > 0:
+            est[b] *= sd_treated / pseudo
     return float(np.sqrt((n_placebo - 1) / n_placebo) * np.std(est, ddof=1)), est
 
 

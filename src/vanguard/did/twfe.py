@@ -27,6 +27,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Sequence
 
+import numpy as np
 import pandas as pd
 
 from vanguard import schema
@@ -69,7 +70,8 @@ def add_window_dummies(design: Design, windows: Sequence[str]) -> tuple[pd.DataF
     -----
     UserWarning
         When treated area-months after the last window are dropped (a design prepared
-        with a longer post-period than the windows).
+        with a longer post-period than the windows), or when a window is only partly
+        inside the panel for a group (naming the group and window).
     """
     unknown = [w for w in windows if w not in schema.WINDOWS]
     if unknown:
@@ -103,6 +105,18 @@ def add_window_dummies(design: Design, windows: Sequence[str]) -> tuple[pd.DataF
                 raise EstimationError(
                     f"group {g!r}, window {w!r}: no treated area-months in the sample "
                     f"(post-period of {design.post_months} months)"
+                )
+            covered = np.unique(rel[frame[col].to_numpy() == 1])
+            if len(covered) < hi - lo:
+                # e.g. a late cohort whose third year runs past the end of the panel: the
+                # estimate then averages only the months observed
+                warnings.warn(
+                    f"group {g!r}, window {w!r} (months {lo}..{hi - 1} after start) is only "
+                    f"partly inside the panel: {len(covered)} of {hi - lo} months since "
+                    f"start observed (months {int(covered.min())}..{int(covered.max())}); "
+                    "the estimate averages those months only",
+                    UserWarning,
+                    stacklevel=2,
                 )
             cols[(g, w)] = col
     return frame, cols
