@@ -30,7 +30,7 @@ from vanguard import analysis, config, plots, schema
 # %% tags=["parameters"]
 run: str = "default"  # run name; reads reports/<run>/data/panel.parquet written by 01_data
 outcome: str = "emergency_admissions"  # outcome column of the panel
-group: str = "population_based"  # site group: population_based, care_home or uec
+groups: list = ["population_based", "care_home", "uec"]  # site groups, each studied alone
 scale: str = "rate"  # rate (per 1,000; needs population), log, poisson or count
 unit: str = "quarter"  # event time unit: month or quarter
 leads: int = 8  # periods before the start estimated separately (earlier ones binned)
@@ -41,33 +41,44 @@ seed: int = 20150310  # seed of every random draw
 # %%
 panel = pd.read_parquet(config.run_dir(run) / "data" / "panel.parquet")
 data_source = panel.attrs.get("data_source", "custom")
+results_dir = config.run_dir(run) / "results"
 
 # %% [markdown]
 # ## Event study
+#
+# One event study per site group, each against the control areas.
 
 # %%
-es = analysis.event_study(panel, outcome, scale=scale, group=group, unit=unit, leads=leads,
-                          lags=lags, seed=seed, data_source=data_source)
-coefs = es[es["analysis"] == "event_study"].reset_index(drop=True)
-pretrend = es[es["analysis"] == "pretrend"]
-pretrend_p = float(pretrend["p_value"].iloc[0]) if len(pretrend) else None
+studies = {
+    group: analysis.event_study(panel, outcome, scale=scale, group=group, unit=unit,
+                                leads=leads, lags=lags, seed=seed, data_source=data_source)
+    for group in groups
+}
 
 # %%
 # NBVAL_CHECK_OUTPUT
-print(f"{outcome} | {group} | event study by {unit} | scale {scale}")
-print(f"joint pre-trend test p-value: {pretrend_p:.3f}" if pretrend_p is not None
-      else "joint pre-trend test: not available")
-print(coefs[["rel_time", "estimate", "ci_low", "ci_high"]].round(3).to_string(index=False))
+coefs = {}
+pretrend_p = {}
+for group, es in studies.items():
+    coefs[group] = es[es["analysis"] == "event_study"].reset_index(drop=True)
+    pretrend = es[es["analysis"] == "pretrend"]
+    pretrend_p[group] = float(pretrend["p_value"].iloc[0]) if len(pretrend) else None
+    print(f"{outcome} | {group} | event study by {unit} | scale {scale}")
+    print(f"joint pre-trend test p-value: {pretrend_p[group]:.3f}"
+          if pretrend_p[group] is not None else "joint pre-trend test: not available")
+    print(coefs[group][["rel_time", "estimate", "ci_low", "ci_high"]]
+          .round(3).to_string(index=False))
 
 # %%
-cell = f"{outcome}__{group}"
-fig = plots.plot_event_study(coefs, pretrend_p=pretrend_p)
-png = plots.save_figure(
-    fig, f"event_study_{cell}", run, data=coefs, source_note=plots.source_note(data_source),
-    alt_text=(f"Event study of {plots.outcome_label(outcome).lower()} for "
-              f"{plots.group_label(group)} vanguards: effect by {unit} relative to the start, "
-              f"with 95% confidence intervals; leads test parallel pre-trends."),
-)
+for group in groups:
+    fig = plots.plot_event_study(coefs[group], pretrend_p=pretrend_p[group])
+    png = plots.save_figure(
+        fig, f"event_study_{outcome}__{group}", run, data=coefs[group],
+        source_note=plots.source_note(data_source),
+        alt_text=(f"Event study of {plots.outcome_label(outcome).lower()} for "
+                  f"{plots.group_label(group)} vanguards: effect by {unit} relative to the "
+                  f"start, with 95% confidence intervals; leads test parallel pre-trends."),
+    )
 
 # %% [markdown]
 # ## HonestDiD: how robust is the average post-period effect?
@@ -81,11 +92,11 @@ png = plots.save_figure(
 # trends. The row with no `Mbar` is the usual interval under parallel trends.
 
 # %%
-honest = analysis.honest(panel, outcome, scale=scale, group=group, unit=unit, mbar=mbar,
-                         seed=seed, data_source=data_source)
 # NBVAL_CHECK_OUTPUT
-print(honest[["param", "estimate", "ci_low", "ci_high"]].round(3).to_string(index=False))
-
-# %%
-schema.write_results(pd.concat([es, honest], ignore_index=True),
-                     config.run_dir(run) / "results" / f"event_study__{cell}.csv")
+for group in groups:
+    honest = analysis.honest(panel, outcome, scale=scale, group=group, unit=unit, mbar=mbar,
+                             seed=seed, data_source=data_source)
+    print(f"{outcome} | {group} | HonestDiD, relative magnitudes")
+    print(honest[["param", "estimate", "ci_low", "ci_high"]].round(3).to_string(index=False))
+    schema.write_results(pd.concat([studies[group], honest], ignore_index=True),
+                         results_dir / f"event_study__{outcome}__{group}.csv")

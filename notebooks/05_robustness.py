@@ -10,7 +10,7 @@
 # # 05 Robustness: placebos, inference, single sites and power
 #
 # How much should we trust the main estimate? This notebook asks five questions of one
-# outcome and site group:
+# outcome, for each site group in turn:
 #
 # 1. **Placebo start dates** - pretend the programme started earlier, inside the
 #    pre-period. A real effect should not appear before the programme existed.
@@ -33,7 +33,7 @@ from vanguard import analysis, config, plots, schema
 # %% tags=["parameters"]
 run: str = "default"  # run name; reads reports/<run>/data/panel.parquet written by 01_data
 outcome: str = "emergency_admissions"  # outcome column of the panel
-group: str = "population_based"  # site group: population_based, care_home or uec
+groups: list = ["population_based", "care_home", "uec"]  # site groups, each checked alone
 scale: str = "rate"  # rate (per 1,000; needs population), log or count
 pre_months: int = 24  # months of pre-period before the start
 placebo_shifts: list = [-24, -12]  # placebo starts, months relative to the real start (< 0)
@@ -50,87 +50,103 @@ seed: int = 20150310  # seed of every random draw
 panel = pd.read_parquet(config.run_dir(run) / "data" / "panel.parquet")
 data_source = panel.attrs.get("data_source", "custom")
 note = plots.source_note(data_source)
-cell = f"{outcome}__{group}"
 results_dir = config.run_dir(run) / "results"
 
 # %% [markdown]
 # ## 1. Placebo start dates
 
 # %%
-placebo = analysis.placebo(panel, outcome, scale=scale, groups=(group,),
-                           shifts=placebo_shifts, pre_months=pre_months, inference=inference,
-                           n_boot=n_boot, seed=seed, data_source=data_source)
-schema.write_results(placebo, results_dir / f"placebo__{cell}.csv")
 # NBVAL_CHECK_OUTPUT
-print(placebo[["param", "window", "estimate", "ci_low", "ci_high", "p_value"]]
-      .round(3).to_string(index=False))
+for group in groups:
+    placebo = analysis.placebo(panel, outcome, scale=scale, groups=(group,),
+                               shifts=placebo_shifts, pre_months=pre_months,
+                               inference=inference, n_boot=n_boot, seed=seed,
+                               data_source=data_source)
+    schema.write_results(placebo, results_dir / f"placebo__{outcome}__{group}.csv")
+    print(f"{outcome} | {group}")
+    print(placebo[["param", "window", "estimate", "ci_low", "ci_high", "p_value"]]
+          .round(3).to_string(index=False))
 
 # %% [markdown]
 # ## 2. Inference variants
 
 # %%
-variants = pd.concat(
-    [analysis.twfe(panel, outcome, scale=scale, groups=(group,), pre_months=pre_months,
-                   inference=method, n_boot=n_perm if method == "randomisation" else n_boot,
-                   seed=seed, data_source=data_source)
-     for method in inference_variants],
-    ignore_index=True,
-)
-variants = variants[variants["analysis"] == "main"].assign(analysis="inference")
-schema.write_results(variants, results_dir / f"inference__{cell}.csv")
 # NBVAL_CHECK_OUTPUT
-print(variants[["window", "inference", "estimate", "ci_low", "ci_high", "p_value"]]
-      .round(3).to_string(index=False))
+variants = {}
+for group in groups:
+    variants[group] = pd.concat(
+        [analysis.twfe(panel, outcome, scale=scale, groups=(group,), pre_months=pre_months,
+                       inference=method, n_boot=n_perm if method == "randomisation" else n_boot,
+                       seed=seed, data_source=data_source)
+         for method in inference_variants],
+        ignore_index=True,
+    )
+    variants[group] = variants[group][variants[group]["analysis"] == "main"].assign(
+        analysis="inference")
+    schema.write_results(variants[group], results_dir / f"inference__{outcome}__{group}.csv")
+    print(f"{outcome} | {group}")
+    print(variants[group][["window", "inference", "estimate", "ci_low", "ci_high", "p_value"]]
+          .round(3).to_string(index=False))
 
 # %%
-fig = plots.plot_estimator_comparison(variants)
-png = plots.save_figure(
-    fig, f"inference_{cell}", run, data=variants, source_note=note,
-    alt_text=(f"Effect of {plots.group_label(group)} vanguards on "
-              f"{plots.outcome_label(outcome).lower()} by window, with the 95% intervals of "
-              f"each inference method side by side."),
-)
+for group in groups:
+    fig = plots.plot_estimator_comparison(variants[group])
+    png = plots.save_figure(
+        fig, f"inference_{outcome}__{group}", run, data=variants[group], source_note=note,
+        alt_text=(f"Effect of {plots.group_label(group)} vanguards on "
+                  f"{plots.outcome_label(outcome).lower()} by window, with the 95% intervals "
+                  f"of each inference method side by side."),
+    )
 
 # %% [markdown]
 # ## 3. Leave one site out
 
 # %%
-loo = analysis.leave_one_out(panel, outcome, scale=scale, group=group, pre_months=pre_months,
-                             inference=inference, n_boot=n_boot, seed=seed,
-                             data_source=data_source)
-schema.write_results(loo, results_dir / f"leave_one_out__{cell}.csv")
-print(loo[["site", "window", "estimate", "ci_low", "ci_high"]].round(3).to_string(index=False))
+for group in groups:
+    loo = analysis.leave_one_out(panel, outcome, scale=scale, group=group,
+                                 pre_months=pre_months, inference=inference, n_boot=n_boot,
+                                 seed=seed, data_source=data_source)
+    schema.write_results(loo, results_dir / f"leave_one_out__{outcome}__{group}.csv")
+    print(f"{outcome} | {group}")
+    print(loo[["site", "window", "estimate", "ci_low", "ci_high"]]
+          .round(3).to_string(index=False))
 
 # %% [markdown]
 # ## 4. Per-site effects
 
 # %%
-per_site = analysis.per_site(panel, outcome, group=group, scale=scale, pre_months=pre_months,
-                            seed=seed, data_source=data_source)
-schema.write_results(per_site, results_dir / f"per_site__{cell}.csv")
-fig = plots.plot_forest(per_site)
-png = plots.save_figure(
-    fig, f"forest_{cell}", run, data=per_site, source_note=note,
-    alt_text=(f"Forest plot of each {plots.group_label(group)} site's own effect on "
-              f"{plots.outcome_label(outcome).lower()} over years 1-3, with 95% intervals "
-              f"and the pooled estimate."),
-)
+for group in groups:
+    per_site = analysis.per_site(panel, outcome, group=group, scale=scale,
+                                 pre_months=pre_months, seed=seed, data_source=data_source)
+    schema.write_results(per_site, results_dir / f"per_site__{outcome}__{group}.csv")
+    fig = plots.plot_forest(per_site)
+    png = plots.save_figure(
+        fig, f"forest_{outcome}__{group}", run, data=per_site, source_note=note,
+        alt_text=(f"Forest plot of each {plots.group_label(group)} site's own effect on "
+                  f"{plots.outcome_label(outcome).lower()} over years 1-3, with 95% intervals "
+                  f"and the pooled estimate."),
+    )
 
 # %% [markdown]
 # ## 5. Minimum detectable effect
 
 # %%
-mde = analysis.mde(panel, outcome, powers=powers, scale=scale, group=group,
-                   pre_months=pre_months, n_sims=n_sims, seed=seed, data_source=data_source)
-schema.write_results(mde, results_dir / f"power__{cell}.csv")
 # NBVAL_CHECK_OUTPUT
-print(mde[["window", "param", "estimate", "pct"]].round(3).to_string(index=False))
+mde = {}
+for group in groups:
+    mde[group] = analysis.mde(panel, outcome, powers=powers, scale=scale, group=group,
+                              pre_months=pre_months, n_sims=n_sims, seed=seed,
+                              data_source=data_source)
+    schema.write_results(mde[group], results_dir / f"power__{outcome}__{group}.csv")
+    print(f"{outcome} | {group}")
+    print(mde[group][["window", "param", "estimate", "pct"]].round(3).to_string(index=False))
 
 # %%
-fig = plots.plot_mde(mde, hoped_for_pct=hoped_for_pct)
-png = plots.save_figure(
-    fig, f"mde_{cell}", run, data=mde, source_note=note,
-    alt_text=(f"Minimum detectable effect on {plots.outcome_label(outcome).lower()} for "
-              f"{plots.group_label(group)} vanguards against statistical power, beside the "
-              f"hoped-for reduction of {hoped_for_pct}%."),
-)
+for group in groups:
+    fig = plots.plot_mde(mde[group], hoped_for_pct=hoped_for_pct)
+    png = plots.save_figure(
+        fig, f"mde_{outcome}__{group}", run, data=mde[group], source_note=note,
+        alt_text=(f"Minimum detectable effect on {plots.outcome_label(outcome).lower()} for "
+                  f"{plots.group_label(group)} vanguards against statistical power, beside the "
+                  f"hoped-for reduction of {hoped_for_pct}%."),
+    )

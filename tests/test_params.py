@@ -92,3 +92,38 @@ def test_a_misspelt_parameter_fails_the_check(tmp_path):
     assert problems == ["typo.yml: parameters.pre_month: no notebook declares it"]
     with pytest.raises(DataError, match="pre_month"):
         pipeline.plan_jobs(pipeline.load_params(bad), tmp_path)
+
+
+@pytest.mark.parametrize("path", PARAM_SETS, ids=lambda p: p.stem)
+def test_draw_counts_stay_defensible(path):
+    """Fewer draws make a run faster; these floors keep the p-values meaningful.
+
+    A permutation or bootstrap p-value is ``(1 + #{as extreme}) / (1 + B)``: a test at
+    5% is exact only when ``0.05 * (B + 1)`` is a whole number, and its Monte Carlo error
+    is about ``sqrt(0.05 * 0.95 / B)``.
+    """
+    ps = pipeline.load_params(path)
+    declared = pipeline._declared(config.NOTEBOOKS)
+    for job in (j for w in pipeline.plan_jobs(ps, config.run_dir(ps["run"])) for j in w):
+        defaults = {k: p.default for k, p in declared[job.notebook].items()}
+        given = {**defaults, **job.parameters}
+        for name in ("n_boot", "n_perm"):
+            if name not in given:
+                continue
+            draws = given[name]
+            assert (draws + 1) % 20 == 0, (job.label, name, draws)  # 0.05 * (B + 1) whole
+            if ps["run"] != "ci":  # ci checks the chain, not the numbers
+                assert draws >= 499, (job.label, name, draws)
+
+
+def test_default_set_starts_few_kernels():
+    """Each notebook run is a kernel start (about 2 s): the grid is looped inside notebooks
+    where one kernel can do the work of many."""
+    waves = pipeline.plan_jobs(pipeline.load_params("default"), config.run_dir("default"))
+    per_notebook = {}
+    for job in (j for w in waves for j in w):
+        per_notebook[job.notebook] = per_notebook.get(job.notebook, 0) + 1
+    # one per outcome: every group (and, in 03, every estimator) inside
+    assert per_notebook["03_did"] == per_notebook["04_event_study"] == 3
+    assert per_notebook["05_robustness"] == 3
+    assert sum(per_notebook.values()) <= 12

@@ -238,6 +238,38 @@ def test_plan_expands_the_grid_per_notebook(nb_dir, tmp_path):
 # --- running ---------------------------------------------------------------------------
 
 
+def test_kernel_thread_pools_are_capped_unless_the_user_set_them(tmp_path, monkeypatch):
+    """Two notebooks on two cores: each kernel's numerical libraries get one thread."""
+    for var in pipeline.THREAD_VARS:
+        monkeypatch.setenv(var, "x")  # records the original state, restored afterwards
+        monkeypatch.delenv(var)
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")  # the user's own setting wins
+    nb = nbformat.v4.new_notebook()
+    nb.metadata.kernelspec = {
+        "name": config.KERNEL_NAME,
+        "language": "python",
+        "display_name": "Python (vanguard-did)",
+    }
+    # two lines: IPython reads a lone `run: str = ...` as the %run magic
+    cell = nbformat.v4.new_code_cell('run: str = "default"  # run name\nseed: int = 1  # seed')
+    cell.metadata.tags = ["parameters"]
+    nb.cells = [
+        cell,
+        nbformat.v4.new_code_cell(
+            f"import os\nprint({{v: os.environ.get(v) for v in {list(pipeline.THREAD_VARS)!r}}})"
+        ),
+    ]
+    src = tmp_path / "threads.ipynb"
+    nbformat.write(nb, src)
+    job = pipeline.Job("threads", "threads", {}, src, tmp_path / "out" / "threads.ipynb")
+    res = pipeline.execute_job(job, timeout=120, threads=1)
+    assert res.ok, res.error
+    out = nbformat.read(job.output_path, as_version=4)
+    seen = ast.literal_eval(out.cells[-1].outputs[0]["text"])
+    expected = {v: "1" for v in pipeline.THREAD_VARS} | {"OMP_NUM_THREADS": "3"}
+    assert seen == expected
+
+
 def test_failing_notebook_is_reported_and_the_rest_still_run(
     nb_dir, reports, tmp_path, monkeypatch, capsys
 ):
@@ -281,6 +313,7 @@ def test_run_manifest(good_run):
     assert manifest["inputs"]["set.yml"] == sha256_file(path)
     assert {"pandas", "papermill", "pyfixest", "python"} <= set(manifest["packages"])
     assert len(manifest["git_commit"]) == 40 or manifest["git_commit"] == "unknown"
+    assert manifest["analysis_cache"] == "off" or manifest["analysis_cache"].startswith("on (")
     assert len(manifest["notebooks"]) == len(results)
     for nb in manifest["notebooks"]:
         assert nb["wall_seconds"] >= nb["cell_seconds"] >= 0

@@ -125,6 +125,8 @@ def _files_digest(files: list[Path], root: Path) -> str:
 def code_digest() -> str:
     """sha256 of the package's Python source and of the reference data under ``data/raw/``.
 
+    Downloaded NHS MAR files are left out: they reach an analysis only through the panel.
+
     Computed once per process: a notebook kernel sees the code it imported.
 
     Returns
@@ -132,9 +134,12 @@ def code_digest() -> str:
     str
     """
     code = [p for p in config.SRC.rglob("*.py") if "__pycache__" not in p.parts]
-    raw = (
-        [p for p in config.DATA_RAW.rglob("*") if p.is_file()] if config.DATA_RAW.is_dir() else []
-    )
+    # downloaded MAR files reach an analysis only through the panel, which is keyed already
+    raw = [
+        p
+        for p in (config.DATA_RAW.rglob("*") if config.DATA_RAW.is_dir() else [])
+        if p.is_file() and config.DOWNLOADED_MAR_DIR not in p.parents
+    ]
     return hashlib.sha256(
         (_files_digest(code, config.SRC) + _files_digest(raw, config.DATA_RAW)).encode()
     ).hexdigest()

@@ -26,6 +26,12 @@ Stages run in order (``01_data``; then trends, estimates, event studies and robu
 in parallel; ``06_report`` last). A failing notebook does not stop the others; the
 runner exits non-zero, names the notebook and its parameters, and keeps the executed
 copy with the traceback. Every run writes ``reports/<run>/manifest.json``.
+
+Each notebook is a kernel start (about two seconds before any work), so the notebooks
+that loop over a grid dimension themselves (``03_did`` over groups and estimators,
+``04_event_study`` and ``05_robustness`` over groups) run once per outcome. The analyses
+inside them are cached by content (:mod:`vanguard.cache`), so a re-run recomputes only
+what its inputs, arguments or code changed; the manifest records whether the cache was on.
 """
 
 from __future__ import annotations
@@ -68,7 +74,7 @@ STAGES: tuple[tuple[str, ...], ...] = (
 )
 """Notebooks in run order; notebooks within a stage run in parallel."""
 
-LONGEST_FIRST: tuple[str, ...] = ("03_did", "04_event_study", "05_robustness", "02_trends")
+LONGEST_FIRST: tuple[str, ...] = ("04_event_study", "05_robustness", "03_did", "02_trends")
 """Within a stage, start the slowest notebooks first so no core idles at the end."""
 
 THREAD_VARS: tuple[str, ...] = (
@@ -730,6 +736,13 @@ def run_parameters(ps: Mapping) -> dict:
     return {**ps["parameters"], **ps["grid"], "notebooks": ps["notebooks"]}
 
 
+def _cache_setting() -> str:
+    """``on`` with the cache folder (project-relative where possible), or ``off``."""
+    from vanguard import cache
+
+    return f"on ({_rel(cache.cache_dir())})" if cache.enabled() else "off"
+
+
 def write_manifest(
     run_path: Path,
     ps: Mapping,
@@ -779,6 +792,7 @@ def write_manifest(
         "inputs": dict(inputs),
         "packages": package_versions(),
         "workers": workers,
+        "analysis_cache": _cache_setting(),
         "wall_seconds": round(wall_seconds, 2),
         "notebooks": [
             {
