@@ -385,7 +385,9 @@ def test_headline_rows_follow_the_analysis_rule_per_site_type():
                                      main.loc[is_pick, "inference"], strict=True)]
     hl = choose_headline(main, {})
     assert hl["tagged"] and hl["inference"] == "per site type"
-    assert "fewer than 10 treated areas" in hl["rule"]
+    # the whole rule, both branches, reaches the reader
+    assert "fewer than 10 treated areas -> restricted wild cluster bootstrap" in hl["rule"]
+    assert "otherwise cluster-robust" in hl["rule"]
     rows = headline_rows(main, hl)
     assert len(rows) == 8
     assert dict(zip(rows["group"], rows["inference"], strict=False)) == pick

@@ -281,7 +281,9 @@ def choose_headline(main: pd.DataFrame, params: dict) -> dict:
         methods = sorted(set(src["inference"]))
         inference = methods[0] if len(methods) == 1 else "per site type"
         notes = sorted({n.split(";")[0] for n in src["note"] if "headline" in n.lower()})
-        stated = notes[0].split(" areas")[0] + " areas" if notes else ""
+        # notes[0] is the whole rule ("... fewer than 10 treated areas -> wild cluster
+        # bootstrap, otherwise cluster-robust"); the per-group outcome follows the ';'.
+        stated = notes[0] if notes else ""
         how = ("chosen for each site type by the analysis's " + stated if stated else
                "marked as headline by the analysis")
         by_group = "; ".join(
