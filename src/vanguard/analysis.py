@@ -16,6 +16,7 @@ the statistics.
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Sequence
 
 import pandas as pd
@@ -25,6 +26,16 @@ from vanguard.errors import EstimationError
 
 ESTIMATORS: tuple[str, ...] = ("twfe", "twfe_poisson", "cs_never", "cs_notyet", "imputation")
 """Estimators of the difference-in-differences grid (notebook 03)."""
+
+
+def _call(panel: pd.DataFrame, /, target: str, **kwargs) -> pd.DataFrame:
+    """Import ``target`` ("module:function") only now and call it on the panel.
+
+    ``target`` is one of the cached call's arguments, so it is part of the cache key:
+    calls of different estimators can never share an entry.
+    """
+    module, name = target.split(":")
+    return getattr(importlib.import_module(module), name)(panel, **kwargs)
 
 
 def _estimate(
@@ -150,19 +161,7 @@ def twfe(panel: pd.DataFrame, outcome: str, **kwargs) -> pd.DataFrame:
     TypeError
         If an argument is not JSON-serialisable.
     """
-    return cached(_twfe, panel, outcome=outcome, **kwargs)
-
-
-def _twfe(panel: pd.DataFrame, outcome: str, **kwargs) -> pd.DataFrame:
-    from vanguard.did.twfe import estimate_twfe
-
-    return estimate_twfe(panel, outcome, **kwargs)
-
-
-def _event_study(panel: pd.DataFrame, outcome: str, **kwargs) -> pd.DataFrame:
-    from vanguard.did.event_study import estimate_event_study
-
-    return estimate_event_study(panel, outcome, **kwargs)
+    return cached(_call, panel, target="vanguard.did.twfe:estimate_twfe", outcome=outcome, **kwargs)
 
 
 def event_study(panel: pd.DataFrame, outcome: str, **kwargs) -> pd.DataFrame:
@@ -175,7 +174,13 @@ def event_study(panel: pd.DataFrame, outcome: str, **kwargs) -> pd.DataFrame:
     TypeError
         If an argument is not JSON-serialisable.
     """
-    return cached(_event_study, panel, outcome=outcome, **kwargs)
+    return cached(
+        _call,
+        panel,
+        target="vanguard.did.event_study:estimate_event_study",
+        outcome=outcome,
+        **kwargs,
+    )
 
 
 def _honest(
@@ -256,12 +261,6 @@ def honest(
     )
 
 
-def _placebo(panel: pd.DataFrame, outcome: str, **kwargs) -> pd.DataFrame:
-    from vanguard.did.robustness import placebo_start_dates
-
-    return placebo_start_dates(panel, outcome, **kwargs)
-
-
 def placebo(panel: pd.DataFrame, outcome: str, **kwargs) -> pd.DataFrame:
     """Cached :func:`vanguard.did.robustness.placebo_start_dates`.
 
@@ -272,13 +271,13 @@ def placebo(panel: pd.DataFrame, outcome: str, **kwargs) -> pd.DataFrame:
     TypeError
         If an argument is not JSON-serialisable.
     """
-    return cached(_placebo, panel, outcome=outcome, **kwargs)
-
-
-def _leave_one_out(panel: pd.DataFrame, outcome: str, **kwargs) -> pd.DataFrame:
-    from vanguard.did.robustness import leave_one_site_out
-
-    return leave_one_site_out(panel, outcome, **kwargs)
+    return cached(
+        _call,
+        panel,
+        target="vanguard.did.robustness:placebo_start_dates",
+        outcome=outcome,
+        **kwargs,
+    )
 
 
 def leave_one_out(panel: pd.DataFrame, outcome: str, **kwargs) -> pd.DataFrame:
@@ -291,13 +290,9 @@ def leave_one_out(panel: pd.DataFrame, outcome: str, **kwargs) -> pd.DataFrame:
     TypeError
         If an argument is not JSON-serialisable.
     """
-    return cached(_leave_one_out, panel, outcome=outcome, **kwargs)
-
-
-def _per_site(panel: pd.DataFrame, outcome: str, **kwargs) -> pd.DataFrame:
-    from vanguard.did.persite import per_site_effects
-
-    return per_site_effects(panel, outcome, **kwargs)
+    return cached(
+        _call, panel, target="vanguard.did.robustness:leave_one_site_out", outcome=outcome, **kwargs
+    )
 
 
 def per_site(panel: pd.DataFrame, outcome: str, *, group: str, **kwargs) -> pd.DataFrame:
@@ -318,14 +313,10 @@ def per_site(panel: pd.DataFrame, outcome: str, *, group: str, **kwargs) -> pd.D
     TypeError
         If an argument is not JSON-serialisable.
     """
-    out = cached(_per_site, panel, outcome=outcome, **kwargs)
+    out = cached(
+        _call, panel, target="vanguard.did.persite:per_site_effects", outcome=outcome, **kwargs
+    )
     return out[out["group"] == group].reset_index(drop=True)
-
-
-def _mde(panel: pd.DataFrame, outcome: str, **kwargs) -> pd.DataFrame:
-    from vanguard.did.power import minimum_detectable_effect
-
-    return minimum_detectable_effect(panel, outcome, **kwargs)
 
 
 def mde(panel: pd.DataFrame, outcome: str, *, powers: Sequence[float], **kwargs) -> pd.DataFrame:
@@ -344,6 +335,16 @@ def mde(panel: pd.DataFrame, outcome: str, *, powers: Sequence[float], **kwargs)
         If an argument is not JSON-serialisable.
     """
     return pd.concat(
-        [cached(_mde, panel, outcome=outcome, power=p, **kwargs) for p in powers],
+        [
+            cached(
+                _call,
+                panel,
+                target="vanguard.did.power:minimum_detectable_effect",
+                outcome=outcome,
+                power=p,
+                **kwargs,
+            )
+            for p in powers
+        ],
         ignore_index=True,
     )
