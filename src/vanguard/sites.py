@@ -97,27 +97,24 @@ def _first_bad(mask: pd.Series) -> int:
     return int(mask.to_numpy().argmax()) + 2
 
 
-def _check_in(df, col, allowed, path):
-    bad = ~df[col].isin(allowed)
+def _reject(df, bad, path, column, expected):
+    """Raise a :class:`DataError` at the first row where ``bad`` holds, if any."""
     if bad.any():
         r = _first_bad(bad)
-        raise DataError(
-            path, f"one of {', '.join(allowed)}", row=r, column=col, found=df[col].iloc[r - 2]
-        )
+        raise DataError(path, expected, row=r, column=column, found=df[column].iloc[r - 2])
+
+
+def _check_in(df, col, allowed, path):
+    _reject(df, ~df[col].isin(allowed), path, col, f"one of {', '.join(allowed)}")
 
 
 def _check_unique(df, cols, path, what):
-    dup = df.duplicated(list(cols))
-    if dup.any():
-        r = _first_bad(dup)
-        raise DataError(path, what, row=r, column=cols[-1], found=df[cols[-1]].iloc[r - 2])
+    _reject(df, df.duplicated(list(cols)), path, cols[-1], what)
 
 
 def _check_nonempty(df, cols, path):
     for col in cols:
-        bad = df[col] == ""
-        if bad.any():
-            raise DataError(path, "a value", row=_first_bad(bad), column=col, found="")
+        _reject(df, df[col] == "", path, col, "a value")
 
 
 def _validate_sites(df: pd.DataFrame, path: Path) -> pd.DataFrame:
@@ -127,54 +124,24 @@ def _validate_sites(df: pd.DataFrame, path: Path) -> pd.DataFrame:
     _check_unique(df, ("site_id",), path, "each site_id once")
     _check_in(df, "type", SITE_TYPES, path)
     _check_in(df, "footprint", FOOTPRINTS, path)
-    bad = ~df["wave"].str.fullmatch(r"\d+")
-    if bad.any():
-        r = _first_bad(bad)
-        raise DataError(
-            path, "a whole-number wave", row=r, column="wave", found=df["wave"].iloc[r - 2]
-        )
+    _reject(df, ~df["wave"].str.fullmatch(r"\d+"), path, "wave", "a whole-number wave")
     announced = pd.to_datetime(df["announced"], format="%Y-%m-%d", errors="coerce")
     bad = announced.isna() | ~df["announced"].str.fullmatch(_DATE.pattern)
-    if bad.any():
-        r = _first_bad(bad)
-        raise DataError(
-            path,
-            "a date as YYYY-MM-DD",
-            row=r,
-            column="announced",
-            found=df["announced"].iloc[r - 2],
-        )
+    _reject(df, bad, path, "announced", "a date as YYYY-MM-DD")
     start = pd.to_datetime(df["start_month"], format="%Y-%m", errors="coerce")
     bad = start.isna() | ~df["start_month"].str.fullmatch(_MONTH.pattern)
-    if bad.any():
-        r = _first_bad(bad)
-        raise DataError(
-            path,
-            "a month as YYYY-MM",
-            row=r,
-            column="start_month",
-            found=df["start_month"].iloc[r - 2],
-        )
+    _reject(df, bad, path, "start_month", "a month as YYYY-MM")
     # Exposure starts in the first full month after the announcement.
-    bad = start <= announced
-    if bad.any():
-        r = _first_bad(bad)
-        raise DataError(
-            path,
-            "a start_month after the announcement date",
-            row=r,
-            column="start_month",
-            found=df["start_month"].iloc[r - 2],
-        )
-    bad = (df["type"] == "ACC") & (df["footprint"] != "none")
-    if bad.any():
-        raise DataError(
-            path,
-            "footprint 'none' for acute care collaborations (provider networks)",
-            row=_first_bad(bad),
-            column="footprint",
-            found=df["footprint"].iloc[_first_bad(bad) - 2],
-        )
+    _reject(
+        df, start <= announced, path, "start_month", "a start_month after the announcement date"
+    )
+    _reject(
+        df,
+        (df["type"] == "ACC") & (df["footprint"] != "none"),
+        path,
+        "footprint",
+        "footprint 'none' for acute care collaborations (provider networks)",
+    )
     out = df.copy()
     out["wave"] = out["wave"].astype(int)
     out["announced"] = announced
@@ -187,28 +154,17 @@ def _validate_areas(
 ) -> pd.DataFrame:
     _check_nonempty(areas, ("site_id", "area", "coverage"), path)
     unknown = ~areas["site_id"].isin(sites["site_id"])
-    if unknown.any():
-        r = _first_bad(unknown)
-        raise DataError(
-            path,
-            f"a site_id listed in {sites_path.name}",
-            row=r,
-            column="site_id",
-            found=areas["site_id"].iloc[r - 2],
-        )
+    _reject(areas, unknown, path, "site_id", f"a site_id listed in {sites_path.name}")
     _check_in(areas, "coverage", COVERAGES, path)
     _check_unique(areas, ("site_id", "area"), path, "each site x area once")
     no_fp = set(sites.loc[sites["footprint"] == "none", "site_id"])
-    bad = areas["site_id"].isin(no_fp)
-    if bad.any():
-        r = _first_bad(bad)
-        raise DataError(
-            path,
-            f"no areas for a site whose footprint is 'none' in {sites_path.name}",
-            row=r,
-            column="site_id",
-            found=areas["site_id"].iloc[r - 2],
-        )
+    _reject(
+        areas,
+        areas["site_id"].isin(no_fp),
+        path,
+        "site_id",
+        f"no areas for a site whose footprint is 'none' in {sites_path.name}",
+    )
     return areas
 
 
@@ -298,17 +254,13 @@ def area_assignments(register: Register, known_areas=None) -> pd.DataFrame:
     """
     areas = register.areas
     if known_areas is not None:
-        known = set(known_areas)
-        bad = ~areas["area"].isin(known)
-        if bad.any():
-            r = _first_bad(bad.reset_index(drop=True))
-            raise DataError(
-                register.areas_path,
-                "an area code present in the outcome data",
-                row=r,
-                column="area",
-                found=areas["area"].iloc[r - 2],
-            )
+        _reject(
+            areas,
+            ~areas["area"].isin(set(known_areas)),
+            register.areas_path,
+            "area",
+            "an area code present in the outcome data",
+        )
     m = areas.merge(
         register.sites[["site_id", "type", "start_month"]],
         on="site_id",

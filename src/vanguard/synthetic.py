@@ -90,6 +90,7 @@ import pandas as pd
 
 from vanguard import config, schema
 from vanguard.io import write_csv, write_text
+from vanguard.sites import AREA_COLUMNS, SITE_COLUMNS
 
 log = logging.getLogger(__name__)
 
@@ -250,18 +251,6 @@ class SyntheticData:
         return float(hit["truth"].iloc[0])
 
 
-SITE_COLUMNS = [
-    "site_id",
-    "type",
-    "wave",
-    "announced",
-    "start_month",
-    "name",
-    "footprint",
-    "source_url",
-    "note",
-]
-AREA_COLUMNS = ["site_id", "area", "area_name", "coverage", "evidence"]
 TRUTH_COLUMNS = ["group", "site", "window", "outcome", "scale", "truth", "n_areas", "n_obs"]
 
 

@@ -189,13 +189,8 @@ def bench_cs(panel: pd.DataFrame, repeats: int, quick: bool) -> list[Result]:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         sample = staggered.estimation_sample(panel, OUTCOME, scale=SCALE, group=group)
-    # The same frame moderndid receives inside the wrapper: integer ids, times from 1.
-    f = sample.frame.copy()
-    f["uid"] = pd.factorize(f["id"], sort=True)[0] + 1
-    shift = max(0, 1 - int(f["time"].min()))
-    f["time"] += shift
-    f.loc[f["cohort"] > 0, "cohort"] += shift
-    f = f[["uid", "time", "cohort", "y"]]
+    # The same frame moderndid receives inside the wrapper.
+    f, _ = staggered.moderndid_frame(sample)
 
     def wrapper():
         with warnings.catch_warnings():

@@ -382,23 +382,19 @@ def prepare(
     n_rows = df.groupby(schema.AREA).size().reindex(areas.index, fill_value=0)
     n_bad = bad_val.groupby(df[schema.AREA]).sum().reindex(areas.index, fill_value=0)
     incomplete = (n_rows < expected) | (n_bad > 0)
-    if incomplete.any():
-        names = list(incomplete.index[incomplete])
-        if not balanced and not n_bad[names].any():
-            pass  # unbalanced panels are allowed on request; missing values never are
-        else:
-            reason = "missing months or missing outcome/population in the sample window"
-            warnings.warn(
-                f"balanced panel: dropped {len(names)} area(s) with {reason}: "
-                f"{', '.join(map(str, names))}",
-                UserWarning,
-                stacklevel=2,
-            )
-            for a in names:
-                dropped_rows.append(
-                    {"area": a, "group": areas.at[a, schema.GROUP], "reason": reason}
-                )
-            df = df[~df[schema.AREA].isin(names)].copy()
+    names = list(incomplete.index[incomplete])
+    # Unbalanced panels are allowed on request; missing values never are.
+    if names and (balanced or n_bad[names].any()):
+        reason = "missing months or missing outcome/population in the sample window"
+        warnings.warn(
+            f"balanced panel: dropped {len(names)} area(s) with {reason}: "
+            f"{', '.join(map(str, names))}",
+            UserWarning,
+            stacklevel=2,
+        )
+        for a in names:
+            dropped_rows.append({"area": a, "group": areas.at[a, schema.GROUP], "reason": reason})
+        df = df[~df[schema.AREA].isin(names)].copy()
 
     if scale == "log":
         zero = df["count"] <= 0

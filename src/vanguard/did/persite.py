@@ -181,6 +181,53 @@ def month_offset(month: pd.Timestamp, months: int) -> pd.Timestamp:
     return (pd.Timestamp(month).to_period("M") + int(months)).to_timestamp()
 
 
+def control_mask(areas: pd.DataFrame) -> pd.Series:
+    """Comparison areas: never-treated and in no vanguard site's footprint.
+
+    Parameters
+    ----------
+    areas : pandas.DataFrame
+        :attr:`OutcomeMatrix.areas`.
+
+    Returns
+    -------
+    pandas.Series of bool
+        Indexed like ``areas``.
+    """
+    return (areas[schema.GROUP] == schema.CONTROL) & (areas[schema.SITE].map(len) == 0)
+
+
+def site_start(om: OutcomeMatrix, site: str, site_areas: Sequence[str]) -> pd.Timestamp:
+    """The one start month of a site's areas.
+
+    Parameters
+    ----------
+    om : OutcomeMatrix
+    site : str
+        Site id, named in the error.
+    site_areas : sequence of str
+        The site's areas.
+
+    Returns
+    -------
+    pandas.Timestamp
+
+    Raises
+    ------
+    DataError
+        If the areas have no start month or more than one.
+    """
+    start = om.areas.loc[list(site_areas), schema.START].dropna().unique()
+    if len(start) != 1:
+        raise DataError(
+            PANEL_NAME,
+            f"one start month for the areas of site {site}",
+            column=schema.START,
+            found=[str(s) for s in start],
+        )
+    return pd.Timestamp(start[0])
+
+
 def treated_start(om: OutcomeMatrix, members: Iterable[str]) -> pd.Timestamp:
     """The single start month shared by the treated areas of a group.
 
@@ -623,20 +670,11 @@ def per_site_effects(
     source = data_source or panel.attrs.get("data_source", "")
     overrides = {**register_site_groups(source), **dict(site_group or {})}
     groups = site_groups(om, overrides, ambiguous="skip")
-    is_control = (om.areas[schema.GROUP] == schema.CONTROL) & (om.areas[schema.SITE].map(len) == 0)
-    controls = list(om.areas.index[is_control])
+    controls = list(om.areas.index[control_mask(om.areas)])
     rows = []
     for site, group in groups.items():
         site_areas = [a for a, s in om.areas[schema.SITE].items() if site in s]
-        start = om.areas.loc[site_areas, schema.START].dropna().unique()
-        if len(start) != 1:
-            raise DataError(
-                PANEL_NAME,
-                f"one start month for the areas of site {site}",
-                column=schema.START,
-                found=[str(s) for s in start],
-            )
-        start = pd.Timestamp(start[0])
+        start = site_start(om, site, site_areas)
         for w in windows:
             change, pre_mean = area_changes(
                 om,

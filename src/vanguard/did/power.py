@@ -40,6 +40,7 @@ from vanguard import schema
 from vanguard.did.persite import (
     OutcomeMatrix,
     area_changes,
+    control_mask,
     month_offset,
     outcome_matrix,
     treated_start,
@@ -163,7 +164,7 @@ def placebo_draws(
     members = schema.GROUP_MEMBERS[group]
     areas = om.areas
     is_treated = areas[schema.GROUP].isin(members)
-    is_control = (areas[schema.GROUP] == schema.CONTROL) & (areas[schema.SITE].map(len) == 0)
+    is_control = control_mask(areas)
     end = pd.Timestamp(pre_end) if pre_end is not None else treated_start(om, members)
     end = end.to_period("M").to_timestamp()
     n_tr = int(is_treated.sum()) if n_treated is None else int(n_treated)

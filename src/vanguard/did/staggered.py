@@ -700,6 +700,36 @@ class CSFit:
         return pd.DataFrame(rows, columns=["window", "estimate", "se", "n_periods"])
 
 
+def moderndid_frame(sample: EstimationSample) -> tuple[pd.DataFrame, int]:
+    """The estimation sample as :func:`moderndid.att_gt` reads it.
+
+    moderndid needs integer unit ids and reads cohort 0 as never-treated, so times
+    must start at 1 or later.
+
+    Parameters
+    ----------
+    sample : EstimationSample
+
+    Returns
+    -------
+    frame : pandas.DataFrame
+        Columns ``uid`` (1, 2, ... in sorted ``id`` order), ``time``, ``cohort``, ``y``.
+    shift : int
+        What was added to ``time`` and to the treated cohorts.
+
+    Raises
+    ------
+    ValueError
+        If the sample has no rows (no first time).
+    """
+    f = sample.frame.copy()
+    f["uid"] = pd.factorize(f["id"], sort=True)[0] + 1
+    shift = max(0, 1 - int(f["time"].min()))
+    f["time"] += shift
+    f.loc[f["cohort"] > 0, "cohort"] += shift
+    return f[["uid", "time", "cohort", "y"]], shift
+
+
 def fit_cs(
     data,
     outcome: str | None = None,
@@ -763,18 +793,12 @@ def fit_cs(
         raise EstimationError(f"unit={unit!r} does not fit a sample in {sample.unit}s")
     import moderndid
 
-    f = sample.frame.copy()
-    # moderndid needs integer unit ids and reads cohort 0 as never-treated, so times
-    # must start at 1 or later.
-    f["uid"] = pd.factorize(f["id"], sort=True)[0] + 1
-    shift = max(0, 1 - int(f["time"].min()))
-    f["time"] += shift
-    f.loc[f["cohort"] > 0, "cohort"] += shift
+    f, shift = moderndid_frame(sample)
     try:
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*simultaneous confidence band.*")
             att = moderndid.att_gt(
-                data=f[["uid", "time", "cohort", "y"]],
+                data=f,
                 yname="y",
                 tname="time",
                 idname="uid",

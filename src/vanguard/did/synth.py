@@ -54,10 +54,12 @@ from scipy import stats
 from vanguard import schema
 from vanguard.did.persite import (
     PANEL_NAME,
+    control_mask,
     month_offset,
     outcome_matrix,
     register_site_groups,
     site_groups,
+    site_start,
 )
 from vanguard.errors import DataError, EstimationError
 
@@ -323,15 +325,7 @@ def synthetic_did(
         # Other sites' ambiguity is irrelevant here; this site's is reported as "all".
         warnings.simplefilter("ignore", UserWarning)
         group = site_groups(om, register_site_groups(source), ambiguous="skip").get(site, "all")
-    start = om.areas.loc[site_areas, schema.START].dropna().unique()
-    if len(start) != 1:
-        raise DataError(
-            PANEL_NAME,
-            f"one start month for the areas of site {site}",
-            column=schema.START,
-            found=[str(s) for s in start],
-        )
-    start = pd.Timestamp(start[0])
+    start = site_start(om, site, site_areas)
     lo, hi = schema.WINDOWS[post_window]
     pre_cols = pd.date_range(month_offset(start, -pre), periods=pre, freq="MS")
     post_cols = pd.date_range(month_offset(start, lo), periods=hi - lo, freq="MS")
@@ -342,8 +336,7 @@ def synthetic_did(
             f"the panel does not cover {len(missing)} month(s) of the "
             f"pre-period and window of site {site} (first {missing[0]:%Y-%m})"
         )
-    is_control = (om.areas[schema.GROUP] == schema.CONTROL) & (om.areas[schema.SITE].map(len) == 0)
-    controls = om.y.loc[is_control, cols]
+    controls = om.y.loc[control_mask(om.areas), cols]
     complete = controls.notna().all(axis=1)
     if not complete.all():
         warnings.warn(
