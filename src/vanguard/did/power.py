@@ -371,6 +371,22 @@ def _grid(draws: PlaceboDraws, effects) -> np.ndarray:
     return np.linspace(0.0, GRID_SPAN * sd, GRID_POINTS)
 
 
+def _design_fields(panel, draws, data_source, outcome, scale, group, window) -> dict:
+    """Result fields that describe the simulated design, shared by MDE and curve rows."""
+    return dict(
+        data_source=data_source or panel.attrs.get("data_source", ""),
+        estimator="twfe",
+        outcome=outcome,
+        scale=scale,
+        group=group,
+        window=window,
+        inference=draws.inference,
+        n_treated=draws.n_treated,
+        n_control=draws.n_control,
+        pre_mean=draws.pre_mean,
+    )
+
+
 def minimum_detectable_effect(
     panel: pd.DataFrame,
     outcome: str,
@@ -468,20 +484,11 @@ def minimum_detectable_effect(
     analytic = (stats.norm.ppf(1 - alpha / 2) + stats.norm.ppf(power)) * sd
     pct = reduction_pct(mde, scale, draws.pre_mean)
     row = dict(
-        data_source=data_source or panel.attrs.get("data_source", ""),
+        _design_fields(panel, draws, data_source, outcome, scale, group, window),
         analysis="power",
-        estimator="twfe",
-        outcome=outcome,
-        scale=scale,
-        group=group,
-        window=window,
         param=power,
         estimate=mde,
         se=sd,
-        inference=draws.inference,
-        n_treated=draws.n_treated,
-        n_control=draws.n_control,
-        pre_mean=draws.pre_mean,
         pct=pct,
         note=(
             f"MDE (reduction; pct = its % of the pre-period mean) by {n_sims} pre-period "
@@ -626,19 +633,10 @@ def power_curve(
         pct = reduction_pct(eff, scale, draws.pre_mean)
         rows.append(
             dict(
-                data_source=data_source or panel.attrs.get("data_source", ""),
+                _design_fields(panel, draws, data_source, outcome, scale, group, window),
                 analysis="power_curve",
-                estimator="twfe",
-                outcome=outcome,
-                scale=scale,
-                group=group,
-                window=window,
                 param=eff,
                 estimate=r,
-                inference=draws.inference,
-                n_treated=draws.n_treated,
-                n_control=draws.n_control,
-                pre_mean=draws.pre_mean,
                 pct=pct,
                 pct_ci_low=np.nan,
                 pct_ci_high=np.nan,
