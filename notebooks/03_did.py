@@ -16,33 +16,39 @@
 # Estimators:
 #
 # * `twfe` - two-way fixed effects (area and month effects) on the chosen `scale`, the
-#   design of Morciano et al.; every treated area starts within five months of the others,
-#   so the staggering is mild;
+#   design of Morciano et al.; with staggered starts it compares later with earlier
+#   cohorts, which the next estimators avoid;
 # * `twfe_poisson` - the same design as a Poisson fixed-effects model: effects are log rate
 #   ratios, robust to areas of very different size;
 # * `cs_never`, `cs_notyet` - Callaway & Sant'Anna group-time effects against never-treated
-#   or not-yet-treated areas, aggregated to the same windows; robust to effects that change
-#   over time and across start dates;
+#   or not-yet-treated areas, aggregated to the same windows and to one effect per cohort
+#   (start month); robust to effects that change over time and across start dates;
 # * `imputation` - Borusyak, Jaravel & Spiess: fit area and month effects on untreated
 #   area-months only and impute the counterfactual.
 #
+# Every estimator takes the same specification (`vanguard.did.spec.Spec`): outcome, scale,
+# treatment group, comparison areas, pre-period, time unit, inference, draws and seed. An
+# estimator that cannot honour a setting stops with an error naming it.
+#
 # Inference: with few treated areas, cluster-robust standard errors over-reject. `auto`
-# applies the project's rule (wild cluster bootstrap or randomisation inference when the
-# treated clusters are few); see `vanguard.did.inference`.
+# applies the project's rule for each estimator (the wild cluster bootstrap for two-way
+# fixed effects, t intervals on the analytic errors of Callaway & Sant'Anna and
+# imputation, when a group has fewer than 10 treated areas); see `vanguard.did.fit`.
 
 # %%
 import pandas as pd
 
 from vanguard import analysis, config, schema
+from vanguard.did.spec import Spec
 
 # %% tags=["parameters"]
 run: str = "default"  # run name; reads reports/<run>/data/panel.parquet written by 01_data
 outcome: str = "emergency_admissions"  # outcome column of the panel
-groups: list = ["population_based", "care_home", "uec"]  # site groups, each estimated alone
+groups: list = ["population_based", "care_home", "uec"]  # treatment groups, each estimated alone
 estimators: list = ["twfe", "twfe_poisson", "cs_never", "cs_notyet", "imputation"]  # estimators
 scale: str = "rate"  # rate (per 1,000; needs population), log or count (poisson for twfe)
-pre_months: int = 24  # months of pre-period before the start
-inference: str = "auto"  # twfe only: cluster, wild_bootstrap, randomisation or auto
+pre_months: int = 24  # months of pre-period before the earliest start
+inference: str = "auto"  # auto (the headline rule), cluster, wild_bootstrap or randomisation
 n_boot: int = 999  # bootstrap or permutation draws
 seed: int = 20150310  # seed of every random draw
 
@@ -60,15 +66,19 @@ data_source = panel.attrs.get("data_source", "custom")
 # %%
 results_dir = config.run_dir(run) / "results"
 main = []
+cohorts = []
 for group in groups:
+    spec = Spec(outcome, group, scale=scale, pre_months=pre_months, inference=inference,
+                n_boot=n_boot, seed=seed, data_source=data_source)
     for estimator in estimators:
-        results = analysis.estimate(panel, outcome, estimator=estimator, group=group,
-                                    scale=scale, pre_months=pre_months, inference=inference,
-                                    n_boot=n_boot, seed=seed, data_source=data_source)
+        results = analysis.estimate(panel, spec, estimator)
         schema.write_results(results, results_dir / f"did__{outcome}__{group}__{estimator}.csv")
         main.append(results[results["analysis"] == "main"]
                     .assign(grid_group=group, grid_estimator=estimator))
+        cohorts.append(results[results["analysis"] == "cohort"])
 main = pd.concat(main, ignore_index=True)
+cohorts = pd.concat(cohorts, ignore_index=True)
+schema.write_results(cohorts, results_dir / f"cohort__{outcome}.csv")
 
 # %% [markdown]
 # ## Headline estimates
@@ -77,7 +87,8 @@ main = pd.concat(main, ignore_index=True)
 # as a percentage change. A negative effect means fewer admissions (or bed days,
 # attendances) than the control trend predicts. Each estimator's full table (every
 # analysis it returns) is in `results/did__<outcome>__<group>__<estimator>.csv`; the report
-# compares estimators across the grid from these files.
+# compares estimators across the grid from these files. The effect of each cohort (areas
+# that started in the same month) is in `results/cohort__<outcome>.csv`.
 
 # %%
 # NBVAL_CHECK_OUTPUT
@@ -85,3 +96,18 @@ for (group, estimator), rows in main.groupby(["grid_group", "grid_estimator"], s
     print(f"{outcome} | {group} | {estimator} | scale {rows['scale'].iloc[0]}")
     print(rows[["window", "estimate", "ci_low", "ci_high", "p_value", "pct", "inference",
                 "n_treated", "n_control"]].round(3).to_string(index=False))
+
+# %% [markdown]
+# ## Effects by cohort
+#
+# Callaway & Sant'Anna's effect for each cohort of areas that started in the same month
+# (the mean of its post-period group-time effects). A group whose areas all started in one
+# month has a single cohort.
+
+# %%
+# NBVAL_CHECK_OUTPUT
+if len(cohorts):
+    print(cohorts[["group", "estimator", "window", "n_treated", "estimate", "ci_low",
+                   "ci_high"]].round(3).to_string(index=False))
+else:
+    print("no Callaway-Sant'Anna estimator in this run: no per-cohort effects")

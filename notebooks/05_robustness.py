@@ -29,19 +29,21 @@
 import pandas as pd
 
 from vanguard import analysis, config, plots, schema
+from vanguard.did.spec import Spec
 
 # %% tags=["parameters"]
 run: str = "default"  # run name; reads reports/<run>/data/panel.parquet written by 01_data
 outcome: str = "emergency_admissions"  # outcome column of the panel
-groups: list = ["population_based", "care_home", "uec"]  # site groups, each checked alone
+groups: list = ["population_based", "care_home", "uec"]  # treatment groups, each checked alone
 scale: str = "rate"  # rate (per 1,000; needs population), log or count
-pre_months: int = 24  # months of pre-period before the start
+pre_months: int = 24  # months of pre-period before the earliest start
 placebo_shifts: list = [-24, -12]  # placebo starts, months relative to the real start (< 0)
 inference: str = "auto"  # placebo and leave-one-out: cluster, wild_bootstrap, randomisation, auto
 inference_variants: list = ["cluster", "wild_bootstrap", "randomisation"]  # methods compared
-n_boot: int = 999  # wild bootstrap draws (and permutation draws of placebo and leave-one-out)
+n_boot: int = 999  # bootstrap/permutation draws of placebo, leave-one-out and per-site intervals
 n_perm: int = 999  # permutation draws of the randomisation-inference variant
 n_sims: int = 200  # simulations for the minimum detectable effect
+mde_draws: int = 199  # bootstrap or permutation draws inside each power simulation
 powers: list = [0.8, 0.9]  # statistical power(s) at which to report the minimum detectable effect
 hoped_for_pct: float = 3.0  # % reduction the programme hoped for, drawn on the MDE chart
 seed: int = 20150310  # seed of every random draw
@@ -51,6 +53,9 @@ panel = pd.read_parquet(config.run_dir(run) / "data" / "panel.parquet")
 data_source = panel.attrs.get("data_source", "custom")
 note = plots.source_note(data_source)
 results_dir = config.run_dir(run) / "results"
+specs = {group: Spec(outcome, group, scale=scale, pre_months=pre_months, inference=inference,
+                     n_boot=n_boot, seed=seed, data_source=data_source)
+         for group in groups}
 
 # %% [markdown]
 # ## 1. Placebo start dates
@@ -58,10 +63,7 @@ results_dir = config.run_dir(run) / "results"
 # %%
 # NBVAL_CHECK_OUTPUT
 for group in groups:
-    placebo = analysis.placebo(panel, outcome, scale=scale, groups=(group,),
-                               shifts=placebo_shifts, pre_months=pre_months,
-                               inference=inference, n_boot=n_boot, seed=seed,
-                               data_source=data_source)
+    placebo = analysis.placebo(panel, specs[group], shifts=placebo_shifts)
     schema.write_results(placebo, results_dir / f"placebo__{outcome}__{group}.csv")
     print(f"{outcome} | {group}")
     print(placebo[["param", "window", "estimate", "ci_low", "ci_high", "p_value"]]
@@ -75,9 +77,8 @@ for group in groups:
 variants = {}
 for group in groups:
     variants[group] = pd.concat(
-        [analysis.twfe(panel, outcome, scale=scale, groups=(group,), pre_months=pre_months,
-                       inference=method, n_boot=n_perm if method == "randomisation" else n_boot,
-                       seed=seed, data_source=data_source)
+        [analysis.estimate(panel, specs[group].replace(
+            inference=method, n_boot=n_perm if method == "randomisation" else n_boot), "twfe")
          for method in inference_variants],
         ignore_index=True,
     )
@@ -103,9 +104,7 @@ for group in groups:
 
 # %%
 for group in groups:
-    loo = analysis.leave_one_out(panel, outcome, scale=scale, group=group,
-                                 pre_months=pre_months, inference=inference, n_boot=n_boot,
-                                 seed=seed, data_source=data_source)
+    loo = analysis.leave_one_out(panel, specs[group])
     schema.write_results(loo, results_dir / f"leave_one_out__{outcome}__{group}.csv")
     print(f"{outcome} | {group}")
     print(loo[["site", "window", "estimate", "ci_low", "ci_high"]]
@@ -116,8 +115,10 @@ for group in groups:
 
 # %%
 for group in groups:
-    per_site = analysis.per_site(panel, outcome, group=group, scale=scale,
-                                 pre_months=pre_months, seed=seed, data_source=data_source)
+    # per site, "auto" is the placebo-based interval: one treated area has no usable
+    # cluster-robust or bootstrap error
+    per_site = analysis.per_site(panel, specs[group].replace(windows=("years_1_3",),
+                                                             inference="auto"))
     schema.write_results(per_site, results_dir / f"per_site__{outcome}__{group}.csv")
     fig = plots.plot_forest(per_site)
     png = plots.save_figure(
@@ -134,9 +135,8 @@ for group in groups:
 # NBVAL_CHECK_OUTPUT
 mde = {}
 for group in groups:
-    mde[group] = analysis.mde(panel, outcome, powers=powers, scale=scale, group=group,
-                              pre_months=pre_months, n_sims=n_sims, seed=seed,
-                              data_source=data_source)
+    mde[group] = analysis.mde(panel, specs[group].replace(n_boot=mde_draws), powers=powers,
+                              n_sims=n_sims)
     schema.write_results(mde[group], results_dir / f"power__{outcome}__{group}.csv")
     print(f"{outcome} | {group}")
     print(mde[group][["window", "param", "estimate", "pct"]].round(3).to_string(index=False))

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from vanguard import analysis, cache
-from vanguard.errors import EstimationError
+from vanguard.did.spec import Spec, SpecError
 
 
 @pytest.fixture(autouse=True)
@@ -41,36 +41,35 @@ def test_importing_the_entry_points_loads_no_estimation_library():
     assert out == "[]"
 
 
-def test_unknown_estimator_is_an_estimation_error(panel):
-    with pytest.raises(EstimationError, match="did_magic"):
-        analysis.estimate(panel, "emergency_admissions", estimator="did_magic", group="uec")
+def test_unknown_estimator_is_a_spec_error_naming_the_field(panel):
+    spec = Spec("emergency_admissions", "uec")
+    with pytest.raises(SpecError, match="'estimator'.*did_magic"):
+        analysis.estimate(panel, spec, "did_magic")
 
 
 def test_estimate_matches_the_estimator_called_directly_and_is_cached(panel, isolated_cache):
     from vanguard.did.twfe import estimate_twfe
 
-    kwargs = dict(scale="rate", pre_months=24, inference="cluster", n_boot=9, seed=3)
-    direct = estimate_twfe(panel, "emergency_admissions", groups=("care_home",), **kwargs)
-    first = analysis.estimate(
-        panel, "emergency_admissions", estimator="twfe", group="care_home", **kwargs
-    )
-    again = analysis.estimate(
-        panel, "emergency_admissions", estimator="twfe", group="care_home", **kwargs
-    )
+    spec = Spec("emergency_admissions", "care_home", inference="cluster", n_boot=9, seed=3,
+                data_source="synthetic")
+    direct = estimate_twfe(panel, "emergency_admissions", groups=("care_home",),
+                           scale="rate", pre_months=24, inference="cluster", n_boot=9, seed=3,
+                           data_source="synthetic")
+    first = analysis.estimate(panel, spec, "twfe")
+    again = analysis.estimate(panel, spec, "twfe")
     pd.testing.assert_frame_equal(first, direct)
     pd.testing.assert_frame_equal(again, direct)
-    assert len(list(isolated_cache.rglob("*.pkl"))) == 1
-    other = analysis.estimate(
-        panel, "emergency_admissions", estimator="twfe", group="population_based", **kwargs
-    )
+    n_entries = len([p for p in isolated_cache.rglob("*") if p.is_file()])
+    assert n_entries >= 1
+    other = analysis.estimate(panel, spec.replace(group="population_based"), "twfe")
     assert set(other["group"]) == {"population_based"}
-    assert len(list(isolated_cache.rglob("*.pkl"))) == 2
+    assert len([p for p in isolated_cache.rglob("*") if p.is_file()]) > n_entries
 
 
-def test_per_site_returns_one_group_from_one_shared_fit(panel, isolated_cache):
-    kwargs = dict(scale="rate", pre_months=24, seed=3, data_source="synthetic")
-    care = analysis.per_site(panel, "emergency_admissions", group="care_home", **kwargs)
-    pop = analysis.per_site(panel, "emergency_admissions", group="population_based", **kwargs)
+def test_per_site_returns_the_rows_of_its_group(panel):
+    spec = Spec("emergency_admissions", "care_home", seed=3, n_boot=99,
+                windows=("years_1_3",), data_source="synthetic")
+    care = analysis.per_site(panel, spec)
+    pop = analysis.per_site(panel, spec.replace(group="population_based"))
     assert set(care["group"]) == {"care_home"} and set(pop["group"]) == {"population_based"}
     assert care.index.tolist() == list(range(len(care)))
-    assert len(list(isolated_cache.rglob("*.pkl"))) == 1  # the second group read the first fit

@@ -125,13 +125,13 @@ def test_both_area_excluded_when_only_one_of_its_groups_is_modelled(panel, group
     treated while also receiving the care-home programme: it is excluded and recorded."""
     p = panel.copy()
     p.loc[p.area == "A020", "group"] = "both"
-    with pytest.warns(UserWarning, match="both a population-based and a care-home site"):
+    with pytest.warns(UserWarning, match="belong to a treatment group not in this model"):
         d = prepare(p, OUT, groups=(group,))
     assert "A020" not in set(d.frame["area"])
     assert d.n_treated[group] == {"population_based": 4, "care_home": 3}[group]
     row = d.dropped[d.dropped["area"] == "A020"]
     assert len(row) == 1 and row.iloc[0]["group"] == "both"
-    assert "not in this model" in row.iloc[0]["reason"]
+    assert "not all of them in this model" in row.iloc[0]["reason"]
 
 
 def test_both_area_not_in_a_uec_model(panel):
@@ -218,8 +218,9 @@ def test_unknown_inputs(panel):
     with pytest.raises(DataError, match="population"):
         prepare(panel.drop(columns="population"), OUT, scale="rate")
     bad = panel.copy()
+    # any label names a treatment group now; one that differs within an area is an error
     bad.loc[5, "group"] = "pacs"
-    with pytest.raises(DataError, match="row 7"):
+    with pytest.raises(DataError, match="constant 'group' within each area"):
         prepare(bad, OUT)
 
 

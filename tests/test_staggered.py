@@ -213,28 +213,40 @@ def test_bad_inputs_raise(mpdta):
 
 
 # --- vanguard data ----------------------------------------------------------------------
-def test_quarterly_blocks_align_with_first_start():
+def _monthly_sample(cohorts):
     months = np.arange(600, 624)  # two years of month indices
     rows = []
-    for area, cohort in (("A", 612), ("B", 614), ("C", 0)):
+    for area, cohort in cohorts:
         rows += [{"id": area, "time": m, "cohort": cohort, "y": float(m)} for m in months]
-    s = staggered.EstimationSample(
+    return staggered.EstimationSample(
         frame=pd.DataFrame(rows),
         outcome="y",
         scale="count",
         group="g",
         data_source="custom",
         unit="month",
-        n_treated=2,
-        n_control=1,
+        n_treated=sum(c > 0 for _, c in cohorts),
+        n_control=sum(c == 0 for _, c in cohorts),
+        cohort_labels={612: "2021-01", 614: "2021-03", 615: "2021-04"},
     )
-    q = staggered.to_quarters(s).frame
+
+
+def test_quarterly_blocks_align_with_first_start():
+    q = staggered.to_quarters(_monthly_sample((("A", 612), ("B", 615), ("C", 0)))).frame
     a = q[q["id"] == "A"].set_index("time")
-    # A starts exactly at a block boundary; B's start month lies in the same block
+    b = q[q["id"] == "B"].set_index("time")
+    # both starts sit on a block boundary, one quarter apart
     assert a.loc[a["cohort"].iloc[0], "y"] == pytest.approx(np.mean([612, 613, 614]))
-    assert q.loc[q["id"] == "B", "cohort"].iloc[0] == a["cohort"].iloc[0]
+    assert b.loc[b["cohort"].iloc[0], "y"] == pytest.approx(np.mean([615, 616, 617]))
+    assert b["cohort"].iloc[0] == a["cohort"].iloc[0] + 1
     assert (q.loc[q["id"] == "C", "cohort"] == 0).all()
     assert q.groupby("id").size().eq(8).all()
+
+
+def test_quarters_refused_for_cohorts_off_the_quarter_grid():
+    """A cohort starting mid-quarter would have its event time shifted by 1-2 months."""
+    with pytest.raises(EstimationError, match="2021-01, 2021-03.*unit='month'"):
+        staggered.to_quarters(_monthly_sample((("A", 612), ("B", 614), ("C", 0))))
 
 
 def _synthetic_panel():
@@ -303,7 +315,8 @@ def test_monthly_pretest_is_bootstrapped_with_few_treated_areas():
     chi2_p = float(pre["note"].split("would be ")[1].split(" ")[0])
     assert chi2_p < 1e-6
     res = staggered.estimate_cs(
-        panel, "emergency_admissions", group=schema.POPULATION_BASED, aggregations=("dynamic",)
+        panel, "emergency_admissions", group=schema.POPULATION_BASED, unit="quarter",
+        aggregations=("dynamic",)
     )
     pre = res[res["analysis"] == "pretrend"].iloc[0]
     assert pre["param"] == 7 and 0 < pre["p_value"] <= 1

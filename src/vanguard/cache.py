@@ -190,10 +190,17 @@ def cache_key(function: Callable, panel_sha: str, arguments: Mapping[str, Any]) 
         "versions": _versions(),
     }
     try:
-        text = json.dumps(payload, sort_keys=True, allow_nan=True)
+        text = json.dumps(payload, sort_keys=True, allow_nan=True, default=_canonical)
     except TypeError as exc:
         raise TypeError(f"cache arguments must be JSON-serialisable: {exc}") from exc
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _canonical(value: Any) -> Any:
+    """JSON form of an argument object that defines ``to_dict`` (a specification)."""
+    if hasattr(value, "to_dict"):
+        return {"type": type(value).__qualname__, **value.to_dict()}
+    raise TypeError(f"{type(value).__name__} is not JSON-serialisable")
 
 
 def _entry_path(key: str) -> Path:

@@ -108,7 +108,7 @@ def effect_label(outcome: str, scale: str) -> str:
 
 def group_label(group: str) -> str:
     """Readable name of a site group."""
-    return schema.GROUP_LABELS.get(group, str(group))
+    return schema.group_label(group)
 
 
 def _style():

@@ -202,11 +202,7 @@ def _increases(r: pd.Series | None) -> bool:
 
 def _groups(ev: Evidence) -> list[str]:
     present = set(ev.headline["group"]) if len(ev.headline) else set()
-    return [g for g in schema.ANALYSIS_GROUPS if g in present]
-
-
-def _label(group: str) -> str:
-    return schema.GROUP_LABELS.get(group, group)
+    return schema.groups_in(present)
 
 
 def _combine(verdicts: list[str]) -> str:
@@ -227,13 +223,13 @@ def rule_timing(ev: Evidence) -> tuple[str, str]:
         if y1 is None or y3 is None:
             continue
         if _reduces(y3) and not _reduces(y1):
-            parts.append(f"{_label(g)}: a reduction is clear in year 3 but not in year 1")
+            parts.append(f"{schema.group_label(g)}: a reduction is clear in year 3 but not in year 1")
             verdicts.append(CONSISTENT)
         elif _reduces(y1):
-            parts.append(f"{_label(g)}: a reduction is already clear in year 1")
+            parts.append(f"{schema.group_label(g)}: a reduction is already clear in year 1")
             verdicts.append(NOT_CONSISTENT)
         else:
-            parts.append(f"{_label(g)}: no window shows a clear reduction, so a late effect "
+            parts.append(f"{schema.group_label(g)}: no window shows a clear reduction, so a late effect "
                          "can be neither confirmed nor ruled out")
             verdicts.append(INCONCLUSIVE)
     if not parts:
@@ -247,15 +243,15 @@ def rule_power(ev: Evidence) -> tuple[str, str]:
         return NOT_TESTABLE, "The run has no minimum-detectable-effect results."
     hoped = abs(ev.hoped_for_pct)
     parts, verdicts = [], []
-    for g in [g for g in schema.ANALYSIS_GROUPS if g in ev.mde_pct]:
+    for g in schema.groups_in(ev.mde_pct):
         mde = abs(ev.mde_pct[g])
         if mde > hoped:
-            parts.append(f"{_label(g)}: the smallest change detectable with 80% power is "
+            parts.append(f"{schema.group_label(g)}: the smallest change detectable with 80% power is "
                          f"{mde:.1f}%, larger than the hoped-for {hoped:g}% reduction, so "
                          "this design could miss a real effect of that size")
             verdicts.append(CONSISTENT)
         else:
-            parts.append(f"{_label(g)}: a {hoped:g}% reduction is detectable with 80% power "
+            parts.append(f"{schema.group_label(g)}: a {hoped:g}% reduction is detectable with 80% power "
                          f"(minimum detectable effect {mde:.1f}%), so national activity data "
                          "can answer this question when the evaluation is planned for it")
             verdicts.append(INCONCLUSIVE)
@@ -269,12 +265,12 @@ def rule_heterogeneity(ev: Evidence) -> tuple[str, str]:
     parts, verdicts = [], []
     for g, h in ev.heterogeneity.items():
         if h.p_value < 0.05:
-            parts.append(f"{_label(g)}: effects differ across the {h.n_sites} sites more than "
+            parts.append(f"{schema.group_label(g)}: effects differ across the {h.n_sites} sites more than "
                          f"chance explains (Cochran's Q p = {h.p_value:.3f}, I² = {h.i2:.0f}%), "
                          "so local context matters")
             verdicts.append(CONSISTENT)
         else:
-            parts.append(f"{_label(g)}: no evidence that effects differ across the "
+            parts.append(f"{schema.group_label(g)}: no evidence that effects differ across the "
                          f"{h.n_sites} sites (Cochran's Q p = {h.p_value:.3f}, "
                          f"I² = {h.i2:.0f}%)")
             verdicts.append(INCONCLUSIVE)
@@ -289,7 +285,7 @@ def rule_spread(ev: Evidence) -> tuple[str, str]:
     parts, verdicts = [], []
     for g, h in ev.heterogeneity.items():
         pooled = _row(ev.headline, g, "years_1_3")
-        text = (f"{_label(g)}: {h.n_reduction} of {h.n_sites} sites show a reduction with a "
+        text = (f"{schema.group_label(g)}: {h.n_reduction} of {h.n_sites} sites show a reduction with a "
                 f"95% interval below zero")
         if pooled is not None and _reduces(pooled) and h.n_same_sign >= 0.75 * h.n_sites:
             parts.append(text + " and the pooled effect is a clear reduction shared by most "
@@ -310,15 +306,15 @@ def rule_pretrend(ev: Evidence) -> tuple[str, str]:
     if not ev.pretrend_p:
         return NOT_TESTABLE, "The run has no joint pre-trend test."
     parts, verdicts = [], []
-    for g in [g for g in schema.ANALYSIS_GROUPS if g in ev.pretrend_p]:
+    for g in schema.groups_in(ev.pretrend_p):
         p = ev.pretrend_p[g]
         if p < 0.05:
-            parts.append(f"{_label(g)}: areas were already on a different path before start "
+            parts.append(f"{schema.group_label(g)}: areas were already on a different path before start "
                          f"(joint pre-trend test p = {p:.3f}), as expected if sites built on "
                          "earlier work; the difference-in-differences estimate needs caution")
             verdicts.append(CONSISTENT)
         else:
-            parts.append(f"{_label(g)}: no evidence of different trends before start "
+            parts.append(f"{schema.group_label(g)}: no evidence of different trends before start "
                          f"(joint pre-trend test p = {p:.3f})")
             verdicts.append(INCONCLUSIVE)
     return _combine(verdicts), ("; ".join(parts) + ". Local history and relationships "
@@ -331,17 +327,17 @@ def rule_robustness(ev: Evidence) -> tuple[str, str]:
     if alt.empty:
         return NOT_TESTABLE, "The run has no years 1-3 estimates."
     parts, verdicts = [], []
-    for g in [g for g in schema.ANALYSIS_GROUPS if g in set(alt["group"])]:
+    for g in schema.groups_in(alt["group"]):
         a = alt[alt["group"] == g]
         calls = {("reduction" if r.ci_high < 0 else "increase" if r.ci_low > 0 else "no clear")
                  for r in a.itertuples()}
         n = len(a)
         if len(calls) == 1:
-            parts.append(f"{_label(g)}: all {n} estimator and inference combinations agree "
+            parts.append(f"{schema.group_label(g)}: all {n} estimator and inference combinations agree "
                          f"({next(iter(calls))} effect)")
             verdicts.append(CONSISTENT)
         else:
-            parts.append(f"{_label(g)}: the {n} estimator and inference combinations disagree "
+            parts.append(f"{schema.group_label(g)}: the {n} estimator and inference combinations disagree "
                          "on whether there is a clear effect")
             verdicts.append(INCONCLUSIVE)
     return _combine(verdicts), "; ".join(parts) + ". Costs are not in the data."

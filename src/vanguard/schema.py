@@ -33,6 +33,8 @@ from collections.abc import Iterable, Mapping
 import numpy as np
 import pandas as pd
 
+from vanguard.errors import EstimationError
+
 # --- panel -----------------------------------------------------------------
 AREA = "area"
 MONTH = "month"
@@ -71,6 +73,82 @@ GROUP_LABELS: dict[str, str] = {
     CONTROL: "Control (non-vanguard)",
 }
 
+GROUP_SEPARATOR = "+"
+"""Joins the names of the treatment groups of an area that belongs to several."""
+
+
+def label_groups(label: str) -> frozenset[str]:
+    """Treatment groups an area label stands for.
+
+    A panel's ``group`` column holds one label per area: ``control`` (never treated),
+    one treatment group's name, or several names joined by :data:`GROUP_SEPARATOR`
+    (``both`` is the vanguard register's name for population-based + care-home).
+
+    Parameters
+    ----------
+    label : str
+
+    Returns
+    -------
+    frozenset of str
+        Empty for controls.
+    """
+    if label is None or label in ("", CONTROL) or (isinstance(label, float) and math.isnan(label)):
+        return frozenset()
+    if label == BOTH:
+        return frozenset({POPULATION_BASED, CARE_HOME})
+    return frozenset(str(label).split(GROUP_SEPARATOR))
+
+
+def compose_label(groups: Iterable[str]) -> str:
+    """The area label of an area in ``groups`` (inverse of :func:`label_groups`)."""
+    names = frozenset(groups)
+    if not names:
+        return CONTROL
+    if names == frozenset({POPULATION_BASED, CARE_HOME}):
+        return BOTH
+    return GROUP_SEPARATOR.join(sorted(names))
+
+
+def member_mask(labels: pd.Series, group: str) -> np.ndarray:
+    """Rows whose area label includes treatment group ``group``.
+
+    Parameters
+    ----------
+    labels : pandas.Series
+        A ``group`` column.
+    group : str
+        A treatment group's name.
+
+    Returns
+    -------
+    numpy.ndarray of bool
+    """
+    values = labels.astype(str)
+    hit = {u: group in label_groups(u) for u in values.unique()}
+    return values.map(hit).to_numpy(dtype=bool)
+
+
+def groups_in(labels: Iterable[str]) -> list[str]:
+    """Treatment groups present among area labels, the vanguard groups first."""
+    found: set[str] = set()
+    for lab in set(map(str, labels)):
+        found |= label_groups(lab)
+    return [g for g in ANALYSIS_GROUPS if g in found] + sorted(found - set(ANALYSIS_GROUPS))
+
+
+def group_label(group: str) -> str:
+    """Reader-facing name of a treatment group (its own name for a user's group)."""
+    return GROUP_LABELS.get(group, str(group).replace("_", " "))
+
+
+def blank_test_pct(results: pd.DataFrame) -> pd.DataFrame:
+    """Blank the percentage columns of test-statistic rows (a statistic is not an effect)."""
+    is_test = results["analysis"].eq("pretrend")
+    results.loc[is_test, ["pct", "pct_ci_low", "pct_ci_high"]] = np.nan
+    return results
+
+
 SITE_TYPE_GROUP: dict[str, str] = {"PACS": POPULATION_BASED, "MCP": POPULATION_BASED,
                                    "EHCH": CARE_HOME, "UEC": UEC}
 """Vanguard type (as in the site register) to analysis group; ACC has no footprint."""
@@ -90,6 +168,31 @@ WINDOW_LABELS: dict[str, str] = {
     "year_2": "Year 2",
     "year_3": "Year 3",
 }
+
+def resolve_windows(windows: Iterable[str] | Mapping[str, tuple[int, int]]) -> dict:
+    """``{name: (lo, hi)}`` from window names (:data:`vanguard.schema.WINDOWS`) or a mapping.
+
+    Raises
+    ------
+    EstimationError
+        An unknown name, or a window that is not ``0 <= lo < hi``.
+    """
+    if isinstance(windows, Mapping):
+        out = {str(k): (int(v[0]), int(v[1])) for k, v in windows.items()}
+    else:
+        names = [windows] if isinstance(windows, str) else list(windows)
+        unknown = [w for w in names if w not in WINDOWS]
+        if unknown:
+            raise EstimationError(
+                f"unknown window(s) {unknown}; expected among {list(WINDOWS)} or a "
+                "mapping name -> (lo, hi)"
+            )
+        out = {w: WINDOWS[w] for w in dict.fromkeys(names)}
+    bad = [k for k, (lo, hi) in out.items() if not 0 <= lo < hi]
+    if bad:
+        raise EstimationError(f"window(s) {bad}: expected 0 <= lo < hi months after the start")
+    return out
+
 
 # --- scales ------------------------------------------------------------------
 SCALES: tuple[str, ...] = ("rate", "log", "poisson", "count")

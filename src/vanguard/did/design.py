@@ -8,7 +8,8 @@ event time and one treatment dummy per analysis group. Every estimator in
 Sample rules (Morciano et al. 2020)
 -----------------------------------
 * Treated areas are those of the requested analysis groups
-  (:data:`vanguard.schema.GROUP_MEMBERS`); controls are never-treated ``control`` areas.
+  (area labels naming them, :func:`vanguard.schema.label_groups`); controls are
+  never-treated ``control`` areas or an explicit list.
   Areas of other vanguard groups are excluded and listed in ``Design.dropped``.
 * Months run from (earliest start - ``pre_months``) to (latest start + ``post_months`` - 1).
   A treated area's months after its own last post-period month are excluded: kept, they
@@ -36,6 +37,11 @@ larger (months since January 1970), so the sentinel cannot collide with a cohort
 
 RATE_PER: float = 1000.0
 """Rates are per 1,000 population per month."""
+
+CONTROL_CHOICES: tuple[str, ...] = ("never", "notyet")
+"""Comparison areas: never-treated areas, or never- and not-yet-treated ones (the
+latter only changes estimators that compare cohorts, such as Callaway-Sant'Anna; the
+sample is the same). An explicit sequence of area codes is the third choice."""
 
 SINGLE_AREA_WARNING = (
     "only one treated area in group {group!r}: cluster-robust and bootstrap inference "
@@ -100,7 +106,7 @@ class Design:
 
     def members(self, group: str) -> pd.Series:
         """Boolean row mask: rows of areas treated for ``group`` (any month)."""
-        return self.frame[schema.GROUP].isin(schema.GROUP_MEMBERS[group])
+        return pd.Series(schema.member_mask(self.frame[schema.GROUP], group), self.frame.index)
 
     def control_mask(self) -> pd.Series:
         """Boolean row mask: rows of control areas."""
@@ -151,25 +157,26 @@ def _check_inputs(
         raise EstimationError(f"unknown scale {scale!r}; expected one of {schema.SCALES}")
     if not groups:
         raise EstimationError("no analysis group requested")
-    bad = [g for g in groups if g not in schema.ANALYSIS_GROUPS]
+    present = schema.groups_in(panel[schema.GROUP].dropna().astype(str).unique())
+    bad = [g for g in groups if g not in present]
     if bad:
         raise EstimationError(
-            f"unknown analysis group(s) {bad}; expected among {schema.ANALYSIS_GROUPS}"
+            f"no treated areas for treatment group(s) {bad} in the panel; groups "
+            f"present: {present}"
         )
-    if controls != "never":
-        raise EstimationError(f"controls={controls!r}: only 'never' (never-treated) is supported")
+    if isinstance(controls, str):
+        if controls not in CONTROL_CHOICES:
+            raise EstimationError(
+                f"controls={controls!r}: expected one of {CONTROL_CHOICES} or a list of areas"
+            )
+    elif not len(controls):
+        raise EstimationError("controls: an explicit list of control areas must not be empty")
     if scale == "rate" and schema.POPULATION not in panel.columns:
         raise DataError(
             "panel",
             "a 'population' column for the rate scale (or use scale='log', 'poisson' or 'count')",
             column=schema.POPULATION,
             found="missing",
-        )
-    unknown = sorted(set(panel[schema.GROUP].dropna().astype(str)) - set(schema.GROUPS))
-    if unknown:
-        row = int(np.flatnonzero(panel[schema.GROUP].isin(unknown))[0]) + 2
-        raise DataError(
-            "panel", f"group one of {schema.GROUPS}", row=row, column=schema.GROUP, found=unknown[0]
         )
 
 
@@ -210,7 +217,8 @@ def prepare(
     pre_months: int | None = 24,
     post_months: int | None = 36,
     balanced: bool = True,
-    controls: str = "never",
+    controls: str | Sequence[str] = "never",
+    trim_post: bool = True,
     data_source: str | None = None,
 ) -> Design:
     """Build the estimation sample of a difference-in-differences analysis.
@@ -232,8 +240,16 @@ def prepare(
         Months from each treated area's start kept; ``None`` keeps all to the panel end.
     balanced : bool
         Drop (with a warning) areas missing any month of their window.
-    controls : {"never"}
-        Comparison areas: never-treated ``control`` areas.
+    controls : {"never", "notyet"} or sequence of str
+        Comparison areas: never-treated ``control`` areas (``"notyet"`` gives the same
+        sample; see :data:`CONTROL_CHOICES`), or an explicit list of area codes. Listed
+        areas may belong to treatment groups not estimated here (e.g. another
+        programme's areas as a sensitivity); every other control area is excluded.
+    trim_post : bool
+        Drop each treated area's months from its own month ``post_months`` on (the TWFE
+        rule: kept, they would be coded untreated). Estimators that compare cohorts
+        period by period (Callaway-Sant'Anna) need the balanced calendar window instead:
+        with ``False`` every area keeps every month of the window.
     data_source : str, optional
         Recorded in results; defaults to ``panel.attrs["data_source"]`` or ``"custom"``.
 
@@ -276,36 +292,59 @@ def prepare(
         )
     areas = _area_table(df)
 
-    treated_groups = set().union(*(schema.GROUP_MEMBERS[g] for g in groups))
-    keep_groups = treated_groups | {schema.CONTROL}
-    dropped_rows = [
-        {"area": a, "group": g, "reason": "other vanguard group, not in this analysis"}
-        for a, g in areas[schema.GROUP].items()
-        if g not in keep_groups
-    ]
-    areas = areas[areas[schema.GROUP].isin(keep_groups)].copy()
-
-    # A 'both' area receives the population-based AND the care-home programme. In a model
-    # with only one of the two it would count as treated by that one while also carrying
-    # the other's effect, so it is excluded unless every group it belongs to is estimated.
-    both_groups = [g for g in schema.ANALYSIS_GROUPS if schema.BOTH in schema.GROUP_MEMBERS[g]]
-    is_both = areas[schema.GROUP].eq(schema.BOTH)
-    missing = [g for g in both_groups if g not in groups]
-    if is_both.any() and missing:
-        names = list(areas.index[is_both])
+    estimated = frozenset(groups)
+    dropped_rows = []
+    # An area's label may name several treatment groups (the register's 'both', or a
+    # user's "a+b"). In a model that does not estimate every one of them the area would
+    # count as treated by one programme while carrying another's effect, so it goes.
+    area_groups = areas[schema.GROUP].map(schema.label_groups)
+    other = area_groups.map(lambda gs: bool(gs) and not (gs & estimated)).astype(bool)
+    mixed = area_groups.map(lambda gs: bool(gs & estimated) and not gs <= estimated).astype(bool)
+    for a in areas.index[other]:
+        dropped_rows.append({"area": a, "group": areas.at[a, schema.GROUP],
+                             "reason": "other treatment group, not in this analysis"})
+    if mixed.any():
+        names = list(areas.index[mixed])
         reason = (
-            f"in a population-based and a care-home site; group(s) {missing} not in this "
-            "model, so its effect would mix both programmes"
+            "in several treatment groups, not all of them in this model, so its effect "
+            "would mix programmes"
         )
         warnings.warn(
-            f"excluded {len(names)} area(s) belonging to both a population-based and a "
-            f"care-home site ({', '.join(map(str, names))}): the model estimates "
+            f"excluded {len(names)} area(s) that belong to a treatment group not in this "
+            f"model as well ({', '.join(map(str, names))}): the model estimates "
             f"{list(groups)} only",
             UserWarning,
             stacklevel=2,
         )
-        dropped_rows += [{"area": a, "group": schema.BOTH, "reason": reason} for a in names]
-        areas = areas[~is_both].copy()
+        dropped_rows += [
+            {"area": a, "group": areas.at[a, schema.GROUP], "reason": reason} for a in names
+        ]
+    if not isinstance(controls, str):
+        listed = pd.Index(list(dict.fromkeys(map(str, controls))))
+        unknown = listed.difference(areas.index)
+        if len(unknown):
+            raise EstimationError(
+                f"controls: area(s) {list(unknown)[:5]} are not in the panel"
+            )
+        treated_listed = [a for a in listed if area_groups[a] & estimated]
+        if treated_listed:
+            raise EstimationError(
+                f"controls: area(s) {treated_listed[:5]} are treated by {list(groups)} and "
+                "cannot be their own controls"
+            )
+        unlisted = area_groups.map(len).eq(0) & ~areas.index.isin(listed)
+        for a in areas.index[unlisted]:
+            dropped_rows.append({"area": a, "group": schema.CONTROL,
+                                 "reason": "control area not in the explicit control list"})
+        areas.loc[listed, schema.GROUP] = schema.CONTROL
+        areas.loc[listed, schema.START] = pd.NaT
+        keep = (area_groups.map(len).gt(0) & ~other & ~mixed) | areas.index.isin(listed)
+        # the listed areas are controls from here on, whatever their register group
+        df.loc[df[schema.AREA].isin(listed), schema.GROUP] = schema.CONTROL
+        df.loc[df[schema.AREA].isin(listed), schema.START] = pd.NaT
+    else:
+        keep = ~other & ~mixed
+    areas = areas[keep].copy()
 
     is_ctrl = areas[schema.GROUP].eq(schema.CONTROL)
     no_start = ~is_ctrl & areas[schema.START].isna()
@@ -332,7 +371,7 @@ def prepare(
         )
 
     for g in groups:
-        if not areas[schema.GROUP].isin(schema.GROUP_MEMBERS[g]).any():
+        if not schema.member_mask(areas[schema.GROUP], g).any():
             raise EstimationError(f"no treated areas for group {g!r} in the panel")
     if not is_ctrl.any():
         raise EstimationError("no control (never-treated) areas in the panel")
@@ -349,7 +388,7 @@ def prepare(
     t_lo = int(tr_starts.min() - pre_months) if pre_months is not None else int(df["t"].min())
     t_hi = int(tr_starts.max() + post_months - 1) if post_months is not None else int(df["t"].max())
     in_window = df["t"].between(t_lo, t_hi)
-    if post_months is not None:
+    if post_months is not None and trim_post:
         # months after a treated area's own last post month would be coded untreated
         in_window &= ~(treated_row & (df["rel"] >= post_months))
     df = df[in_window].copy()
@@ -357,7 +396,7 @@ def prepare(
     # each area's expected months: the window, cut at its own last post month
     panel_hi = int(month_index(pd.Series([pmax]))[0])
     area_hi = pd.Series(min(t_hi, panel_hi), index=areas.index, dtype="int64")
-    if post_months is not None:
+    if post_months is not None and trim_post:
         area_hi[~is_ctrl] = np.minimum(area_hi[~is_ctrl], tr_starts + post_months - 1)
     area_lo = max(t_lo, int(month_index(pd.Series([pmin]))[0]))
     expected = (area_hi - area_lo + 1).clip(lower=0)
@@ -440,7 +479,7 @@ def prepare(
         df["y"] = df["count"]
 
     for g in groups:
-        member = df[schema.GROUP].isin(schema.GROUP_MEMBERS[g])
+        member = schema.member_mask(df[schema.GROUP], g)
         df[f"treated_{g}"] = (member & (df["rel"] >= 0)).astype("int64")
 
     n_control = int(df.loc[df[schema.GROUP].eq(schema.CONTROL), schema.AREA].nunique())
@@ -458,7 +497,7 @@ def prepare(
         )
     )
     for g in groups:
-        member = df[schema.GROUP].isin(schema.GROUP_MEMBERS[g])
+        member = schema.member_mask(df[schema.GROUP], g)
         n_treated[g] = int(df.loc[member, schema.AREA].nunique())
         if n_treated[g] == 0:
             raise EstimationError(f"no treated areas left for group {g!r} after balancing")

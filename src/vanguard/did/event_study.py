@@ -123,6 +123,9 @@ def estimate_event_study(
     balanced: bool = True,
     pretrend_test: str = "auto",
     data_source: str | None = None,
+    pre_months: int | None = None,
+    post_months: int | None = None,
+    controls: str | Sequence[str] = "never",
 ) -> pd.DataFrame:
     """Event-study coefficients by period since start, and a joint pre-trend test.
 
@@ -160,6 +163,11 @@ def estimate_event_study(
         (:func:`vanguard.did.inference.wild_bootstrap_wald`, ``n_boot`` draws). ``auto``:
         the bootstrap.
     data_source : str, optional
+    pre_months, post_months : int, optional
+        Sample window in months around the starts (:func:`vanguard.did.design.prepare`);
+        by default the whole panel with ``bin_ends``, else the leads and lags.
+    controls : {"never"} or sequence of str
+        Never-treated areas, or an explicit list of control areas.
 
     Returns
     -------
@@ -208,14 +216,17 @@ def estimate_event_study(
             outcome,
             scale=scale,
             groups=(group,),
-            pre_months=None if bin_ends else leads * u,
-            post_months=None if bin_ends else (lags + 1) * u,
+            pre_months=pre_months if pre_months is not None else (
+                None if bin_ends else leads * u),
+            post_months=post_months if post_months is not None else (
+                None if bin_ends else (lags + 1) * u),
             balanced=balanced,
+            controls=controls,
             data_source=data_source,
         )
 
     frame = design.frame.copy()
-    member = frame[schema.GROUP].isin(schema.GROUP_MEMBERS[group]).to_numpy()
+    member = schema.member_mask(frame[schema.GROUP], group)
     # areas of other analysis groups in a shared design would otherwise be baseline
     other = frame[schema.GROUP].ne(schema.CONTROL).to_numpy() & ~member
     frame = frame[~other].copy()

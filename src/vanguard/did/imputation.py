@@ -87,7 +87,6 @@ from scipy import stats
 from vanguard import schema
 from vanguard.did.staggered import (
     EstimationSample,
-    _no_pct_for_tests,
     estimation_sample,
     resolve_windows,
 )
@@ -500,6 +499,7 @@ def estimate_imputation(
     time_col: str | None = None,
     cohort_col: str | None = None,
     data_source: str | None = None,
+    controls: Iterable[str] | None = None,
 ) -> pd.DataFrame:
     """Imputation (BJS) estimates by group and window in the tidy results schema.
 
@@ -535,6 +535,8 @@ def estimate_imputation(
     id_col, time_col, cohort_col : str, optional
         Columns of a generic panel (cohort 0 or missing = never treated).
     data_source : str, optional
+    controls : iterable of str, optional
+        An explicit list of comparison areas instead of the never-treated ones.
 
     Returns
     -------
@@ -577,6 +579,7 @@ def estimate_imputation(
                 data_source=data_source,
                 pre_months=pre_months,
                 post_months=post_months,
+                controls="never" if controls is None else list(controls),
             )
         if pre_months is not None and (hasattr(data, "frame") or generic):
             f = sample.frame
@@ -584,4 +587,4 @@ def estimate_imputation(
             sample.frame = f[f["time"] >= first - pre_months].reset_index(drop=True)
         fit = fit_imputation(sample)
         rows += _rows(fit, windows, alpha, n_leads, n_boot, seed)
-    return _no_pct_for_tests(schema.results_frame(rows))
+    return schema.blank_test_pct(schema.results_frame(rows))

@@ -583,6 +583,29 @@ def wild_cluster_bootstrap(
     )
 
 
+INTERVAL_SE_NOTE = (
+    "se = width of the bootstrap interval / (2 x t critical value), the standard error "
+    "the interval implies; the cluster-robust one is not reported beside it"
+)
+
+
+def interval_se(ci_low: float, ci_high: float, n_clusters: int, alpha: float = 0.05) -> float:
+    """The standard error a confidence interval implies: width / (2 t_{G-1, 1-alpha/2}).
+
+    Bootstrap intervals have no standard error of their own; reporting the analytic one
+    beside them would pair two inferences in one row.
+
+    Returns
+    -------
+    float
+        NaN when the interval is unbounded.
+    """
+    if not (np.isfinite(ci_low) and np.isfinite(ci_high)):
+        return math.nan
+    crit = stats.t.ppf(1 - alpha / 2, max(int(n_clusters) - 1, 1))
+    return float((ci_high - ci_low) / (2 * crit))
+
+
 def wald_statistic(beta: np.ndarray, vcov: np.ndarray) -> tuple[float, int]:
     """Wald statistic ``b' V^+ b`` and the rank of ``V`` (pseudo-inverse if singular).
 
@@ -695,11 +718,17 @@ class RandomisationResult:
     """Estimates under each permutation (for a randomisation-distribution plot)."""
 
 
-def _exposure(rel: np.ndarray, windows: Sequence[str]) -> np.ndarray:
-    """0/1 exposure columns, one per window, from relative months (-inf = never)."""
-    return np.column_stack(
-        [((rel >= schema.WINDOWS[w][0]) & (rel < schema.WINDOWS[w][1])) for w in windows]
-    ).astype("float64")
+def _exposure(rel: np.ndarray, windows) -> np.ndarray:
+    """0/1 exposure columns from relative months (-inf = never): one per window, then
+    one for post-period months before the last window's end that no window covers (the
+    nuisance dummy of :func:`vanguard.did.twfe.add_window_dummies`), if there are any."""
+    spans = list(schema.resolve_windows(windows).values())
+    cols = [(rel >= lo) & (rel < hi) for lo, hi in spans]
+    last = max(hi for _, hi in spans)
+    gap = (rel >= 0) & (rel < last) & ~np.any(cols, axis=0)
+    if gap.any():
+        cols.append(gap)
+    return np.column_stack(cols).astype("float64")
 
 
 def randomisation_draws(
@@ -786,7 +815,7 @@ def randomisation_inference(
         windows = (
             ("years_1_3",) if window in (None, "years_1_3") else ("year_1", "year_2", "year_3")
         )
-    windows = tuple(windows)
+    windows = schema.resolve_windows(windows)
     if window is not None and window not in windows:
         raise EstimationError(f"window {window!r} not among {list(windows)}")
     f = design.frame
@@ -795,8 +824,7 @@ def randomisation_inference(
     t = f["t"].to_numpy()
     per_area = f.groupby(schema.AREA, sort=False)[[schema.GROUP, "cohort"]].first()
     per_area = per_area.loc[list(area_names)]
-    members = set(schema.GROUP_MEMBERS[group])
-    is_member = per_area[schema.GROUP].isin(members).to_numpy()
+    is_member = schema.member_mask(per_area[schema.GROUP], group)
     is_control = per_area[schema.GROUP].eq(schema.CONTROL).to_numpy()
     pool = list(area_names[is_member | is_control])
     starts = per_area["cohort"].to_numpy()[is_member]
@@ -804,19 +832,20 @@ def randomisation_inference(
     rel_obs = f["rel"].to_numpy()
     other_X = [
         _exposure(
-            np.where(f[schema.GROUP].isin(schema.GROUP_MEMBERS[g]).to_numpy(), rel_obs, -np.inf),
+            np.where(schema.member_mask(f[schema.GROUP], g), rel_obs, -np.inf),
             windows,
         )
         for g in design.groups
         if g != group
     ]
     other_rel = [
-        np.where(f[schema.GROUP].isin(schema.GROUP_MEMBERS[g]).to_numpy(), rel_obs, -np.inf)
+        np.where(schema.member_mask(f[schema.GROUP], g), rel_obs, -np.inf)
         for g in design.groups
         if g != group
     ]
     y = f["y"].to_numpy(dtype="float64")
-    D_obs = _exposure(np.where(f[schema.GROUP].isin(members).to_numpy(), rel_obs, -np.inf), windows)
+    D_obs = _exposure(np.where(schema.member_mask(f[schema.GROUP], group), rel_obs, -np.inf),
+                      windows)[:, : len(windows)]
     area_index = {a: i for i, a in enumerate(area_names)}
 
     def fit(cohort_by_area: np.ndarray):
@@ -848,7 +877,7 @@ def randomisation_inference(
     resid = dm_obs[:, 0] - Xd_obs @ np.linalg.lstsq(Xd_obs, dm_obs[:, 0], rcond=None)[0]
     grp = f[schema.GROUP].to_numpy()[keep_obs]
     pre = ~(rel_obs[keep_obs] >= 0)
-    v_tr = float(np.var(resid[np.isin(grp, list(members)) & pre], ddof=1))
+    v_tr = float(np.var(resid[schema.member_mask(pd.Series(grp), group) & pre], ddof=1))
     v_c = float(np.var(resid[(grp == schema.CONTROL) & pre], ddof=1))
     ratio = v_tr / v_c if v_c > 0 else math.inf
     note = ""

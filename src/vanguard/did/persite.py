@@ -228,25 +228,36 @@ def site_start(om: OutcomeMatrix, site: str, site_areas: Sequence[str]) -> pd.Ti
     return pd.Timestamp(start[0])
 
 
-def treated_start(om: OutcomeMatrix, members: Iterable[str]) -> pd.Timestamp:
-    """The single start month shared by the treated areas of a group.
+def treated_start(om: OutcomeMatrix, areas: Iterable[str], *, common: bool = True) -> pd.Timestamp:
+    """The start month of a set of treated areas.
+
+    Parameters
+    ----------
+    om : OutcomeMatrix
+    areas : iterable of str
+        Treated area codes.
+    common : bool
+        Require one start shared by all (the collapsed per-site estimators); with
+        ``False`` the earliest start (a staggered group's pre-period ends there).
 
     Raises
     ------
     EstimationError
-        If there are no treated areas or they start in different months (the collapsed
-        estimators here need one start date; use the staggered estimators instead).
+        If there are no such areas, or with ``common`` they start in different months
+        (the collapsed estimators here need one start date; use the staggered
+        estimators instead).
     """
-    treated = om.areas[om.areas[schema.GROUP].isin(tuple(members))]
+    areas = list(areas)
+    treated = om.areas.loc[om.areas.index.intersection(areas)]
     if treated.empty:
-        raise EstimationError(f"no treated areas in groups {tuple(members)}")
+        raise EstimationError(f"no treated areas among {areas[:5]}")
     starts = treated[schema.START].dropna().unique()
-    if len(starts) != 1:
+    if common and len(starts) != 1:
         raise EstimationError(
-            f"treated areas in groups {tuple(members)} start in {len(starts)} different months "
+            f"treated areas {areas[:5]} start in {len(starts)} different months "
             "(expected one common start for this estimator)"
         )
-    return pd.Timestamp(starts[0])
+    return pd.Timestamp(min(starts))
 
 
 def area_changes(

@@ -30,6 +30,7 @@ cross-check the note carries the analytic approximation
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -155,17 +156,20 @@ def placebo_draws(
         design's pre-period plus window (and ``shorten`` is false, or it has fewer than 4
         months), or ``n_treated`` leaves fewer than 2 controls.
     """
-    if group not in schema.GROUP_MEMBERS:
-        raise EstimationError(f"group {group!r}: expected one of {list(schema.GROUP_MEMBERS)}")
+    if not schema.member_mask(om.areas[schema.GROUP], group).any():
+        raise EstimationError(
+            f"group {group!r}: no treated areas; groups present: "
+            f"{schema.groups_in(om.areas[schema.GROUP])}"
+        )
     if window not in schema.WINDOWS:
         raise EstimationError(f"window {window!r}: expected one of {list(schema.WINDOWS)}")
     if inference not in POWER_INFERENCE:
         raise EstimationError(f"inference {inference!r}: expected one of {POWER_INFERENCE}")
-    members = schema.GROUP_MEMBERS[group]
     areas = om.areas
-    is_treated = areas[schema.GROUP].isin(members)
+    is_treated = pd.Series(schema.member_mask(areas[schema.GROUP], group), areas.index)
+    members = list(areas.index[is_treated])
     is_control = control_mask(areas)
-    end = pd.Timestamp(pre_end) if pre_end is not None else treated_start(om, members)
+    end = pd.Timestamp(pre_end) if pre_end is not None else treated_start(om, members, common=False)
     end = end.to_period("M").to_timestamp()
     n_tr = int(is_treated.sum()) if n_treated is None else int(n_treated)
     rule = ""
@@ -396,7 +400,7 @@ def minimum_detectable_effect(
     n_treated: int | None = None,
     window: str = "years_1_3",
     alpha: float = 0.05,
-    power: float = 0.8,
+    power: float | Sequence[float] = 0.8,
     n_sims: int = 200,
     seed: int = 20150310,
     pre_end: pd.Timestamp | str | None = None,
@@ -422,8 +426,10 @@ def minimum_detectable_effect(
         Treated areas (default: as many as the group has).
     window : str
         Post-period window (key of :data:`vanguard.schema.WINDOWS`).
-    alpha, power : float
-        Test level and target detection probability.
+    alpha : float
+        Test level.
+    power : float or sequence of float
+        Target detection probability; several share one set of simulations.
     n_sims : int
         Simulations (pretend programmes).
     seed : int
@@ -446,7 +452,7 @@ def minimum_detectable_effect(
     Returns
     -------
     pandas.DataFrame
-        One row in the tidy schema: ``analysis="power"``, ``param`` = power,
+        One row per power in the tidy schema: ``analysis="power"``, ``param`` = power,
         ``estimate`` = MDE (size of the smallest detectable reduction, positive),
         ``pct`` = that reduction as % of the pretend-treated pre-period mean
         (``100 x (1 - exp(-MDE))`` on the log scale, see :func:`reduction_pct`), ``se`` = SD of the placebo
@@ -460,7 +466,8 @@ def minimum_detectable_effect(
     EstimationError
         See :func:`placebo_draws`; also when ``power`` or ``alpha`` is not in (0, 1).
     """
-    for name, v in (("power", power), ("alpha", alpha)):
+    powers = [float(power)] if np.isscalar(power) else [float(p) for p in power]
+    for name, v in [("alpha", alpha)] + [("power", p) for p in powers]:
         if not 0 < v < 1:
             raise EstimationError(f"{name} = {v}: expected a number between 0 and 1")
     om = outcome_matrix(panel, outcome, scale)
@@ -478,12 +485,20 @@ def minimum_detectable_effect(
         seed=seed,
         shorten=shorten,
     )
-    mde = _search_mde(draws, alpha, power)
     sd = float(np.std(draws.estimate, ddof=1))
     size = float(detection_rate(draws, np.zeros(1), alpha)[0])
+    return schema.results_frame(
+        [_mde_row(panel, draws, p, sd, size, alpha, n_sims, data_source, outcome, scale,
+                  group, window) for p in powers]
+    )
+
+
+def _mde_row(panel, draws, power, sd, size, alpha, n_sims, data_source, outcome, scale, group,
+             window) -> dict:
+    mde = _search_mde(draws, alpha, power)
     analytic = (stats.norm.ppf(1 - alpha / 2) + stats.norm.ppf(power)) * sd
     pct = reduction_pct(mde, scale, draws.pre_mean)
-    row = dict(
+    return dict(
         _design_fields(panel, draws, data_source, outcome, scale, group, window),
         analysis="power",
         param=power,
@@ -502,7 +517,6 @@ def minimum_detectable_effect(
             + (f"; {draws.shortened}" if draws.shortened else "")
         ),
     )
-    return schema.results_frame([row])
 
 
 def reduction_pct(effect, scale: str, pre_mean: float):

@@ -18,7 +18,7 @@ inference as the main analysis) on a modified panel.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import pandas as pd
 
@@ -76,12 +76,10 @@ def placebo_panel(
     ------
     EstimationError
         If ``shift`` is not negative, the pretend window would reach the real start,
-        the group is unknown or has no treated areas, or they start in different months.
+        or the group is unknown or has no treated areas.
     DataError
         If the ``group``, ``start`` or ``month`` column is missing.
     """
-    if group not in schema.GROUP_MEMBERS:
-        raise EstimationError(f"group {group!r}: expected one of {list(schema.GROUP_MEMBERS)}")
     for col in (schema.GROUP, schema.START, schema.MONTH):
         if col not in panel.columns:
             raise DataError(PANEL_NAME, f"a column {col!r}", column=col)
@@ -92,16 +90,14 @@ def placebo_panel(
             f"shift={shift} with a {window_months}-month window would reach the real start: "
             f"the window must fit in the {-shift} months before it"
         )
-    members = panel[schema.GROUP].isin(schema.GROUP_MEMBERS[group])
+    members = pd.Series(schema.member_mask(panel[schema.GROUP].astype(str), group), panel.index)
     starts = pd.to_datetime(panel.loc[members, schema.START]).dropna().unique()
     if len(starts) == 0:
         raise EstimationError(f"no treated areas for group {group!r} in the panel")
-    if len(starts) > 1:
-        raise EstimationError(
-            f"group {group!r}: treated areas start in {len(starts)} different "
-            "months; placebo start dates need one common start"
-        )
-    real = pd.Timestamp(starts[0])
+    # With staggered starts every cohort moves by the same shift; the panel stops where
+    # the earliest cohort's pretend window ends, so no real post month of any cohort
+    # enters (later cohorts contribute the part of their pretend window before that).
+    real = pd.Timestamp(min(starts))
     fake = month_offset(real, shift)
     end = month_offset(fake, window_months)
     month = pd.to_datetime(panel[schema.MONTH])
@@ -225,6 +221,7 @@ def leave_one_site_out(
     n_boot: int = 999,
     seed: int = 20150310,
     data_source: str | None = None,
+    site_group: Mapping[str, str] | None = None,
 ) -> pd.DataFrame:
     """Re-estimate a group's TWFE effect dropping each of its sites' areas in turn.
 
@@ -245,6 +242,9 @@ def leave_one_site_out(
         As :func:`vanguard.did.twfe.estimate_twfe`.
     n_boot, seed : int
     data_source : str, optional
+    site_group : mapping, optional
+        Site id -> treatment group (e.g. :meth:`vanguard.did.spec.Programme.site_groups`);
+        it takes precedence over the vanguard register of ``data_source``.
 
     Returns
     -------
@@ -260,7 +260,7 @@ def leave_one_site_out(
         For a malformed panel.
     """
     areas = area_sites(panel)
-    register = register_site_groups(_data_source(panel, data_source))
+    register = {**register_site_groups(_data_source(panel, data_source)), **(site_group or {})}
     sites = sorted(
         s for s, g in site_groups(areas, register, ambiguous="skip").items() if g == group
     )

@@ -62,6 +62,7 @@ import pandas as pd
 from scipy import stats
 
 from vanguard import schema
+from vanguard.did.spec import DEFAULT_SEED
 from vanguard.errors import DataError, EstimationError
 
 __all__ = [
@@ -82,9 +83,10 @@ AGGREGATIONS: tuple[str, ...] = ("simple", "dynamic", "group", "calendar")
 
 _CONTROL = {"never": "nevertreated", "notyet": "notyettreated"}
 _UNITS = ("month", "quarter", "period")
-DEFAULT_UNIT = "quarter"
-"""Time unit of Callaway-Sant'Anna estimation on monthly vanguard data (see module
-docstring for the measurements behind the choice)."""
+DEFAULT_UNIT = "month"
+"""Time unit of Callaway-Sant'Anna estimation on monthly data: months, which respect any
+start month; quarters are a choice (see the module docstring) and need every cohort on
+one quarter grid."""
 
 
 # --- the estimation sample -------------------------------------------------------------
@@ -118,6 +120,7 @@ class EstimationSample:
     n_control: int = 0
     notes: list[str] = field(default_factory=list)
     months_used: int | None = None
+    cohort_labels: dict[int, str] = field(default_factory=dict)
 
     @property
     def n_obs(self) -> int:
@@ -210,11 +213,10 @@ def _design_sample(
     if "group" in f.columns:
         # A design may hold several analysis groups: keep this group's treated areas and
         # the never-treated controls only.
-        keep = f["group"].isin(schema.GROUP_MEMBERS.get(group, (group,))) | f["group"].eq(
-            schema.CONTROL
-        )
-        if group in schema.GROUP_MEMBERS and not keep.any():
+        member = schema.member_mask(f["group"], group)
+        if not member.any():
             raise EstimationError(f"design has no areas for group {group!r}")
+        keep = member | f["group"].eq(schema.CONTROL).to_numpy()
         f = f.loc[keep]
     need = ("area", "t", "y", "cohort")
     missing = [c for c in need if c not in f.columns]
@@ -253,7 +255,12 @@ def _design_sample(
         raise EstimationError(f"design was prepared for groups {design.groups}, not {group!r}")
     n_t = int(frame.loc[frame["cohort"] > 0, "id"].nunique())
     n_c = int(frame.loc[frame["cohort"] == 0, "id"].nunique())
+    labels = {
+        int(c): f"{1970 + int(c) // 12:04d}-{int(c) % 12 + 1:02d}"
+        for c in np.unique(frame["cohort"]) if c > 0
+    }
     return EstimationSample(
+        cohort_labels=labels,
         frame=frame,
         outcome=outcome or str(_attr("outcome", "")),
         scale=str(_attr("scale", scale)),
@@ -278,6 +285,7 @@ def estimation_sample(
     data_source: str | None = None,
     pre_months: int = 24,
     post_months: int = 36,
+    controls: str | Iterable[str] = "never",
 ) -> EstimationSample:
     """Build the long unit x period sample every staggered estimator here uses.
 
@@ -301,6 +309,9 @@ def estimation_sample(
         ``synthetic``, ``nhs_mar`` or ``custom``; defaults to the design's or ``custom``.
     pre_months, post_months : int
         Sample window passed to ``design.prepare`` for a vanguard panel.
+    controls : {"never", "notyet"} or iterable of str
+        Comparison areas passed to ``design.prepare`` (an explicit list replaces the
+        never-treated areas).
 
     Returns
     -------
@@ -338,6 +349,10 @@ def estimation_sample(
             raise EstimationError("a vanguard panel needs the outcome column name")
         from vanguard.did import design as _design
 
+        # No treated area is cut at its own last post month: with staggered starts that
+        # would unbalance the panel, and moderndid drops every unit not seen in every
+        # period. The calendar window ends at the last cohort's last post month; event
+        # times past the post-period are left out of the dynamic aggregation instead.
         d = _design.prepare(
             data,
             outcome,
@@ -345,6 +360,8 @@ def estimation_sample(
             groups=(group,),
             pre_months=pre_months,
             post_months=post_months,
+            controls=controls,
+            trim_post=False,
             data_source=data_source,
         )
         sample = _design_sample(d, outcome, scale, group, data_source)
@@ -375,12 +392,21 @@ def to_quarters(sample: EstimationSample) -> EstimationSample:
     Raises
     ------
     EstimationError
-        If the sample is not monthly.
+        If the sample is not monthly, or its cohorts do not all start on one quarter grid
+        (a cohort starting mid-quarter would have its event time shifted).
     """
     if sample.unit != "month":
         raise EstimationError(f"quarterly aggregation needs a monthly sample; got {sample.unit}")
     f = sample.frame
-    anchor = int(f.loc[f["cohort"] > 0, "cohort"].min())
+    cohorts = np.unique(f.loc[f["cohort"] > 0, "cohort"])
+    anchor = int(cohorts.min())
+    off_grid = [int(c) for c in cohorts if (c - anchor) % 3]
+    if off_grid:
+        names = [sample.cohort_labels.get(c, str(c)) for c in (anchor, *off_grid)]
+        raise EstimationError(
+            f"unit='quarter': cohorts starting {', '.join(names)} are not on one quarter "
+            "grid, so quarters would shift their event time; use unit='month'"
+        )
     # Shift so that block indices stay positive: moderndid reads cohort 0 as never-treated.
     base = anchor - 3 * ((anchor - int(f["time"].min())) // 3 + 1)
     q = (f["time"] - base) // 3
@@ -409,6 +435,9 @@ def to_quarters(sample: EstimationSample) -> EstimationSample:
         n_control=sample.n_control,
         notes=list(sample.notes),
         months_used=int(keep.sum()),
+        cohort_labels={
+            int((c - base) // 3): lab for c, lab in sample.cohort_labels.items()
+        },
     )
 
 
@@ -533,7 +562,7 @@ class CSFit:
             )
         return np.sqrt(np.mean(influence**2, axis=0) / n)
 
-    def pretrend_test(self, n_boot: int = 999, seed: int = 20150401) -> dict | None:
+    def pretrend_test(self, n_boot: int = 999, seed: int = DEFAULT_SEED) -> dict | None:
         """Wald test that every pre-period ``ATT(g, t)`` is 0, with a wild bootstrap p-value.
 
         Without covariates each pre-period ``ATT(g, t)`` is a difference of mean changes,
@@ -742,12 +771,15 @@ def fit_cs(
     aggregations: Iterable[str] = AGGREGATIONS,
     bootstrap: bool = False,
     n_boot: int = 999,
-    seed: int = 20150401,
+    seed: int = DEFAULT_SEED,
     alpha: float = 0.05,
     id_col: str | None = None,
     time_col: str | None = None,
     cohort_col: str | None = None,
     data_source: str | None = None,
+    pre_months: int = 24,
+    post_months: int = 36,
+    controls: Iterable[str] | None = None,
 ) -> CSFit:
     """Fit Callaway-Sant'Anna group-time effects and aggregate them.
 
@@ -784,6 +816,9 @@ def fit_cs(
         time_col=time_col,
         cohort_col=cohort_col,
         data_source=data_source,
+        pre_months=pre_months,
+        post_months=post_months,
+        controls="never" if controls is None else list(controls),
     )
     if unit is None:
         unit = DEFAULT_UNIT if sample.unit == "month" else sample.unit
@@ -793,6 +828,10 @@ def fit_cs(
         raise EstimationError(f"unit={unit!r} does not fit a sample in {sample.unit}s")
     import moderndid
 
+    # the dynamic aggregation stops at the post-period's end (in the fit's unit): early
+    # cohorts of a staggered group are observed longer than post_months
+    per = 3 if sample.unit == "quarter" else 1
+    max_e = math.inf if sample.unit == "period" else math.ceil(post_months / per) - 1
     f, shift = moderndid_frame(sample)
     try:
         with warnings.catch_warnings():
@@ -821,6 +860,7 @@ def fit_cs(
                     cband=False,
                     alpha=alpha,
                     random_state=seed,
+                    **({"max_e": max_e} if a == "dynamic" else {}),
                 )
                 for a in aggregations
             }
@@ -828,6 +868,14 @@ def fit_cs(
         raise EstimationError(
             f"{sample.outcome}/{group}: Callaway-Sant'Anna estimation failed: {exc}"
         ) from exc
+    used = int(getattr(att, "n_units", f["uid"].nunique()))
+    if used != f["uid"].nunique():
+        # moderndid drops units it does not see in every period; the results would then
+        # describe other areas than the sample says
+        raise EstimationError(
+            f"{sample.outcome}/{group}: Callaway-Sant'Anna used {used} of "
+            f"{f['uid'].nunique()} areas (an unbalanced panel); balance the panel first"
+        )
     return CSFit(
         sample=sample,
         control=control,
@@ -840,13 +888,6 @@ def fit_cs(
         shift=shift,
         base_period=base_period,
     )
-
-
-def _no_pct_for_tests(out: pd.DataFrame) -> pd.DataFrame:
-    """Blank the percentage columns of test-statistic rows (a chi2 is not an effect)."""
-    is_test = out["analysis"].eq("pretrend")
-    out.loc[is_test, ["pct", "pct_ci_low", "pct_ci_high"]] = np.nan
-    return out
 
 
 def _row(fit: CSFit, **kw) -> dict:
@@ -920,6 +961,28 @@ def tidy_cs(fit: CSFit, windows: Mapping[str, tuple[int, int]] | None = None) ->
             )
         )
     for name, agg in fit.aggregations.items():
+        if name == "group":
+            counts = fit.sample.frame.groupby("cohort")["id"].nunique()
+            for c, a, se in zip(
+                np.asarray(agg.event_times, float) - shift,
+                np.asarray(agg.att_by_event, float),
+                np.asarray(agg.se_by_event, float),
+                strict=True,
+            ):
+                label = fit.sample.cohort_labels.get(int(c), str(int(c)))
+                rows.append(
+                    _row(
+                        fit,
+                        analysis="cohort",
+                        window=f"cohort_{label}",
+                        param=float(c),
+                        estimate=a,
+                        se=se,
+                        n_treated=int(counts.get(int(c), 0)),
+                        note=f"cohort starting {label}: mean of its post-period ATT(g,t) "
+                        f"(moderndid aggte type=group); {unit_note}",
+                    )
+                )
         rows.append(
             _row(
                 fit,
@@ -1006,7 +1069,7 @@ def tidy_cs(fit: CSFit, windows: Mapping[str, tuple[int, int]] | None = None) ->
                 note=note,
             )
         )
-    return _no_pct_for_tests(schema.results_frame(rows))
+    return schema.blank_test_pct(schema.results_frame(rows))
 
 
 def estimate_cs(
@@ -1022,12 +1085,14 @@ def estimate_cs(
     aggregations: Iterable[str] = AGGREGATIONS,
     bootstrap: bool = False,
     n_boot: int = 999,
-    seed: int = 20150401,
+    seed: int = DEFAULT_SEED,
     alpha: float = 0.05,
     id_col: str | None = None,
     time_col: str | None = None,
     cohort_col: str | None = None,
     data_source: str | None = None,
+    pre_months: int = 24,
+    controls: Iterable[str] | None = None,
 ) -> pd.DataFrame:
     """Callaway-Sant'Anna estimates in the tidy results schema.
 
@@ -1069,6 +1134,10 @@ def estimate_cs(
         Columns of a generic panel.
     data_source : str, optional
         Label of the data (``synthetic``, ``nhs_mar``, ``custom``).
+    pre_months : int
+        Months before the earliest start kept in the sample (vanguard panels).
+    controls : iterable of str, optional
+        An explicit list of comparison areas instead of the never-treated ones.
 
     Returns
     -------
@@ -1086,6 +1155,10 @@ def estimate_cs(
     DataError
         See :func:`estimation_sample`.
     """
+    if windows is None and id_col is None:
+        windows = schema.WINDOWS
+    windows = resolve_windows(windows)
+    post = max((hi for _, hi in windows.values()), default=36)
     fit = fit_cs(
         data,
         outcome,
@@ -1103,7 +1176,8 @@ def estimate_cs(
         time_col=time_col,
         cohort_col=cohort_col,
         data_source=data_source,
+        pre_months=pre_months,
+        post_months=post,
+        controls=controls,
     )
-    if windows is None and fit.sample.unit != "period":
-        windows = schema.WINDOWS
-    return tidy_cs(fit, resolve_windows(windows))
+    return tidy_cs(fit, windows)

@@ -25,7 +25,7 @@ the t distribution with ``G - 1`` degrees of freedom.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -44,22 +44,28 @@ def window_column(group: str, window: str) -> str:
     return f"d_{group}__{window}"
 
 
-def add_window_dummies(design: Design, windows: Sequence[str]) -> tuple[pd.DataFrame, dict]:
+def add_window_dummies(
+    design: Design, windows: Sequence[str] | Mapping[str, tuple[int, int]]
+) -> tuple[pd.DataFrame, dict]:
     """Add one 0/1 column per group x window to a copy of ``design.frame``.
+
+    Post-period months before the end of the last window that no window covers get a
+    nuisance dummy of their own (``d_<group>__other_post``): coded 0, they would join
+    the baseline of a model that compares treated with untreated months.
 
     Parameters
     ----------
     design : Design
-    windows : sequence of str
-        Keys of :data:`vanguard.schema.WINDOWS` estimated jointly in one regression; they
-        must not overlap.
+    windows : sequence of str or mapping
+        Names of :data:`vanguard.schema.WINDOWS`, or ``{name: (lo, hi)}`` in months since
+        start, estimated jointly in one regression; they must not overlap.
 
     Returns
     -------
     frame : pandas.DataFrame
         Treated areas' months after the last window are dropped.
     columns : dict
-        ``(group, window) -> column name``.
+        ``(group, window) -> column name`` (the nuisance dummy is not included).
 
     Raises
     ------
@@ -73,13 +79,13 @@ def add_window_dummies(design: Design, windows: Sequence[str]) -> tuple[pd.DataF
         with a longer post-period than the windows), or when a window is only partly
         inside the panel for a group (naming the group and window).
     """
-    unknown = [w for w in windows if w not in schema.WINDOWS]
-    if unknown:
-        raise EstimationError(f"unknown window(s) {unknown}; expected among {list(schema.WINDOWS)}")
-    spans = sorted(schema.WINDOWS[w] for w in windows)
+    spans_by_name = schema.resolve_windows(windows)
+    spans = sorted(spans_by_name.values())
     for (_, hi), (lo, _) in zip(spans, spans[1:], strict=False):
         if lo < hi:
-            raise EstimationError(f"windows {list(windows)} overlap; estimate them separately")
+            raise EstimationError(
+                f"windows {list(spans_by_name)} overlap; estimate them separately"
+            )
     frame = design.frame
     last = max(hi for _, hi in spans)
     beyond = frame["rel"].to_numpy() >= last
@@ -88,17 +94,19 @@ def add_window_dummies(design: Design, windows: Sequence[str]) -> tuple[pd.DataF
         areas = frame.loc[beyond, schema.AREA].unique()
         warnings.warn(
             f"dropped {int(beyond.sum())} area-months of {len(areas)} treated area(s) "
-            f"more than {last} months after start (beyond the windows {list(windows)})",
+            f"more than {last} months after start (beyond the windows {list(spans_by_name)})",
             UserWarning,
             stacklevel=2,
         )
     frame = frame[~beyond].copy()
     cols = {}
     rel = frame["rel"].to_numpy()
+    covered_any = np.zeros(len(frame), dtype=bool)
+    for lo, hi in spans:
+        covered_any |= (rel >= lo) & (rel < hi)
     for g in design.groups:
         member = frame[design.treated_col(g)].to_numpy() == 1
-        for w in windows:
-            lo, hi = schema.WINDOWS[w]
+        for w, (lo, hi) in spans_by_name.items():
             col = window_column(g, w)
             frame[col] = (member & (rel >= lo) & (rel < hi)).astype("float64")
             if not frame[col].any():
@@ -119,7 +127,15 @@ def add_window_dummies(design: Design, windows: Sequence[str]) -> tuple[pd.DataF
                     stacklevel=2,
                 )
             cols[(g, w)] = col
+        gap = member & ~covered_any
+        if gap.any():
+            frame[window_column(g, "other_post")] = gap.astype("float64")
     return frame, cols
+
+
+def nuisance_columns(frame: pd.DataFrame, groups: Sequence[str]) -> list[str]:
+    """The nuisance post-period dummies :func:`add_window_dummies` added to ``frame``."""
+    return [c for g in groups if (c := window_column(g, "other_post")) in frame.columns]
 
 
 def fit_fixest(frame: pd.DataFrame, regressors: Sequence[str], scale: str):
@@ -175,15 +191,20 @@ def _residualised(fit, frame: pd.DataFrame, regs: list[str], scale: str):
     return inf.residualise_poisson(frame, regs, mu)
 
 
-def _window_sets(windows: Sequence[str]) -> list[tuple[str, ...]]:
-    """Group requested windows into regressions: pooled alone, the years together."""
-    sets = []
-    if POOLED in windows:
-        sets.append((POOLED,))
-    years = [w for w in windows if w != POOLED]
-    if years:
-        # all three years enter together so no post month is coded as baseline
-        sets.append(tuple(dict.fromkeys(list(YEARLY) + years)))
+def _window_sets(windows: Mapping[str, tuple[int, int]]) -> list[dict[str, tuple[int, int]]]:
+    """Group windows into regressions of non-overlapping windows, in the order given.
+
+    The Morciano windows give two regressions: years 1-3 alone, and the three years
+    together (so no post month of a single-year model is coded as baseline).
+    """
+    sets: list[dict[str, tuple[int, int]]] = []
+    for name, (lo, hi) in windows.items():
+        for s in sets:
+            if all(hi <= a or lo >= b for a, b in s.values()):
+                s[name] = (lo, hi)
+                break
+        else:
+            sets.append({name: (lo, hi)})
     return sets
 
 
@@ -193,9 +214,11 @@ def estimate_twfe(
     *,
     scale: str = "rate",
     groups: Sequence[str] = (schema.POPULATION_BASED, schema.CARE_HOME),
-    windows: Sequence[str] = ("years_1_3", "year_1", "year_2", "year_3"),
+    windows: Sequence[str] | Mapping[str, tuple[int, int]] = (
+        "years_1_3", "year_1", "year_2", "year_3"),
     pre_months: int | None = 24,
     balanced: bool = True,
+    controls: str | Sequence[str] = "never",
     inference: str = "cluster",
     n_boot: int = 999,
     seed: int = 20150310,
@@ -214,10 +237,16 @@ def estimate_twfe(
     scale : {"rate", "log", "poisson", "count"}
     groups : sequence of str
         Analysis groups, estimated jointly (one dummy each) against never-treated areas.
-    windows : sequence of str
-        Keys of :data:`vanguard.schema.WINDOWS`.
+    windows : sequence of str or mapping
+        Keys of :data:`vanguard.schema.WINDOWS`, or ``{name: (lo, hi)}`` months since
+        start. Overlapping windows are fitted in separate regressions
+        (:func:`_window_sets`).
     pre_months : int or None
     balanced : bool
+    controls : {"never", "notyet"} or sequence of str
+        Comparison areas (:func:`vanguard.did.design.prepare`); ``notyet`` is refused:
+        the regression compares with not-yet-treated months of other cohorts anyway,
+        and never-treated areas cannot be left out of it.
     inference : {"cluster", "wild_bootstrap", "randomisation", "auto"}
         ``cluster``: CRV1 by area (pyfixest). ``wild_bootstrap``: restricted wild cluster
         bootstrap with Webb weights (:func:`vanguard.did.inference.wild_cluster_bootstrap`).
@@ -248,16 +277,24 @@ def estimate_twfe(
     """
     from vanguard.did import inference as inf
 
+    if isinstance(controls, str) and controls != "never":
+        raise EstimationError(
+            f"controls={controls!r}: two-way fixed effects compare with never-treated areas "
+            "(or an explicit list); not-yet-treated comparisons are Callaway-Sant'Anna's"
+        )
     if inference not in INFERENCE_METHODS:
         raise EstimationError(
             f"unknown inference {inference!r}; expected one of {INFERENCE_METHODS}"
         )
-    windows = tuple(dict.fromkeys(windows))
-    unknown = [w for w in windows if w not in schema.WINDOWS]
-    if unknown:
-        raise EstimationError(f"unknown window(s) {unknown}; expected among {list(schema.WINDOWS)}")
-    # a single year is estimated with all three years, so the sample keeps them all
-    post = max(schema.WINDOWS[w][1] for wset in _window_sets(windows) for w in wset)
+    named = not isinstance(windows, Mapping)
+    windows = schema.resolve_windows(windows)
+    fitted = dict(windows)
+    if named and any(w in YEARLY for w in windows):
+        # a single year is estimated with all three years, so that no post month of the
+        # sample is coded as baseline
+        fitted = {w: v for w, v in windows.items() if w not in YEARLY}
+        fitted.update({w: schema.WINDOWS[w] for w in YEARLY})
+    post = max(hi for _, hi in fitted.values())
     design = as_design(
         panel_or_design,
         outcome,
@@ -266,6 +303,7 @@ def estimate_twfe(
         pre_months=pre_months,
         post_months=post,
         balanced=balanced,
+        controls=controls,
         data_source=data_source,
     )
     if design.scale == "poisson" and inference == "randomisation":
@@ -276,9 +314,9 @@ def estimate_twfe(
     estimator = "twfe_poisson" if design.scale == "poisson" else "twfe"
     rows = []
     ri_cache: dict = {}
-    for wset in _window_sets(windows):
+    for wset in _window_sets(fitted):
         frame, cols = add_window_dummies(design, wset)
-        regs = list(cols.values())
+        regs = list(cols.values()) + nuisance_columns(frame, design.groups)
         fit = fit_fixest(frame, regs, design.scale)
         tidy = fit.tidy()
         n_obs = int(fit._N)
@@ -322,27 +360,30 @@ def estimate_twfe(
                         x for x in (res.note, "wild bootstrap of the IRLS linearisation") if x
                     )
                 row.update(
-                    se=res.se,
+                    se=inf.interval_se(res.ci_low, res.ci_high, design.n_treated[g]
+                                       + design.n_control, alpha=0.05),
                     ci_low=res.ci_low,
                     ci_high=res.ci_high,
                     p_value=res.p_value,
                     inference="wild_bootstrap",
                 )
-                note = "; ".join(x for x in (note, res.note) if x)
+                note = "; ".join(x for x in (note, res.note, inf.INTERVAL_SE_NOTE) if x)
             else:
-                if (g, wset) not in ri_cache:
-                    ri_cache[(g, wset)] = inf.randomisation_inference(
+                key = (g, tuple(wset))
+                if key not in ri_cache:
+                    ri_cache[key] = inf.randomisation_inference(
                         design, g, None, windows=wset, n_perm=n_boot, seed=seed
                     )
-                res = ri_cache[(g, wset)][w]
+                res = ri_cache[key][w]
                 row.update(
-                    se=float(tidy.loc[col, "Std. Error"]),
+                    se=inf.interval_se(res.ci_low, res.ci_high, design.n_treated[g]
+                                       + design.n_control, alpha=0.05),
                     ci_low=res.ci_low,
                     ci_high=res.ci_high,
                     p_value=res.p_value,
                     inference="randomisation",
                 )
-                note = "; ".join(x for x in (note, res.note) if x)
+                note = "; ".join(x for x in (note, res.note, inf.INTERVAL_SE_NOTE) if x)
             row["note"] = note
             rows.append(row)
     worder = {w: i for i, w in enumerate(windows)}
