@@ -39,7 +39,6 @@
 import pandas as pd
 
 from vanguard import analysis, config, schema
-from vanguard.did.spec import Spec
 
 # %% tags=["parameters"]
 run: str = "default"  # run name; reads reports/<run>/data/panel.parquet written by 01_data
@@ -68,7 +67,7 @@ results_dir = config.run_dir(run) / "results"
 main = []
 cohorts = []
 for group in groups:
-    spec = Spec(outcome, group, scale=scale, pre_months=pre_months, inference=inference,
+    spec = analysis.Spec(outcome, group, scale=scale, pre_months=pre_months, inference=inference,
                 n_boot=n_boot, seed=seed, data_source=data_source)
     for estimator in estimators:
         results = analysis.estimate(panel, spec, estimator)

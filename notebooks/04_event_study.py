@@ -26,7 +26,6 @@
 import pandas as pd
 
 from vanguard import analysis, config, plots, schema
-from vanguard.did.spec import Spec
 
 # %% tags=["parameters"]
 run: str = "default"  # run name; reads reports/<run>/data/panel.parquet written by 01_data
@@ -46,7 +45,7 @@ seed: int = 20150310  # seed of every random draw
 panel = pd.read_parquet(config.run_dir(run) / "data" / "panel.parquet")
 data_source = panel.attrs.get("data_source", "custom")
 results_dir = config.run_dir(run) / "results"
-specs = {group: Spec(outcome, group, scale=scale, pre_months=pre_months, unit=unit,
+specs = {group: analysis.Spec(outcome, group, scale=scale, pre_months=pre_months, unit=unit,
                      inference=inference, n_boot=n_boot, seed=seed, data_source=data_source)
          for group in groups}
 

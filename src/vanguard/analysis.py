@@ -1,7 +1,8 @@
 """The estimators of :mod:`vanguard.did.fit`, each behind the results cache.
 
 Notebooks call these functions: each has the signature of the estimator it wraps
-(``panel, spec, ...``) and passes its arguments unchanged; every call goes through
+(``panel, spec, ...``) and passes its arguments unchanged (the specification classes of
+:mod:`vanguard.did.spec` are re-exported here, so a notebook needs one import); every call goes through
 :func:`vanguard.cache.cached`, keyed by the panel's content, the specification, the
 other arguments, the code and the package versions, so re-running a report (or an
 analysis shared by several notebooks) reads the stored result. See
@@ -16,7 +17,12 @@ import pandas as pd
 
 from vanguard.cache import cached
 from vanguard.did import fit
-from vanguard.did.spec import Spec
+from vanguard.did.spec import Programme, Spec, TreatmentGroup
+
+__all__ = [
+    "ESTIMATORS", "Programme", "Spec", "TreatmentGroup", "estimate", "event_study", "honest",
+    "leave_one_out", "mde", "per_site", "placebo",
+]
 
 ESTIMATORS: tuple[str, ...] = tuple(fit.ESTIMATORS)
 """Estimators of the difference-in-differences grid (notebook 03)."""
