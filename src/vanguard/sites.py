@@ -73,19 +73,16 @@ class Register:
 
 
 def _read(path: Path, columns: tuple[str, ...]) -> pd.DataFrame:
+    """Read one register file as text, refusing what :func:`vanguard.panel.read_table`
+    refuses (spreadsheets, ragged lines, repeated column names, ...)."""
+    from vanguard.panel import _missing_column, read_table
+
     if not path.is_file():
         raise DataError(path, "a site register CSV (file not found)")
-    try:
-        df = pd.read_csv(path, dtype=str, keep_default_na=False)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise DataError(
-            path, f"a CSV with columns {list(columns)}", found=f"{type(exc).__name__}: {exc}"
-        ) from exc
+    df = read_table(path, csv_only=True)
     missing = [c for c in columns if c not in df.columns]
     if missing:
-        raise DataError(
-            path, f"columns {list(columns)}", row=1, column=missing[0], found=list(df.columns)
-        )
+        raise _missing_column(path, missing[0], df.columns, expected=f"columns {list(columns)}")
     df = df[list(columns)].copy()
     for col in columns:
         df[col] = df[col].str.strip()
@@ -117,6 +114,14 @@ def _check_nonempty(df, cols, path):
         _reject(df, df[col] == "", path, col, "a value")
 
 
+def _plausible_dates() -> tuple[pd.Timestamp, pd.Timestamp]:
+    """Dates a register can hold: a year typed as 2105 or 0215 is caught here, not as an
+    odd start month far downstream."""
+    from vanguard.records import plausible_dates
+
+    return plausible_dates()
+
+
 def _validate_sites(df: pd.DataFrame, path: Path) -> pd.DataFrame:
     _check_nonempty(
         df, ("site_id", "type", "wave", "announced", "start_month", "name", "footprint"), path
@@ -124,13 +129,18 @@ def _validate_sites(df: pd.DataFrame, path: Path) -> pd.DataFrame:
     _check_unique(df, ("site_id",), path, "each site_id once")
     _check_in(df, "type", SITE_TYPES, path)
     _check_in(df, "footprint", FOOTPRINTS, path)
-    _reject(df, ~df["wave"].str.fullmatch(r"\d+"), path, "wave", "a whole-number wave")
+    _reject(df, ~df["wave"].str.fullmatch(r"\d{1,4}"), path, "wave", "a whole-number wave (0-9999)")
+    lo, hi = _plausible_dates()
+    days = f"between {lo:%Y-%m-%d} and {hi:%Y-%m-%d}"
+    months = f"between {lo:%Y-%m} and {hi:%Y-%m}"
     announced = pd.to_datetime(df["announced"], format="%Y-%m-%d", errors="coerce")
     bad = announced.isna() | ~df["announced"].str.fullmatch(_DATE.pattern)
     _reject(df, bad, path, "announced", "a date as YYYY-MM-DD")
+    _reject(df, (announced < lo) | (announced > hi), path, "announced", f"a date {days}")
     start = pd.to_datetime(df["start_month"], format="%Y-%m", errors="coerce")
     bad = start.isna() | ~df["start_month"].str.fullmatch(_MONTH.pattern)
     _reject(df, bad, path, "start_month", "a month as YYYY-MM")
+    _reject(df, (start < lo) | (start > hi), path, "start_month", f"a month {months}")
     # Exposure starts in the first full month after the announcement.
     _reject(
         df, start <= announced, path, "start_month", "a start_month after the announcement date"
