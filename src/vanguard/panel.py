@@ -326,7 +326,7 @@ def _frame_from_records(path: Path, records: list[list[str]]) -> pd.DataFrame:
                 path,
                 f"{n} fields, as in the header row",
                 row=i,
-                found=f"{len(rec)} fields",
+                found=f"{len(rec)} field" + ("" if len(rec) == 1 else "s"),
                 note="a stray comma or an unquoted field containing a comma?"
                 if len(rec) > n
                 else None,

@@ -25,10 +25,14 @@ lose.
 
 from __future__ import annotations
 
+import csv
 import glob as _glob
+import gzip
+import io
 import os
 import re
 import warnings
+import zlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -85,6 +89,8 @@ EARLIEST_DATE = pd.Timestamp("1990-01-01")
 this project is built for (``date_limits=`` widens the window for older data)."""
 MAX_SPAN_YEARS = 30
 """Longest panel accepted: a longer span comes from a typo such as ``2051-05-03``."""
+MAX_LOS_DAYS = 36_525
+"""Longest length of stay accepted (100 years): anything longer is a typing error."""
 _MAX_EXAMPLES = 5
 _DATAFRAME_LABEL = "<DataFrame>"
 
@@ -329,7 +335,55 @@ def _resolve_source(source) -> _Source:
                 "a records file with a header row and at least one record",
                 found="an empty file (0 bytes)",
             )
-    return _Source(kinds.pop(), files=tuple(files))
+    kind = kinds.pop()
+    for f in files:
+        _check_content(f, kind)
+    return _Source(kind, files=tuple(files))
+
+
+_HEAD_BYTES = 1 << 16
+
+
+def _open_text_head(path: str) -> bytes:
+    """The first bytes of a records file, decompressed when it is a ``.gz``."""
+    with open(path, "rb") as fh:
+        head = fh.read(_HEAD_BYTES)
+    if path.lower().endswith(".gz") and head.startswith(b"\x1f\x8b"):
+        try:
+            with gzip.open(path, "rb") as fh:
+                head = fh.read(_HEAD_BYTES)
+        except (OSError, EOFError, zlib.error) as exc:
+            raise DataError(
+                path, "a complete gzip-compressed CSV", found=f"a damaged gzip file ({exc})"
+            ) from exc
+    return head
+
+
+def _check_content(path: str, kind: str) -> None:
+    """Refuse a file whose content is not what its name says, before DuckDB reports it
+    as a unicode or sniffing error.
+
+    Raises
+    ------
+    DataError
+        Naming the file: a spreadsheet, archive, compressed or UTF-16 file given as CSV,
+        a gzip file not named ``.gz``, or a ``.parquet`` file that is not parquet.
+    """
+    from vanguard.panel import _refuse_binary
+
+    if kind == "parquet":
+        with open(path, "rb") as fh:
+            magic = fh.read(4)
+        if magic != b"PAR1":
+            _refuse_binary(Path(path), magic + Path(path).read_bytes()[4:8], "a parquet file")
+            raise DataError(path, "a parquet file", found="no parquet signature (PAR1)")
+        return
+    head = _open_text_head(path)
+    if head.startswith(b"\x1f\x8b"):
+        raise DataError(
+            path, "a plain CSV, or a gzip-compressed one named .csv.gz", found="gzip content"
+        )
+    _refuse_binary(Path(path), head, "a CSV records file")
 
 
 def _file_kind(path: str) -> str:
@@ -339,6 +393,59 @@ def _file_kind(path: str) -> str:
     if name.endswith((".csv", ".csv.gz", ".txt", ".tsv")):
         return "csv"
     raise DataError(path, "a .csv, .csv.gz or .parquet records file", found=Path(path).suffix)
+
+
+def _scan_csv(path: str, delimiter: str) -> None:
+    """Find, in Python, the first line of a CSV that DuckDB could not read.
+
+    Only run once DuckDB has failed on the file, so its cost does not matter.
+
+    Raises
+    ------
+    DataError
+        For the first line that is not UTF-8, or the first record whose number of
+        fields differs from the header's (header = row 1).
+    """
+    opener = gzip.open if path.lower().endswith(".gz") else open
+    with opener(path, "rb") as fh:
+        for i, line in enumerate(fh, start=1):
+            try:
+                line.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise DataError(
+                    path,
+                    "UTF-8 encoded text (save the file as 'CSV UTF-8')",
+                    row=i,
+                    found=line[exc.start : exc.start + 4],
+                ) from exc
+    with opener(path, "rt", encoding="utf-8-sig", newline="") as fh:
+        reader = csv.reader(fh, delimiter=delimiter)
+        header = next(reader, [])
+        for i, rec in enumerate(reader, start=2):
+            if rec and len(rec) != len(header):
+                raise DataError(
+                    path,
+                    f"{len(header)} fields, as in the header row",
+                    row=i,
+                    found=_fields(len(rec)),
+                )
+
+
+def _fields(n: int) -> str:
+    return f"{n} field" + ("" if n == 1 else "s")
+
+
+def _explain(exc: Exception, src: _Source, delimiter: str) -> DataError:
+    """A DataError naming the file for a DuckDB failure reading the records."""
+    if src.kind == "csv":
+        for f in src.files:
+            try:
+                _scan_csv(f, delimiter)
+            except DataError as err:
+                return err
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    what = "a readable parquet file" if src.kind == "parquet" else "a readable CSV file"
+    return DataError(src.label(), what, found=first)
 
 
 def _sql_list(files: Sequence[str]) -> str:
@@ -375,6 +482,8 @@ def _check_columns(con, src: _Source, needed: Sequence[str], delimiter: str) -> 
             )
         return
     for f in src.files:
+        if src.kind == "csv":
+            _check_csv_header(f, needed, delimiter)
         if src.kind == "parquet":
             cols = _columns_of(con, f"read_parquet({_quote_literal(f)})")
         else:
@@ -386,6 +495,10 @@ def _check_columns(con, src: _Source, needed: Sequence[str], delimiter: str) -> 
         missing = [c for c in needed if c not in cols]
         if not missing:
             continue
+        if src.kind == "csv" and all(c in _csv_header(f, delimiter) for c in needed):
+            # The header is right but DuckDB's sniffer guessed another shape: a line
+            # with more fields than the header, which the scan names.
+            _scan_csv(f, delimiter)
         if src.kind == "csv" and len(cols) == 1:
             others = [d for d in _DELIMITER_CANDIDATES if d != delimiter and d in cols[0]]
             if others:
@@ -395,13 +508,41 @@ def _check_columns(con, src: _Source, needed: Sequence[str], delimiter: str) -> 
                     row=1,
                     found=f"header {cols[0]!r} looks {others[0]!r}-separated",
                 )
+        from vanguard.panel import _close_match
+
+        near = _close_match(missing[0], cols)
         raise DataError(
             f,
             f"a column named {missing[0]!r} (needed: {list(needed)})",
             row=1,
             column=missing[0],
             found=f"columns {cols}",
+            note=f"is {near!r} a misspelling of {missing[0]!r}? (or pass date_col=/area_col=)"
+            if near
+            else None,
         )
+
+
+def _csv_header(path: str, delimiter: str) -> list[str]:
+    """The header row of a CSV, read as a spreadsheet would (quotes honoured)."""
+    head = _open_text_head(path).decode("utf-8-sig", errors="replace")
+    header = next(csv.reader(io.StringIO(head, newline=""), delimiter=delimiter), [])
+    return [h.strip() for h in header]
+
+
+def _check_csv_header(path: str, needed: Sequence[str], delimiter: str) -> None:
+    """Refuse a needed column named twice: DuckDB would rename one copy silently."""
+    names = _csv_header(path, delimiter)
+    for col in needed:
+        where = [j for j, name in enumerate(names, start=1) if name == col]
+        if len(where) > 1:
+            raise DataError(
+                path,
+                "each column name once",
+                row=1,
+                column=col,
+                found=f"{col!r} in columns {where[0]} and {where[1]}",
+            )
 
 
 def _records_relation(
@@ -440,6 +581,12 @@ class _Checks:
     missing_los: int
 
 
+def _los_out_of_range(los_num: str) -> str:
+    """A length of stay that reads as a number but cannot be one: ``inf`` and ``nan``
+    would make every bed-day sum of the area-month infinite or missing."""
+    return f"({los_num} < 0 OR isnan({los_num}) OR isinf({los_num}) OR {los_num} > {MAX_LOS_DAYS})"
+
+
 def _ts_literal(ts: pd.Timestamp) -> str:
     return f"TIMESTAMP {_quote_literal(f'{ts:%Y-%m-%d} 00:00:00')}"
 
@@ -465,7 +612,7 @@ def _validate(
         los_missing = f"({lo} IS NULL OR TRIM(CAST({lo} AS VARCHAR)) = '')"
         los_sql = (
             f"COUNT(*) FILTER (WHERE NOT {los_missing} AND {los_num} IS NULL), "
-            f"COUNT(*) FILTER (WHERE {los_num} < 0), "
+            f"COUNT(*) FILTER (WHERE {_los_out_of_range(los_num)}), "
             f"COUNT(*) FILTER (WHERE {los_missing})"
         )
     else:
@@ -678,64 +825,27 @@ def aggregate_records(
         con.execute("SET disabled_optimizers = 'type_pushdown'")
         if src.kind == "frame":
             con.register("__records_frame", src.frame)
-        _check_columns(con, src, needed, delimiter)
-
-        relation = _records_relation(src, date_col, area_col, los_col, delimiter)
-        if src.kind != "frame":
-            positioned = _records_relation(
-                src, date_col, area_col, los_col, delimiter, with_position=True
+        try:
+            panel, months = _aggregate(
+                con,
+                src,
+                needed,
+                date_col,
+                area_col,
+                los_col,
+                delimiter,
+                limits,
+                asked,
+                start,
+                end,
+                areas,
+                count_name,
+                los_name,
             )
-            empty = _empty_files(con, src, positioned)
-            if empty:
-                raise DataError(
-                    empty[0], "at least one record below the header row", found="no records"
-                )
-        elif len(src.frame) == 0:
-            raise DataError(_DATAFRAME_LABEL, "at least one record", found="no rows")
-        con.execute(f"CREATE TEMP VIEW records AS SELECT * FROM {relation}")
-
-        checks = _validate(con, "records", date_col, area_col, los_col, limits)
-        _raise_for_bad_records(con, src, checks, date_col, area_col, los_col, delimiter, limits)
-        months = _panel_months(con, src, checks, asked, date_col, area_col, los_col, delimiter)
-        if start is not None or end is not None:
-            # Without a requested range the months span the data, so nothing is outside.
-            _warn_out_of_range(con, src, date_col, months)
-
-        area_list = None
-        if areas is not None:
-            area_list = sorted({str(x).strip() for x in areas})
-            _check_known_areas(con, src, area_list, date_col, area_col, los_col, delimiter)
-        if checks.missing_los:
-            warnings.warn(
-                f"{src.label()}: {checks.missing_los:,} record(s) with an empty "
-                f"{los_col!r} are counted as admissions but add no {los_name}",
-                UserWarning,
-                stacklevel=2,
-            )
-
-        con.execute("RESET disabled_optimizers")
-        table = "records"
-        if los_col:
-            # The query sums the column as it is; CSV text becomes a number here, in the
-            # engine-specific part, so the query itself needs no engine's type names.
-            lo = _quote_ident(los_col)
-            con.execute(
-                f"CREATE TEMP VIEW typed_records AS SELECT * REPLACE "
-                f"(CAST({lo} AS DOUBLE) AS {lo}) FROM records"
-            )
-            table = "typed_records"
-        sql = aggregation_sql(
-            table,
-            start=months[0],
-            end=months[-1],
-            date_col=date_col,
-            area_col=area_col,
-            los_col=los_col,
-            areas=area_list,
-            count_name=count_name,
-            los_name=los_name,
-        )
-        panel = con.execute(sql).df()
+        except duckdb.Error as exc:
+            # A reader failure deep in a file (a ragged line, bytes that are not UTF-8)
+            # is explained with its row, not passed on as the engine's message.
+            raise _explain(exc, src, delimiter) from exc
     finally:
         con.close()
 
@@ -750,6 +860,89 @@ def aggregate_records(
     if out_path is not None:
         write_panel(panel, out_path)
     return panel
+
+
+def _aggregate(
+    con,
+    src,
+    needed,
+    date_col,
+    area_col,
+    los_col,
+    delimiter,
+    limits,
+    asked,
+    start,
+    end,
+    areas,
+    count_name,
+    los_name,
+) -> tuple[pd.DataFrame, list[pd.Timestamp]]:
+    """The checks and the query of :func:`aggregate_records`, on an open connection.
+
+    Returns
+    -------
+    (pandas.DataFrame, list of pandas.Timestamp)
+        The engine's panel (untidied) and the panel's months.
+    """
+    _check_columns(con, src, needed, delimiter)
+
+    relation = _records_relation(src, date_col, area_col, los_col, delimiter)
+    if src.kind != "frame":
+        positioned = _records_relation(
+            src, date_col, area_col, los_col, delimiter, with_position=True
+        )
+        empty = _empty_files(con, src, positioned)
+        if empty:
+            raise DataError(
+                empty[0], "at least one record below the header row", found="no records"
+            )
+    elif len(src.frame) == 0:
+        raise DataError(_DATAFRAME_LABEL, "at least one record", found="no rows")
+    con.execute(f"CREATE TEMP VIEW records AS SELECT * FROM {relation}")
+
+    checks = _validate(con, "records", date_col, area_col, los_col, limits)
+    _raise_for_bad_records(con, src, checks, date_col, area_col, los_col, delimiter, limits)
+    months = _panel_months(con, src, checks, asked, date_col, area_col, los_col, delimiter)
+    if start is not None or end is not None:
+        # Without a requested range the months span the data, so nothing is outside.
+        _warn_out_of_range(con, src, date_col, months)
+
+    area_list = None
+    if areas is not None:
+        area_list = sorted({str(x).strip() for x in areas})
+        _check_known_areas(con, src, area_list, date_col, area_col, los_col, delimiter)
+    if checks.missing_los:
+        warnings.warn(
+            f"{src.label()}: {checks.missing_los:,} record(s) with an empty "
+            f"{los_col!r} are counted as admissions but add no {los_name}",
+            UserWarning,
+            stacklevel=3,
+        )
+
+    con.execute("RESET disabled_optimizers")
+    table = "records"
+    if los_col:
+        # The query sums the column as it is; CSV text becomes a number here, in the
+        # engine-specific part, so the query itself needs no engine's type names.
+        lo = _quote_ident(los_col)
+        con.execute(
+            f"CREATE TEMP VIEW typed_records AS SELECT * REPLACE "
+            f"(CAST({lo} AS DOUBLE) AS {lo}) FROM records"
+        )
+        table = "typed_records"
+    sql = aggregation_sql(
+        table,
+        start=months[0],
+        end=months[-1],
+        date_col=date_col,
+        area_col=area_col,
+        los_col=los_col,
+        areas=area_list,
+        count_name=count_name,
+        los_name=los_name,
+    )
+    return con.execute(sql).df(), months
 
 
 def _requested_months(start, end, limits) -> tuple[pd.Timestamp | None, pd.Timestamp | None]:
@@ -826,7 +1019,7 @@ def _panel_months(con, src, checks, asked, date_col, area_col, los_col, delimite
         f"latest {last_text} (column {date_col!r}). Pass start= and end= to state "
         "the period; a mistyped date would otherwise stretch the panel.",
         DataWarning,
-        stacklevel=3,
+        stacklevel=4,
     )
     return months
 
@@ -950,10 +1143,13 @@ def _raise_for_bad_records(
         )
     if los_col and checks.neg_los:
         lo = _quote_ident(los_col)
-        f, row, value, more = locate(f"TRY_CAST({lo} AS DOUBLE) < 0", los_col, checks.neg_los)
+        f, row, value, more = locate(
+            _los_out_of_range(f"TRY_CAST({lo} AS DOUBLE)"), los_col, checks.neg_los
+        )
         raise DataError(
             f,
-            f"a non-negative length of stay in days ({checks.neg_los:,} negative in all)",
+            f"a non-negative, finite length of stay of at most {MAX_LOS_DAYS:,} days "
+            f"({checks.neg_los:,} outside in all)",
             row=row,
             column=los_col,
             found=value,
@@ -975,7 +1171,7 @@ def _warn_out_of_range(con, src, date_col: str, months: list[pd.Timestamp]) -> N
             f"{src.label()}: dropped {before + after:,} record(s) dated outside "
             f"{months[0]:%Y-%m} to {months[-1]:%Y-%m} ({before:,} before, {after:,} after)",
             UserWarning,
-            stacklevel=3,
+            stacklevel=4,
         )
 
 
