@@ -13,7 +13,6 @@ import pytest
 from vanguard.errors import DataError, DataWarning
 from vanguard.records import aggregate_records, aggregation_sql, month_range
 
-
 SPAN = {"start": "2015-01", "end": "2015-06"}
 """The stated period of the planted records."""
 JAN = {"start": "2015-01", "end": "2015-01"}
