@@ -8,14 +8,17 @@ and streams them through one ``GROUP BY``.
 The work is split in two so that the aggregation itself can move to another engine:
 
 * :func:`aggregation_sql` returns ONE plain SQL query (``date_trunc('month', ...)``,
-  ``COUNT(*)``, ``SUM(...)``, ``GROUP BY``, ``LEFT JOIN``, ``COALESCE`` and a ``VALUES``
+  ``TRIM``, ``COUNT(*)``, ``SUM(...)``, ``GROUP BY``, ``LEFT JOIN``, ``COALESCE`` and a ``VALUES``
   list of months) over a table or view of records. No DuckDB-only functions are used,
   so the same text runs on PostgreSQL, Trino/Presto or Spark SQL against a table of
   the same shape.
 * :func:`aggregate_records` is the local driver: it points a DuckDB view at the files
-  (or DataFrame), validates the records in one pass (missing columns, unparseable dates,
-  negative lengths of stay, records outside the requested months) and then runs the
-  query.
+  (or DataFrame), checks each file's content and header, validates the records in one
+  pass (blank areas, unreadable or implausible dates, lengths of stay that are not
+  finite non-negative numbers) and then runs the query. A period not stated with
+  ``start``/``end`` is taken from the data with a warning, and no more than
+  :data:`MAX_SPAN_YEARS` years are accepted, so one mistyped year cannot stretch the
+  panel.
 
 Every area x month of the requested period appears in the output, with 0 admissions when
 an area had no records that month: the grid of areas x months is built in the query,
@@ -201,7 +204,7 @@ def aggregation_sql(
     them per area and calendar month, sums length of stay when ``los_col`` is given, and
     left-joins the counts onto the full grid of areas x months so that empty cells are 0.
 
-    Only standard SQL plus ``date_trunc('month', ...)`` is used (``CAST``, ``COUNT(*)``,
+    Only standard SQL plus ``date_trunc('month', ...)`` is used (``CAST``, ``TRIM``, ``COUNT(*)``,
     ``SUM``, ``COALESCE``, ``GROUP BY``, ``CROSS JOIN``, ``LEFT JOIN``, a ``VALUES`` list of
     months), so the text is meant to run unchanged on DuckDB (where it is tested),
     PostgreSQL, Trino/Presto and Spark SQL,
