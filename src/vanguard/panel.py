@@ -444,7 +444,8 @@ def _parse_number(values: pd.Series, file, column: str) -> pd.Series:
     """
     numeric = pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values)
     if numeric:
-        out = pd.Series(np.asarray(values, dtype=float), index=values.index)
+        # Nullable integer columns (parquet) hold pd.NA, which plain numpy cannot convert.
+        out = pd.Series(values.to_numpy(dtype=float, na_value=np.nan), index=values.index)
         missing = out.isna().to_numpy()
         if missing.any():
             i = int(np.flatnonzero(missing)[0])
@@ -485,7 +486,8 @@ def _parse_number(values: pd.Series, file, column: str) -> pd.Series:
             found=_plain(values.iloc[i]),
         )
     out.name = column
-    # Whole-number counts stay integers so files and sums are exact.
+    # Whole-number counts stay integers so files and sums are exact (every value up to
+    # MAX_VALUE is exact in a float, so the conversion loses nothing).
     if np.all(np.mod(x, 1) == 0):
         return out.astype(np.int64)
     return out
