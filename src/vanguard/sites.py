@@ -197,10 +197,13 @@ def load_register(
     Raises
     ------
     DataError
-        Naming file, row (header = 1) and column, if a file is missing or unreadable, a
-        column is missing, a required value is empty, a ``site_id`` repeats, ``type``,
-        ``footprint`` or ``coverage`` is not an allowed value, ``wave`` is not a whole
-        number, a date or month is malformed, ``start_month`` is not after
+        Naming file, row (header = 1) and column, if a file is missing or unreadable
+        (a spreadsheet, parquet, archive or non-UTF-8 file, a line with more or fewer
+        fields than the header, an empty or repeated column name), a column is missing
+        (naming a likely misspelling), a required value is empty, a ``site_id``
+        repeats, ``type``, ``footprint`` or ``coverage`` is not an allowed value,
+        ``wave`` is not a whole number below 10,000, a date or month is malformed or
+        outside 1990 to one year after today, ``start_month`` is not after
         ``announced``, an ACC site has an area footprint, an area row names an unknown
         site or a site with footprint ``none``, or a site x area pair repeats.
     """
