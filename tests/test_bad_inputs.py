@@ -299,6 +299,12 @@ def _parquet_bytes() -> bytes:
     return buf.getvalue()
 
 
+def _tz_records(tmp: Path):
+    when = pd.to_datetime(["2015-01-31 23:30", "2015-02-01 00:30"]).tz_localize("Europe/London")
+    pd.DataFrame({"admission_date": when, "area": "A01", "los": 1}).to_parquet(tmp / "rec.parquet")
+    return lambda: aggregate_records(tmp / "rec.parquet", los_col="los", **PERIOD)
+
+
 def _outcome_misspelt(tmp: Path):
     write(tmp / "panel.csv", panel_lines())
     s, a = _register(tmp)
@@ -382,6 +388,14 @@ PANEL_CASES = [
         "first on row 6",
     ),
     panel_case("gap", lambda ls: ls[:10] + ls[11:], 11, "month", "consecutive months"),
+    panel_case(
+        "text-column",
+        lambda ls: [ls[0] + ",notes", *[ln + ",checked" for ln in ls[1:]]],
+        2,
+        "notes",
+        "expected a number",
+        "pass outcomes= to choose them",
+    ),
     panel_case(
         "semicolons",
         lambda ls: [ln.replace(",", ";") for ln in ls],
@@ -716,6 +730,21 @@ RECORDS_CASES = [
         "a date from 1990-01-01",
         "'0201-05-03'",
     ),
+    records_case(
+        "row-after-empty-line",
+        lambda ls: ls[:5] + [""] + set_field(ls, 9, "admission_date", "x")[5:],
+        10,
+        "admission_date",
+        "a date YYYY-MM-DD",
+    ),
+    Case(
+        "tz-aware-parquet",
+        "rec.parquet",
+        _tz_records,
+        None,
+        "admission_date",
+        ("timestamps without a time zone", "TIMESTAMP WITH TIME ZONE"),
+    ),
     records_parquet_case("parquet-null-date", [_dt.date(2015, 1, 2), None], 3, "a date YYYY-MM-DD"),
 ]
 
@@ -833,6 +862,16 @@ def test_gzip_panel_reads_like_the_plain_file(tmp_path):
     plain = load_panel("custom", path=tmp_path / "panel.csv", sites_path=s, areas_path=a)
     packed = load_panel("custom", path=tmp_path / "panel.csv.gz", sites_path=s, areas_path=a)
     pd.testing.assert_frame_equal(plain, packed)
+
+
+def test_tz_aware_dataframe_records_refused():
+    when = pd.to_datetime(["2015-01-31 23:30"]).tz_localize("UTC")
+    with pytest.raises(
+        DataError,
+        match=r"<DataFrame>: column 'admission_date': expected "
+        r"dates, or timestamps without a time zone",
+    ):
+        aggregate_records(pd.DataFrame({"admission_date": when, "area": ["A01"]}), **PERIOD)
 
 
 def test_in_memory_duplicate_columns_refused():

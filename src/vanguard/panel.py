@@ -556,7 +556,24 @@ def _coerce(df: pd.DataFrame, file, outcomes, treatment: bool) -> tuple[pd.DataF
             df[schema.POPULATION], file, schema.POPULATION
         ).astype(float)
     for o in outs:
-        df[o] = _parse_number(df[o], file, o)
+        try:
+            df[o] = _parse_number(df[o], file, o)
+        except DataError as err:
+            numbers = pd.to_numeric(df[o].astype("string").str.strip(), errors="coerce")
+            if outcomes is not None or err.note or numbers.notna().any():
+                raise
+            # Every column that is not a core column is taken for an outcome, so a text
+            # column (notes, names) without a single number fails here; say how to leave
+            # it out.
+            raise DataError(
+                err.file,
+                err.expected,
+                row=err.row,
+                column=err.column,
+                found=err.found,
+                note=f"every column besides {', '.join(CORE_COLUMNS)} is read as an outcome "
+                "count; pass outcomes= to choose them",
+            ) from err
     if treatment:
         df[schema.GROUP] = df[schema.GROUP].astype(str).str.strip()
         df[schema.SITE] = df[schema.SITE].fillna("").astype(str).str.strip()

@@ -483,10 +483,13 @@ def _check_columns(con, src: _Source, needed: Sequence[str], delimiter: str) -> 
                 column=missing[0],
                 found=f"columns {list(map(str, src.frame.columns))}",
             )
+        _check_date_type(con, "__records_frame", _DATAFRAME_LABEL, needed[0])
         return
     for f in src.files:
         if src.kind == "csv":
             _check_csv_header(f, needed, delimiter)
+        else:
+            _check_date_type(con, f"read_parquet({_quote_literal(f)})", f, needed[0])
         if src.kind == "parquet":
             cols = _columns_of(con, f"read_parquet({_quote_literal(f)})")
         else:
@@ -531,6 +534,26 @@ def _csv_header(path: str, delimiter: str) -> list[str]:
     head = _open_text_head(path).decode("utf-8-sig", errors="replace")
     header = next(csv.reader(io.StringIO(head, newline=""), delimiter=delimiter), [])
     return [h.strip() for h in header]
+
+
+def _check_date_type(con, relation: str, label: str, date_col: str) -> None:
+    """Refuse time-zone-aware admission times.
+
+    DuckDB turns them into plain timestamps in the session's time zone, so a record near
+    midnight would fall in a different month on a machine set to another zone.
+    """
+    types = dict(
+        (row[0], row[1]) for row in con.execute(f"DESCRIBE SELECT * FROM {relation}").fetchall()
+    )
+    if "WITH TIME ZONE" in str(types.get(date_col, "")):
+        raise DataError(
+            label,
+            "dates, or timestamps without a time zone (local admission times)",
+            column=date_col,
+            found=types[date_col],
+            note="convert to local time and drop the zone; the month of a record near "
+            "midnight depends on the zone",
+        )
 
 
 def _check_csv_header(path: str, needed: Sequence[str], delimiter: str) -> None:
@@ -683,7 +706,12 @@ def _offenders(
                 f"SELECT rn, CAST({c} AS VARCHAR) FROM (SELECT row_number() OVER () AS rn, * "
                 f"FROM {rel}) WHERE {condition} ORDER BY rn LIMIT {left}"
             )
-        found.extend((f, int(rn) + 1, v) for rn, v in con.execute(q).fetchall())
+        hits = con.execute(q).fetchall()
+        if src.kind == "csv" and hits:
+            rows = _spreadsheet_rows(f, delimiter, [int(rn) for rn, _ in hits])
+            found.extend((f, rows.get(int(rn), int(rn) + 1), v) for rn, v in hits)
+        else:
+            found.extend((f, int(rn) + 1, v) for rn, v in hits)
     return found
 
 
@@ -691,6 +719,33 @@ def _first_offender(con, src, condition, column, date_col, area_col, los_col, de
     """File, spreadsheet row (header = 1) and value of the first record meeting ``condition``."""
     hits = _offenders(con, src, condition, column, date_col, area_col, los_col, delimiter)
     return hits[0] if hits else (src.label(), None, None)
+
+
+def _spreadsheet_rows(path: str, delimiter: str, ordinals: Sequence[int]) -> dict[int, int]:
+    """Spreadsheet rows (header = 1) of the ``ordinals``-th records of a CSV.
+
+    DuckDB skips empty lines, so its record number falls behind the row a spreadsheet
+    shows after each one. Read only on the error path, up to the last record asked for.
+    """
+    wanted, rows = set(ordinals), {}
+    opener = gzip.open if path.lower().endswith(".gz") else open
+    try:
+        with opener(path, "rt", encoding="utf-8-sig", errors="replace", newline="") as fh:
+            reader = csv.reader(fh, delimiter=delimiter)
+            next(reader, None)
+            k = 0
+            for row, rec in enumerate(reader, start=2):
+                if not rec:
+                    continue
+                k += 1
+                if k in wanted:
+                    rows[k] = row
+                    if len(rows) == len(wanted):
+                        break
+    except (OSError, csv.Error):
+        # DuckDB read the file; if Python cannot, its record numbers are the best known.
+        return {}
+    return rows
 
 
 def _more(hits: list[tuple[str, int, object]], total: int) -> str | None:
