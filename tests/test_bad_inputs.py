@@ -897,3 +897,12 @@ def test_area_codes_with_spaces_are_one_area_in_both_routes(tmp_path):
     s, a = _register(tmp_path)
     df = load_panel("custom", path=tmp_path / "panel.csv", sites_path=s, areas_path=a)
     assert sorted(df["area"].unique()) == AREAS
+
+
+def test_data_error_survives_a_worker_process_boundary():
+    import pickle
+
+    err = DataError("panel.csv", "a finite number", row=5, column="bed_days", found="inf", note="n")
+    back = pickle.loads(pickle.dumps(err))
+    assert type(back) is DataError and str(back) == str(err)
+    assert (back.row, back.column, back.found, back.note) == (5, "bed_days", "inf", "n")

@@ -61,6 +61,19 @@ class DataError(ValueError):
             msg += f" ({note})"
         super().__init__(msg)
 
+    def __reduce__(self):
+        # The default rebuilds from the message alone, which __init__ cannot take, so an
+        # error raised in a worker process would turn into a TypeError in the parent.
+        return (
+            _rebuild,
+            (type(self), self.file, self.expected, self.row, self.column, self.found, self.note),
+        )
+
+
+def _rebuild(cls, file, expected, row, column, found, note):
+    """Unpickle a :class:`DataError` with its fields."""
+    return cls(file, expected, row=row, column=column, found=found, note=note)
+
 
 class DataWarning(UserWarning):
     """Input data that load but look wrong (a column name close to a known one, an
