@@ -31,6 +31,7 @@ import gzip
 import importlib
 import inspect
 import io
+import re
 import warnings
 import zipfile
 import zlib
@@ -431,6 +432,7 @@ def _parse_month(values: pd.Series, file, column: str) -> pd.Series:
 
 
 _NAN_WORDS = frozenset({"nan", "-nan", "+nan"})
+_THOUSANDS = re.compile(r"^-?\d{1,3}(,\d{3})+(\.\d*)?$")
 
 
 def _parse_number(values: pd.Series, file, column: str) -> pd.Series:
@@ -459,7 +461,10 @@ def _parse_number(values: pd.Series, file, column: str) -> pd.Series:
         if bad.any():
             i = int(np.flatnonzero(bad)[0])
             word = "a finite number" if text.iloc[i].lower() in _NAN_WORDS else "a number"
-            raise DataError(file, word, row=i + 2, column=column, found=_plain(values.iloc[i]))
+            note = "without thousands separators" if _THOUSANDS.match(text.iloc[i]) else None
+            raise DataError(
+                file, word, row=i + 2, column=column, found=_plain(values.iloc[i]), note=note
+            )
         missing = out.isna().to_numpy()
         if missing.any():
             i = int(np.flatnonzero(missing)[0])

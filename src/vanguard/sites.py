@@ -94,15 +94,26 @@ def _first_bad(mask: pd.Series) -> int:
     return int(mask.to_numpy().argmax()) + 2
 
 
-def _reject(df, bad, path, column, expected):
-    """Raise a :class:`DataError` at the first row where ``bad`` holds, if any."""
+def _reject(df, bad, path, column, expected, note=None):
+    """Raise a :class:`DataError` at the first row where ``bad`` holds, if any.
+
+    ``note`` may be a function of the offending value giving a hint, or None.
+    """
     if bad.any():
         r = _first_bad(bad)
-        raise DataError(path, expected, row=r, column=column, found=df[column].iloc[r - 2])
+        value = df[column].iloc[r - 2]
+        raise DataError(
+            path, expected, row=r, column=column, found=value, note=note(value) if note else None
+        )
 
 
 def _check_in(df, col, allowed, path):
-    _reject(df, ~df[col].isin(allowed), path, col, f"one of {', '.join(allowed)}")
+    def hint(value: str) -> str | None:
+        # Values are compared exactly; a case slip is the commonest miss.
+        same = [a for a in allowed if a.lower() == value.lower()]
+        return f"did you mean {same[0]!r}?" if same else None
+
+    _reject(df, ~df[col].isin(allowed), path, col, f"one of {', '.join(allowed)}", hint)
 
 
 def _check_unique(df, cols, path, what):
