@@ -299,6 +299,11 @@ def _parquet_bytes() -> bytes:
     return buf.getvalue()
 
 
+def _damaged_records_parquet(tmp: Path):
+    (tmp / "rec.parquet").write_bytes(b"PAR1" + b"\0" * 8)
+    return lambda: aggregate_records(tmp / "rec.parquet", **PERIOD)
+
+
 def _tz_records(tmp: Path):
     when = pd.to_datetime(["2015-01-31 23:30", "2015-02-01 00:30"]).tz_localize("Europe/London")
     pd.DataFrame({"admission_date": when, "area": "A01", "los": 1}).to_parquet(tmp / "rec.parquet")
@@ -737,6 +742,14 @@ RECORDS_CASES = [
         10,
         "admission_date",
         "a date YYYY-MM-DD",
+    ),
+    Case(
+        "parquet-damaged",
+        "rec.parquet",
+        _damaged_records_parquet,
+        None,
+        None,
+        ("a readable parquet file",),
     ),
     Case(
         "tz-aware-parquet",
