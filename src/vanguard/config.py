@@ -87,7 +87,9 @@ def run_dir(run: str) -> Path:
         If ``run`` is not a plain name.
     """
     if not _RUN_NAME.match(run):
-        raise ValueError(f"run name {run!r}: expected letters, digits, '_', '-' or '.', not a path")
+        raise ValueError(
+            f"run name {run!r}: expected letters, digits, '_', '-' or '.', not a path"
+        )
     return reports_dir() / run
 
 

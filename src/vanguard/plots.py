@@ -26,14 +26,7 @@ from vanguard.errors import DataError
 from vanguard.io import atomic_write, write_csv, write_text
 
 OKABE_ITO: tuple[str, ...] = (
-    "#0072B2",
-    "#D55E00",
-    "#009E73",
-    "#CC79A7",
-    "#E69F00",
-    "#56B4E9",
-    "#F0E442",
-    "#000000",
+    "#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#F0E442", "#000000",
 )
 """Colour-blind-safe palette (Okabe & Ito 2008), the house colour cycle."""
 
@@ -109,7 +102,7 @@ def effect_label(outcome: str, scale: str) -> str:
     """Axis label of an effect, on two lines so that it fits beside a chart."""
     label = unit_label(outcome, scale) if scale else outcome_label(outcome)
     name = outcome_label(outcome)
-    rest = label[len(name) :].lstrip(": ")
+    rest = label[len(name):].lstrip(": ")
     return f"Effect on {name.lower()}" + (f"\n({rest})" if rest else "")
 
 
@@ -127,7 +120,8 @@ def _require(df: pd.DataFrame, columns: Sequence[str], what: str) -> None:
         raise DataError(what, "a pandas DataFrame", found=type(df).__name__)
     missing = [c for c in columns if c not in df.columns]
     if missing:
-        raise DataError(what, f"columns {list(columns)}", column=missing[0], found=list(df.columns))
+        raise DataError(what, f"columns {list(columns)}", column=missing[0],
+                        found=list(df.columns))
     if df.empty:
         raise DataError(what, "at least one row", found="an empty table")
 
@@ -137,9 +131,8 @@ def _finite(df: pd.DataFrame, columns: Sequence[str], what: str) -> None:
         bad = ~np.isfinite(pd.to_numeric(df[col], errors="coerce").astype(float))
         if bad.any():
             row = int(np.flatnonzero(bad.to_numpy())[0])
-            raise DataError(
-                what, "a finite number", row=row + 2, column=col, found=df[col].iloc[row]
-            )
+            raise DataError(what, "a finite number", row=row + 2, column=col,
+                            found=df[col].iloc[row])
 
 
 def _one(df: pd.DataFrame, column: str, default: str = "") -> str:
@@ -205,30 +198,13 @@ def save_figure(
             t.remove()
     # Under everything drawn (axis labels can reach below the figure's bottom edge).
     bottom = fig.get_tightbbox(fig.canvas.get_renderer()).y0 / fig.get_figheight()
-    fig.text(
-        0.01,
-        min(0.0, bottom) - 0.02,
-        source_note.strip(),
-        ha="left",
-        va="top",
-        fontsize=8,
-        color="#444444",
-        gid="source-note",
-    )
+    fig.text(0.01, min(0.0, bottom) - 0.02, source_note.strip(), ha="left", va="top",
+             fontsize=8, color="#444444", gid="source-note")
     png = folder / f"{name}.png"
     # Explicit: the style's savefig settings are not active outside the chart functions.
-    atomic_write(
-        png,
-        lambda p: fig.savefig(
-            p,
-            format="png",
-            dpi=DPI,
-            bbox_inches="tight",
-            pad_inches=0.15,
-            facecolor="white",
-            metadata={"Software": None},
-        ),
-    )
+    atomic_write(png, lambda p: fig.savefig(p, format="png", dpi=DPI, bbox_inches="tight",
+                                            pad_inches=0.15, facecolor="white",
+                                            metadata={"Software": None}))
     write_text(folder / f"{name}.alt.txt", alt_text.strip() + "\n")
     write_csv(folder / f"{name}.csv", pd.DataFrame(data), float_format="%.10g")
     return png
@@ -268,23 +244,12 @@ def plot_trends(trends: pd.DataFrame) -> Figure:
         fig, ax = plt.subplots()
         for group, g in trends.groupby("group", sort=False):
             g = g.sort_values(time_col)
-            ax.plot(
-                g[time_col],
-                g[value_col],
-                label=group_label(group),
-                color=GROUP_COLOURS.get(group),
-                gid=f"trend-{group}",
-            )
+            ax.plot(g[time_col], g[value_col], label=group_label(group),
+                    color=GROUP_COLOURS.get(group), gid=f"trend-{group}")
         ax.axhline(100, color="#444444", linewidth=0.8, linestyle=":")
         if pd.api.types.is_datetime64_any_dtype(trends[time_col]):
-            ax.axvline(
-                WAVE1_START,
-                color="#444444",
-                linewidth=0.9,
-                linestyle="--",
-                label="First vanguards start (Apr 2015)",
-                gid="wave1-start",
-            )
+            ax.axvline(WAVE1_START, color="#444444", linewidth=0.9, linestyle="--",
+                       label="First vanguards start (Apr 2015)", gid="wave1-start")
         ax.set_title(f"{outcome_label(outcome)}: indexed trend by site type")
         ax.set_xlabel("Month" if time_col == "month" else time_col.capitalize())
         ax.set_ylabel("Index (pre-period mean = 100)")
@@ -317,18 +282,11 @@ def plot_event_study(es: pd.DataFrame, pretrend_p: float | None = None) -> Figur
     outcome = _one(es, "outcome", "outcome")
     scale = _one(es, "scale", "")
     groups = list(es["group"].unique()) if "group" in es.columns else ["all"]
-    step = (
-        float(np.min(np.diff(np.unique(es["rel_time"])))) if es["rel_time"].nunique() > 1 else 1.0
-    )
+    step = float(np.min(np.diff(np.unique(es["rel_time"])))) if es["rel_time"].nunique() > 1 else 1.0
     with _style():
         fig, ax = plt.subplots()
-        ax.axvspan(
-            -0.5 * step,
-            float(es["rel_time"].max()) + 0.5 * step,
-            color="#EEEEEE",
-            zorder=0,
-            label="Post period",
-        )
+        ax.axvspan(-0.5 * step, float(es["rel_time"].max()) + 0.5 * step, color="#EEEEEE",
+                   zorder=0, label="Post period")
         ax.axhline(0, color="#333333", linewidth=0.9)
         ax.axvline(-0.5 * step, color="#333333", linewidth=0.8, linestyle="--")
         width = 0.15 * step * (len(groups) - 1)
@@ -342,28 +300,12 @@ def plot_event_study(es: pd.DataFrame, pretrend_p: float | None = None) -> Figur
             hi = g["ci_high"].to_numpy(float)
             colour = GROUP_COLOURS.get(group, OKABE_ITO[i % len(OKABE_ITO)])
             ax.vlines(x, lo, hi, color=colour, linewidth=1.2, gid=f"ci-{group}")
-            ax.plot(
-                x,
-                y,
-                marker="o",
-                linestyle="-",
-                linewidth=0.8,
-                color=colour,
-                label=group_label(group),
-                gid=f"es-{group}",
-            )
+            ax.plot(x, y, marker="o", linestyle="-", linewidth=0.8, color=colour,
+                    label=group_label(group), gid=f"es-{group}")
         if not (es["rel_time"] == -step).any():
             # The omitted reference period is zero by construction; show it as such.
-            ax.plot(
-                [-step],
-                [0.0],
-                marker="o",
-                markerfacecolor="white",
-                color="#333333",
-                linestyle="none",
-                label="Reference period (set to 0)",
-                gid="reference",
-            )
+            ax.plot([-step], [0.0], marker="o", markerfacecolor="white", color="#333333",
+                    linestyle="none", label="Reference period (set to 0)", gid="reference")
         ax.set_title(f"{outcome_label(outcome)}: event study")
         ax.set_xlabel("Time relative to start (0 = first exposed period)")
         ax.set_ylabel(effect_label(outcome, scale))
@@ -437,39 +379,25 @@ def plot_forest(per_site: pd.DataFrame) -> Figure:
             group, label, est, lo, hi, is_pool = row
             colour = GROUP_COLOURS.get(group, OKABE_ITO[0])
             ax.hlines(y, lo, hi, color=colour, linewidth=1.4 if is_pool else 1.0)
-            ax.plot(
-                [est],
-                [y],
-                marker="D" if is_pool else "s",
-                markersize=7 if is_pool else 4,
-                color=colour,
-                linestyle="none",
-                gid=f"pooled-{group}" if is_pool else f"site-{group}-{label}",
-            )
+            ax.plot([est], [y], marker="D" if is_pool else "s", markersize=7 if is_pool else 4,
+                    color=colour, linestyle="none",
+                    gid=f"pooled-{group}" if is_pool else f"site-{group}-{label}")
             labels.append(f"Pooled: {group_label(group)}" if is_pool else label)
             ys.append(y)
             y -= 1.0
         ax.axvline(0, color="#333333", linewidth=0.9)
         ax.set_yticks(ys, labels)
-        for tick, row in zip(ax.get_yticklabels(), [r for r in rows if r is not None], strict=True):
+        for tick, row in zip(ax.get_yticklabels(), [r for r in rows if r is not None],
+                             strict=True):
             if row[5]:
                 tick.set_fontweight("bold")
         ax.grid(axis="y", visible=False)
         ax.grid(axis="x", visible=True)
         ax.set_xlabel(effect_label(outcome, scale))
         caption = "Squares: each site's effect; diamonds: pooled effect of the site type"
-        caption += " (inverse-variance weighted mean of the sites)" if pooled_iv else ""
-        ax.text(
-            0.0,
-            1.0,
-            caption + "; bars: 95% CI.",
-            transform=ax.transAxes,
-            fontsize=8,
-            va="bottom",
-            ha="left",
-            color="#444444",
-            gid="caption",
-        )
+        caption += (" (inverse-variance weighted mean of the sites)" if pooled_iv else "")
+        ax.text(0.0, 1.0, caption + "; bars: 95% CI.", transform=ax.transAxes, fontsize=8,
+                va="bottom", ha="left", color="#444444", gid="caption")
         ax.set_title(f"{outcome_label(outcome)}: effect by vanguard site", pad=16)
     return fig
 
@@ -500,67 +428,44 @@ def plot_estimator_comparison(results: pd.DataFrame) -> Figure:
     outcome = _one(results, "outcome", "outcome")
     scale = _one(results, "scale", "")
     groups = [g for g in schema.ANALYSIS_GROUPS if g in set(results["group"])] + sorted(
-        set(results["group"]) - set(schema.ANALYSIS_GROUPS)
-    )
+        set(results["group"]) - set(schema.ANALYSIS_GROUPS))
     windows = [w for w in schema.WINDOWS if w in set(results["window"])] + sorted(
-        set(results["window"]) - set(schema.WINDOWS)
-    )
-    methods = (
-        results[["estimator", "inference"]]
-        .drop_duplicates()
-        .sort_values(["estimator", "inference"])
-        .itertuples(index=False, name=None)
-    )
+        set(results["window"]) - set(schema.WINDOWS))
+    methods = (results[["estimator", "inference"]].drop_duplicates()
+               .sort_values(["estimator", "inference"]).itertuples(index=False, name=None))
     methods = list(methods)
     with _style():
-        fig, axes = plt.subplots(
-            1,
-            len(groups),
-            figsize=(4.2 * len(groups) + 1.5, 0.5 * len(methods) * len(windows) / 2 + 2.5),
-            sharey=True,
-            squeeze=False,
-        )
+        fig, axes = plt.subplots(1, len(groups), figsize=(4.2 * len(groups) + 1.5,
+                                                         0.5 * len(methods) * len(windows) / 2 + 2.5),
+                                 sharey=True, squeeze=False)
         for ax, group in zip(axes[0], groups, strict=True):
             ax.axvline(0, color="#333333", linewidth=0.9)
             for wi, window in enumerate(windows):
                 for mi, (est, inf) in enumerate(methods):
-                    r = results[
-                        (results["group"] == group)
-                        & (results["window"] == window)
-                        & (results["estimator"] == est)
-                        & (results["inference"] == inf)
-                    ]
+                    r = results[(results["group"] == group) & (results["window"] == window)
+                                & (results["estimator"] == est) & (results["inference"] == inf)]
                     if r.empty:
                         continue
                     r = r.iloc[0]
                     yy = -(mi + wi * 0.18)
                     colour = OKABE_ITO[wi % len(OKABE_ITO)]
                     ax.hlines(yy, r["ci_low"], r["ci_high"], color=colour, linewidth=1.1)
-                    ax.plot(
-                        [r["estimate"]],
-                        [yy],
-                        marker="o",
-                        color=colour,
-                        linestyle="none",
-                        label=schema.WINDOW_LABELS.get(window, window) if mi == 0 else None,
-                        gid=f"cmp-{group}-{window}-{est}-{inf}",
-                    )
+                    ax.plot([r["estimate"]], [yy], marker="o", color=colour, linestyle="none",
+                            label=schema.WINDOW_LABELS.get(window, window) if mi == 0 else None,
+                            gid=f"cmp-{group}-{window}-{est}-{inf}")
             ax.set_title(group_label(group), fontsize=10.5)
             ax.grid(axis="y", visible=False)
             ax.grid(axis="x", visible=True)
-            ax.set_xlabel(effect_label(outcome, scale), fontsize=9)
-        axes[0][0].set_yticks([-i for i in range(len(methods))], [f"{e} / {i}" for e, i in methods])
+            ax.set_xlabel(effect_label(outcome, scale),
+                          fontsize=9)
+        axes[0][0].set_yticks([-i for i in range(len(methods))],
+                              [f"{e} / {i}" for e, i in methods])
         axes[0][0].set_ylabel("Estimator / inference")
         # Outside the panels, on the right: clear of the axis labels and the source note.
-        fig.legend(
-            *axes[0][0].get_legend_handles_labels(),
-            title="Window",
-            loc="center left",
-            bbox_to_anchor=(1.0, 0.5),
-        )
-        fig.suptitle(
-            f"{outcome_label(outcome)}: estimators and inference methods", x=0.01, ha="left"
-        )
+        fig.legend(*axes[0][0].get_legend_handles_labels(), title="Window",
+                   loc="center left", bbox_to_anchor=(1.0, 0.5))
+        fig.suptitle(f"{outcome_label(outcome)}: estimators and inference methods", x=0.01,
+                     ha="left")
     return fig
 
 
@@ -597,9 +502,8 @@ def plot_mde(power: pd.DataFrame, hoped_for_pct: float | None = None) -> Figure:
         [0, 1] (MDE rows: strictly inside).
     """
     _require(power, ["group", "window", "param", "estimate"], "power results")
-    kind = (
-        power["analysis"] if "analysis" in power.columns else pd.Series("power", index=power.index)
-    )
+    kind = power["analysis"] if "analysis" in power.columns else pd.Series("power",
+                                                                           index=power.index)
     mde = power[kind != "power_curve"]
     curve = power[kind == "power_curve"]
     _finite(mde, ["param"], "power results")
@@ -609,24 +513,15 @@ def plot_mde(power: pd.DataFrame, hoped_for_pct: float | None = None) -> Figure:
     for frame, mask, col in ((mde, bad, "param"), (curve, bad_c, "estimate")):
         if mask.any():
             row = int(power.index.get_loc(mask[mask].index[0]))
-            raise DataError(
-                "power results",
-                "a power (probability) between 0 and 1",
-                row=row + 2,
-                column=col,
-                found=frame.loc[mask, col].iloc[0],
-            )
+            raise DataError("power results", "a power (probability) between 0 and 1",
+                            row=row + 2, column=col, found=frame.loc[mask, col].iloc[0])
     unreached = mde[~np.isfinite(mde["estimate"].astype(float))]
     if len(unreached):
-        warnings.warn(
-            f"power results: {len(unreached)} minimum detectable effect(s) not "
-            "reached on the simulation grid (NaN) are not drawn",
-            stacklevel=2,
-        )
+        warnings.warn(f"power results: {len(unreached)} minimum detectable effect(s) not "
+                      "reached on the simulation grid (NaN) are not drawn", stacklevel=2)
         mde = mde[np.isfinite(mde["estimate"].astype(float))]
     use_pct = "pct" in power.columns and bool(
-        np.isfinite(pd.concat([mde["pct"], curve["pct"]]).astype(float)).all()
-    )
+        np.isfinite(pd.concat([mde["pct"], curve["pct"]]).astype(float)).all())
     outcome = _one(power, "outcome", "outcome")
     scale = _one(power, "scale", "")
     keys = sorted(set(map(tuple, power[["group", "window"]].to_numpy().tolist())))
@@ -639,44 +534,24 @@ def plot_mde(power: pd.DataFrame, hoped_for_pct: float | None = None) -> Figure:
             if len(c):
                 c = c.sort_values("param")
                 x = np.abs(c["pct"] if use_pct else c["param"]).to_numpy(float)
-                ax.plot(
-                    x,
-                    100 * c["estimate"].to_numpy(float),
-                    color=colour,
-                    label=label,
-                    gid=f"curve-{group}-{window}",
-                )
+                ax.plot(x, 100 * c["estimate"].to_numpy(float), color=colour, label=label,
+                        gid=f"curve-{group}-{window}")
                 label = None
             m = mde[(mde["group"] == group) & (mde["window"] == window)]
             if len(m):
                 m = m.sort_values("param")
                 x = np.abs(m["pct"] if use_pct else m["estimate"]).to_numpy(float)
-                ax.plot(
-                    x,
-                    100 * m["param"].to_numpy(float),
-                    marker="D",
-                    markersize=7,
-                    linestyle=":" if len(m) > 1 else "none",
-                    color=colour,
-                    label=f"Minimum detectable effect: {label or group_label(group)}",
-                    gid=f"mde-{group}-{window}",
-                )
+                ax.plot(x, 100 * m["param"].to_numpy(float), marker="D", markersize=7,
+                        linestyle=":" if len(m) > 1 else "none", color=colour,
+                        label=f"Minimum detectable effect: {label or group_label(group)}",
+                        gid=f"mde-{group}-{window}")
         if hoped_for_pct is not None and use_pct:
-            ax.axvline(
-                abs(hoped_for_pct),
-                color="#000000",
-                linestyle="--",
-                linewidth=1.0,
-                label=f"Hoped-for reduction ({abs(hoped_for_pct):g}%)",
-                gid="hoped-for",
-            )
+            ax.axvline(abs(hoped_for_pct), color="#000000", linestyle="--", linewidth=1.0,
+                       label=f"Hoped-for reduction ({abs(hoped_for_pct):g}%)", gid="hoped-for")
         ax.axhline(80, color="#888888", linestyle=":", linewidth=0.9)
         ax.set_title(f"{outcome_label(outcome)}: power and minimum detectable effect")
-        ax.set_xlabel(
-            "Size of reduction (% of pre-period mean)"
-            if use_pct
-            else f"Size of reduction ({unit_label(outcome, scale)})"
-        )
+        ax.set_xlabel("Size of reduction (% of pre-period mean)" if use_pct else
+                      f"Size of reduction ({unit_label(outcome, scale)})")
         ax.set_ylabel("Probability of detecting it (power, %)")
         ax.set_ylim(0, 102)
         ax.set_xlim(left=0)
@@ -713,11 +588,8 @@ def plot_truth_comparison(results: pd.DataFrame, truth: pd.DataFrame) -> Figure:
         t = t[t["site"].fillna("").astype(str) == ""]
     merged = results.merge(t[key + ["truth"]], on=key, how="inner")
     if merged.empty:
-        raise DataError(
-            "truth table",
-            "a planted truth for at least one estimate",
-            found="no matching group/window/outcome/scale",
-        )
+        raise DataError("truth table", "a planted truth for at least one estimate",
+                        found="no matching group/window/outcome/scale")
     outcome = _one(merged, "outcome", "outcome")
     scale = _one(merged, "scale", "")
     windows = [w for w in schema.WINDOWS if w in set(merged["window"])]
@@ -726,34 +598,15 @@ def plot_truth_comparison(results: pd.DataFrame, truth: pd.DataFrame) -> Figure:
         groups = [g for g in schema.ANALYSIS_GROUPS if g in set(merged["group"])]
         n = len(groups)
         for gi, group in enumerate(groups):
-            g = (
-                merged[merged["group"] == group]
-                .set_index("window")
-                .reindex(windows)
-                .dropna(subset=["estimate"])
-            )
+            g = merged[merged["group"] == group].set_index("window").reindex(windows).dropna(
+                subset=["estimate"])
             x = np.array([windows.index(w) for w in g.index], float) + (gi - (n - 1) / 2) * 0.2
             colour = GROUP_COLOURS.get(group, OKABE_ITO[gi])
             ax.vlines(x, g["ci_low"], g["ci_high"], color=colour, linewidth=1.2)
-            ax.plot(
-                x,
-                g["estimate"],
-                marker="o",
-                linestyle="none",
-                color=colour,
-                label=f"{group_label(group)}: estimate",
-                gid=f"est-{group}",
-            )
-            ax.plot(
-                x,
-                g["truth"],
-                marker="x",
-                markersize=8,
-                linestyle="none",
-                color="#000000",
-                label="Planted truth" if gi == 0 else None,
-                gid=f"truth-{group}",
-            )
+            ax.plot(x, g["estimate"], marker="o", linestyle="none", color=colour,
+                    label=f"{group_label(group)}: estimate", gid=f"est-{group}")
+            ax.plot(x, g["truth"], marker="x", markersize=8, linestyle="none", color="#000000",
+                    label="Planted truth" if gi == 0 else None, gid=f"truth-{group}")
         ax.axhline(0, color="#333333", linewidth=0.9)
         ax.set_xticks(range(len(windows)), [schema.WINDOW_LABELS[w] for w in windows])
         ax.set_xlabel("Post-period window")

@@ -80,76 +80,47 @@ def ensure_figures(run: str) -> list[Path]:
     written: list[Path] = []
 
     def save(fig, name, alt, data):
-        written.append(plots.save_figure(fig, name, run, alt_text=alt, data=data, source_note=note))
+        written.append(plots.save_figure(fig, name, run, alt_text=alt, data=data,
+                                         source_note=note))
         plt.close(fig)
 
     label = plots.outcome_label(out).lower()
     es = results[sel & (results["analysis"] == "event_study") & results["rel_time"].notna()]
     if len(es) and not _has_figure(run_path, "event_study"):
-        es = es[
-            es["scale"]
-            == (hl["scale"] if hl["scale"] in set(es["scale"]) else sorted(set(es["scale"]))[0])
-        ]
+        es = es[es["scale"] == (hl["scale"] if hl["scale"] in set(es["scale"])
+                                else sorted(set(es["scale"]))[0])]
         es = es[es["estimator"] == sorted(set(es["estimator"]))[0]]
         for group, g in es.groupby("group", sort=True):
             pre = results[sel & (results["analysis"] == "pretrend") & (results["group"] == group)]
             p = float(pre["p_value"].iloc[0]) if len(pre) else None
             ptxt = f" Joint pre-trend test p = {p:.3f}." if p is not None else ""
-            save(
-                plots.plot_event_study(g, p),
-                f"event_study_{group}_{out}",
-                f"Event study of {label} for {plots.group_label(group)} areas against "
-                f"controls: effect by time relative to start with 95% intervals.{ptxt}",
-                g,
-            )
+            save(plots.plot_event_study(g, p), f"event_study_{group}_{out}",
+                 f"Event study of {label} for {plots.group_label(group)} areas against "
+                 f"controls: effect by time relative to start with 95% intervals.{ptxt}", g)
     same = sel & (results["scale"] == hl["scale"])
     ps = results[same & (results["analysis"] == "per_site")]
     if len(ps) and not _has_figure(run_path, "forest"):
         win = "years_1_3" if "years_1_3" in set(ps["window"]) else sorted(set(ps["window"]))[0]
         ps = ps[ps["window"] == win]
-        ps = ps[
-            ps["estimator"]
-            == (
-                hl["estimator"]
-                if hl["estimator"] in set(ps["estimator"])
-                else sorted(set(ps["estimator"]))[0]
-            )
-        ]
-        save(
-            plots.plot_forest(ps),
-            f"forest_{out}",
-            f"Forest plot of {label}: effect of each vanguard site with its 95% interval, "
-            "grouped by site type, with the pooled effect of each type.",
-            ps,
-        )
+        ps = ps[ps["estimator"] == (hl["estimator"] if hl["estimator"] in set(ps["estimator"])
+                                    else sorted(set(ps["estimator"]))[0])]
+        save(plots.plot_forest(ps), f"forest_{out}",
+             f"Forest plot of {label}: effect of each vanguard site with its 95% interval, "
+             "grouped by site type, with the pooled effect of each type.", ps)
     cmp_rows = results[same & results["analysis"].isin(["main", "inference"])]
     cmp_rows = cmp_rows.drop_duplicates(["group", "window", "estimator", "inference"])
     if len(cmp_rows) and not _has_figure(run_path, "estimator_comparison"):
-        save(
-            plots.plot_estimator_comparison(cmp_rows),
-            f"estimator_comparison_{out}",
-            f"Comparison of {label} effects across estimators and inference methods, for "
-            "each site type and post-period window, with 95% intervals.",
-            cmp_rows,
-        )
+        save(plots.plot_estimator_comparison(cmp_rows), f"estimator_comparison_{out}",
+             f"Comparison of {label} effects across estimators and inference methods, for "
+             "each site type and post-period window, with 95% intervals.", cmp_rows)
     power = results[sel & results["analysis"].isin(["power", "power_curve"])]
-    power = power[
-        power["scale"]
-        == (
-            hl["scale"]
-            if hl["scale"] in set(power["scale"])
-            else (sorted(set(power["scale"])) or [""])[0]
-        )
-    ]
+    power = power[power["scale"] == (hl["scale"] if hl["scale"] in set(power["scale"])
+                                     else (sorted(set(power["scale"])) or [""])[0])]
     if len(power) and not _has_figure(run_path, "mde"):
         hoped = float(params.get("hoped_for_pct", 3.0))
-        save(
-            plots.plot_mde(power, hoped),
-            f"mde_{out}",
-            f"Minimum detectable effect on {label} by power, for each site type, beside a "
-            f"hoped-for reduction of {hoped:g}%.",
-            power,
-        )
+        save(plots.plot_mde(power, hoped), f"mde_{out}",
+             f"Minimum detectable effect on {label} by power, for each site type, beside a "
+             f"hoped-for reduction of {hoped:g}%.", power)
     if data_source == "synthetic" and not _has_figure(run_path, "truth_comparison"):
         truth = load_truth()
         head = headline_rows(main, hl)
@@ -159,13 +130,9 @@ def ensure_figures(run: str) -> list[Path]:
             except DataError as exc:
                 warnings.warn(f"truth comparison not drawn: {exc}", stacklevel=2)
             else:
-                save(
-                    fig,
-                    f"truth_comparison_{out}",
-                    f"Estimated effects on {label} by site type and window with 95% "
-                    "intervals, beside the effect planted in the synthetic data.",
-                    head,
-                )
+                save(fig, f"truth_comparison_{out}",
+                     f"Estimated effects on {label} by site type and window with 95% "
+                     "intervals, beside the effect planted in the synthetic data.", head)
     return written
 
 
@@ -196,7 +163,8 @@ def render_html(content: dict, run_path: Path) -> str:
     for f in content["figures"]:
         data = base64.b64encode((run_path / f["path"]).read_bytes()).decode("ascii")
         figures.append({**f, "data_uri": f"data:image/png;base64,{data}"})
-    return _environment().get_template("report.html.j2").render(c={**content, "figures": figures})
+    return _environment().get_template("report.html.j2").render(
+        c={**content, "figures": figures})
 
 
 def _timestamp() -> dt.datetime:
@@ -228,15 +196,11 @@ def render_pdf(content: dict, run_path: Path) -> bytes:
     import typst
 
     source = (TEMPLATES / "report.typ").read_bytes()
-    payload = json.dumps(content, ensure_ascii=False, allow_nan=False, default=_json_default)
-    pdf = typst.compile(
-        source,
-        root=str(run_path),
-        format="pdf",
-        sys_inputs={"content": payload},
-        ignore_system_fonts=True,
-        timestamp=_timestamp(),
-    )
+    payload = json.dumps(content, ensure_ascii=False, allow_nan=False,
+                         default=_json_default)
+    pdf = typst.compile(source, root=str(run_path), format="pdf",
+                        sys_inputs={"content": payload}, ignore_system_fonts=True,
+                        timestamp=_timestamp())
     return bytes(pdf)
 
 
@@ -274,7 +238,8 @@ def build_report(run: str) -> tuple[Path, Path]:
     """
     run_path = config.run_dir(run)
     if not run_path.is_dir():
-        raise DataError(run_path, "a run folder (run the pipeline first)", found="no such folder")
+        raise DataError(run_path, "a run folder (run the pipeline first)",
+                        found="no such folder")
     ensure_figures(run)
     content = build_content(run)
     html = render_html(content, run_path)

@@ -32,14 +32,8 @@ targets asked PACS vanguards for growth 3 percentage points below the rest of En
 
 SCALE_PREFERENCE = ("rate", "poisson", "log", "count")
 ESTIMATOR_PREFERENCE = ("twfe", "twfe_poisson", "imputation", "cs_notyet", "cs_never")
-INFERENCE_PREFERENCE = (
-    "wild_bootstrap",
-    "randomisation",
-    "cluster",
-    "analytic",
-    "multiplier_bootstrap",
-    "none",
-)
+INFERENCE_PREFERENCE = ("wild_bootstrap", "randomisation", "cluster", "analytic",
+                        "multiplier_bootstrap", "none")
 PRETREND_PREFERENCE = ("event_study", "twfe", "imputation", "cs_notyet", "cs_never")
 INFERENCE_LABELS = {
     "wild_bootstrap": "wild cluster bootstrap",
@@ -108,7 +102,8 @@ def load_run_results(run_path: Path) -> pd.DataFrame:
     """
     files = sorted((run_path / "results").glob("*.csv"))
     if not files:
-        raise DataError(run_path / "results", "one or more results files (*.csv)", found="none")
+        raise DataError(run_path / "results", "one or more results files (*.csv)",
+                        found="none")
     frames = []
     for f in files:
         try:
@@ -123,11 +118,8 @@ def run_data_source(manifest: dict, results: pd.DataFrame) -> str:
     results files' ``data_source`` column, else ``custom``."""
     params = manifest_parameters(manifest)
     sources = sorted(set(results["data_source"]) - {""})
-    return str(
-        params.get("data_source")
-        or manifest.get("data_source")
-        or (sources[0] if sources else "custom")
-    )
+    return str(params.get("data_source") or manifest.get("data_source")
+               or (sources[0] if sources else "custom"))
 
 
 def load_published_table1(path: str | Path = config.PUBLISHED_RESULTS) -> pd.DataFrame:
@@ -155,16 +147,8 @@ def load_published_table1(path: str | Path = config.PUBLISHED_RESULTS) -> pd.Dat
     if not path.is_file():
         raise DataError(path, "the published results file", found="no such file")
     df = pd.read_csv(path, dtype=str, keep_default_na=False)
-    need = (
-        "study",
-        "estimate",
-        "ci_low",
-        "ci_high",
-        "source_url",
-        "table1_group",
-        "table1_window",
-        "table1_outcome",
-    )
+    need = ("study", "estimate", "ci_low", "ci_high", "source_url", "table1_group",
+            "table1_window", "table1_outcome")
     for col in need:
         if col not in df.columns:
             raise DataError(path, f"columns {list(need)}", column=col, found=list(df.columns))
@@ -174,50 +158,23 @@ def load_published_table1(path: str | Path = config.PUBLISHED_RESULTS) -> pd.Dat
             continue
         row = int(i) + 2
         if r["table1_group"] not in schema.ANALYSIS_GROUPS:
-            raise DataError(
-                path,
-                f"one of {schema.ANALYSIS_GROUPS}",
-                row=row,
-                column="table1_group",
-                found=r["table1_group"],
-            )
+            raise DataError(path, f"one of {schema.ANALYSIS_GROUPS}", row=row,
+                            column="table1_group", found=r["table1_group"])
         if r["table1_window"] not in schema.WINDOWS:
-            raise DataError(
-                path,
-                f"one of {tuple(schema.WINDOWS)}",
-                row=row,
-                column="table1_window",
-                found=r["table1_window"],
-            )
+            raise DataError(path, f"one of {tuple(schema.WINDOWS)}", row=row,
+                            column="table1_window", found=r["table1_window"])
         nums = {}
         for col in ("estimate", "ci_low", "ci_high"):
             try:
                 nums[col] = float(r[col])
             except ValueError:
                 raise DataError(path, "a number", row=row, column=col, found=r[col]) from None
-        rows.append(
-            {
-                "group": r["table1_group"],
-                "window": r["table1_window"],
-                "outcome": r["table1_outcome"],
-                **nums,
-                "source": f"{r['study']} ({r['source_url']})",
-                "source_url": r["source_url"],
-            }
-        )
-    return pd.DataFrame(
-        rows,
-        columns=[
-            "group",
-            "window",
-            "outcome",
-            "estimate",
-            "ci_low",
-            "ci_high",
-            "source",
-            "source_url",
-        ],
-    )
+        rows.append({"group": r["table1_group"], "window": r["table1_window"],
+                     "outcome": r["table1_outcome"], **nums,
+                     "source": f"{r['study']} ({r['source_url']})",
+                     "source_url": r["source_url"]})
+    return pd.DataFrame(rows, columns=["group", "window", "outcome", "estimate", "ci_low",
+                                       "ci_high", "source", "source_url"])
 
 
 def load_truth(path: str | Path | None = None) -> pd.DataFrame | None:
@@ -230,19 +187,15 @@ def load_truth(path: str | Path | None = None) -> pd.DataFrame | None:
     """
     path = Path(path) if path is not None else config.SYNTHETIC_DIR / "truth.csv"
     if not path.is_file():
-        warnings.warn(
-            f"{path}: no synthetic truth table; planted effects are not shown", stacklevel=2
-        )
+        warnings.warn(f"{path}: no synthetic truth table; planted effects are not shown",
+                      stacklevel=2)
         return None
-    df = pd.read_csv(path, dtype={"site": str}, keep_default_na=False, na_values={"truth": [""]})
+    df = pd.read_csv(path, dtype={"site": str}, keep_default_na=False,
+                     na_values={"truth": [""]})
     for col in ("group", "window", "outcome", "scale", "truth"):
         if col not in df.columns:
-            raise DataError(
-                path,
-                "columns group, window, outcome, scale, truth, site",
-                column=col,
-                found=list(df.columns),
-            )
+            raise DataError(path, "columns group, window, outcome, scale, truth, site",
+                            column=col, found=list(df.columns))
     if "site" not in df.columns:
         df["site"] = ""
     df["truth"] = pd.to_numeric(df["truth"], errors="coerce")
@@ -313,16 +266,16 @@ def choose_headline(main: pd.DataFrame, params: dict) -> dict:
         If there are no main results.
     """
     if main.empty:
-        raise DataError("results", "rows with analysis 'main'", column="analysis", found="none")
+        raise DataError("results", "rows with analysis 'main'", column="analysis",
+                        found="none")
     tagged = main[main["note"].str.contains("headline", case=False, na=False)]
     src = tagged if len(tagged) else main
     outcome = _pick(sorted(set(src["outcome"])), ("emergency_admissions",), params.get("outcome"))
     src = src[src["outcome"] == outcome]
     scale = _pick(sorted(set(src["scale"])), SCALE_PREFERENCE, params.get("scale"))
     src = src[src["scale"] == scale]
-    estimator = _pick(
-        sorted(set(src["estimator"])), ESTIMATOR_PREFERENCE, params.get("headline_estimator")
-    )
+    estimator = _pick(sorted(set(src["estimator"])), ESTIMATOR_PREFERENCE,
+                      params.get("headline_estimator"))
     src = src[src["estimator"] == estimator]
     if len(tagged):
         methods = sorted(set(src["inference"]))
@@ -331,40 +284,25 @@ def choose_headline(main: pd.DataFrame, params: dict) -> dict:
         # notes[0] is the whole rule ("... fewer than 10 treated areas -> wild cluster
         # bootstrap, otherwise cluster-robust"); the per-group outcome follows the ';'.
         stated = notes[0] if notes else ""
-        how = (
-            "chosen for each site type by the analysis's " + stated
-            if stated
-            else "marked as headline by the analysis"
-        )
+        how = ("chosen for each site type by the analysis's " + stated if stated else
+               "marked as headline by the analysis")
         by_group = "; ".join(
             f"{schema.GROUP_LABELS.get(g, g)}: {INFERENCE_LABELS.get(i, i)}"
             for g, i in src.drop_duplicates("group")[["group", "inference"]].itertuples(
-                index=False, name=None
-            )
-        )
+                index=False, name=None))
         inf_text = f"95% intervals from {by_group}"
     else:
         wanted = params.get("headline_inference") or params.get("inference")
         inference = _pick(sorted(set(src["inference"])), INFERENCE_PREFERENCE, wanted)
-        how = (
-            "chosen by the report's rule: the run's stated inference where given, "
-            "otherwise the most conservative available (wild cluster bootstrap, then "
-            "randomisation inference, then cluster-robust)"
-        )
+        how = ("chosen by the report's rule: the run's stated inference where given, "
+               "otherwise the most conservative available (wild cluster bootstrap, then "
+               "randomisation inference, then cluster-robust)")
         inf_text = f"95% intervals from {INFERENCE_LABELS.get(inference, inference)}"
-    rule = (
-        f"Headline estimates: {plots.outcome_label(outcome).lower()}, {scale} scale, "
-        f"estimator {estimator}; {inf_text}; inference {how}. An effect is called "
-        "clear when its 95% interval excludes zero."
-    )
-    return {
-        "outcome": outcome,
-        "scale": scale,
-        "estimator": estimator,
-        "inference": inference,
-        "tagged": bool(len(tagged)),
-        "rule": rule,
-    }
+    rule = (f"Headline estimates: {plots.outcome_label(outcome).lower()}, {scale} scale, "
+            f"estimator {estimator}; {inf_text}; inference {how}. An effect is called "
+            "clear when its 95% interval excludes zero.")
+    return {"outcome": outcome, "scale": scale, "estimator": estimator,
+            "inference": inference, "tagged": bool(len(tagged)), "rule": rule}
 
 
 def headline_rows(main: pd.DataFrame, hl: dict, outcome: str | None = None) -> pd.DataFrame:
@@ -383,11 +321,8 @@ def headline_rows(main: pd.DataFrame, hl: dict, outcome: str | None = None) -> p
     -------
     pandas.DataFrame
     """
-    rows = main[
-        (main["outcome"] == (outcome or hl["outcome"]))
-        & (main["scale"] == hl["scale"])
-        & (main["estimator"] == hl["estimator"])
-    ]
+    rows = main[(main["outcome"] == (outcome or hl["outcome"])) & (main["scale"] == hl["scale"])
+                & (main["estimator"] == hl["estimator"])]
     if hl["tagged"]:
         tagged = rows[rows["note"].str.contains("headline", case=False, na=False)]
         rows = tagged if len(tagged) else rows
@@ -403,26 +338,19 @@ def headline_rows(main: pd.DataFrame, hl: dict, outcome: str | None = None) -> p
 def _truth_lookup(truth: pd.DataFrame | None, outcome: str, scale: str):
     if truth is None:
         return {}
-    t = truth[
-        (truth["outcome"] == outcome)
-        & (truth["scale"] == scale)
-        & (truth["site"].astype(str) == "")
-    ]
-    return {(r.group, r.window): float(r.truth) for r in t.itertuples() if np.isfinite(r.truth)}
+    t = truth[(truth["outcome"] == outcome) & (truth["scale"] == scale)
+              & (truth["site"].astype(str) == "")]
+    return {(r.group, r.window): float(r.truth) for r in t.itertuples()
+            if np.isfinite(r.truth)}
 
 
-def executive_summary(
-    head: pd.DataFrame, hl: dict, truth_map: dict, synthetic: bool
-) -> list[list[dict]]:
+def executive_summary(head: pd.DataFrame, hl: dict, truth_map: dict,
+                      synthetic: bool) -> list[list[dict]]:
     """One paragraph (list of segments) per site type, for years 1-3."""
     paras = []
     digits = _digits(hl["scale"])
-    unit = {
-        "rate": " per 1,000 population per month",
-        "count": " per area per month",
-        "log": " log points",
-        "poisson": " (log rate ratio)",
-    }[hl["scale"]]
+    unit = {"rate": " per 1,000 population per month", "count": " per area per month",
+            "log": " log points", "poisson": " (log rate ratio)"}[hl["scale"]]
     for g in schema.ANALYSIS_GROUPS:
         r = head[(head["group"] == g) & (head["window"] == "years_1_3")]
         if r.empty:
@@ -430,69 +358,40 @@ def executive_summary(
         r = r.iloc[0]
         segs = [_seg(f"{schema.GROUP_LABELS[g]}, years 1-3: ")]
         if hl["scale"] in ("rate", "count") or not np.isfinite(r["pct"]):
-            segs += [
-                _seg(fmt(r["estimate"], digits), "num"),
-                _seg(unit + " (95% CI "),
-                _seg(fmt(r["ci_low"], digits), "num"),
-                _seg(" to "),
-                _seg(fmt(r["ci_high"], digits), "num"),
-                _seg(")"),
-            ]
+            segs += [_seg(fmt(r["estimate"], digits), "num"), _seg(unit + " (95% CI "),
+                     _seg(fmt(r["ci_low"], digits), "num"), _seg(" to "),
+                     _seg(fmt(r["ci_high"], digits), "num"), _seg(")")]
             if np.isfinite(r["pct"]):
                 segs += [_seg(", a change of "), _seg(fmt(r["pct"], 1), "num"), _seg("% (")]
-                segs += [
-                    _seg(fmt(r["pct_ci_low"], 1), "num"),
-                    _seg("% to "),
-                    _seg(fmt(r["pct_ci_high"], 1), "num"),
-                    _seg("%)"),
-                ]
+                segs += [_seg(fmt(r["pct_ci_low"], 1), "num"), _seg("% to "),
+                         _seg(fmt(r["pct_ci_high"], 1), "num"), _seg("%)")]
         else:
-            segs += [
-                _seg("a change of "),
-                _seg(fmt(r["pct"], 1), "num"),
-                _seg("% (95% CI "),
-                _seg(fmt(r["pct_ci_low"], 1), "num"),
-                _seg("% to "),
-                _seg(fmt(r["pct_ci_high"], 1), "num"),
-                _seg("%); on the model scale "),
-                _seg(fmt(r["estimate"], 3), "num"),
-                _seg(unit),
-            ]
+            segs += [_seg("a change of "), _seg(fmt(r["pct"], 1), "num"), _seg("% (95% CI "),
+                     _seg(fmt(r["pct_ci_low"], 1), "num"), _seg("% to "),
+                     _seg(fmt(r["pct_ci_high"], 1), "num"), _seg("%); on the model scale "),
+                     _seg(fmt(r["estimate"], 3), "num"), _seg(unit)]
         if np.isfinite(r["p_value"]):
             segs += [_seg("; p = "), _seg(fmt(r["p_value"], 3), "num")]
         if pd.notna(r["n_treated"]):
             n = int(r["n_treated"])
             shown = sdc.MARKER if sdc.is_small(n) else str(n)
             segs += [_seg("; treated areas: "), _seg(shown, "num" if shown != sdc.MARKER else "")]
-        verdict = (
-            "a clear reduction"
-            if r["ci_high"] < 0
-            else "a clear increase"
-            if r["ci_low"] > 0
-            else "no clear effect"
-        )
+        verdict = ("a clear reduction" if r["ci_high"] < 0 else
+                   "a clear increase" if r["ci_low"] > 0 else "no clear effect")
         segs.append(_seg(f". Reading: {verdict}."))
         if synthetic:
             t = truth_map.get((g, "years_1_3"))
             if t is not None:
                 covered = r["ci_low"] <= t <= r["ci_high"]
-                segs += [
-                    _seg(" Planted truth: "),
-                    _seg(fmt(t, digits), "truth"),
-                    _seg(" (inside the interval)." if covered else " (outside the interval)."),
-                ]
+                segs += [_seg(" Planted truth: "), _seg(fmt(t, digits), "truth"),
+                         _seg(" (inside the interval)." if covered else
+                              " (outside the interval).")]
         paras.append(segs)
     return paras
 
 
-def main_table(
-    head: pd.DataFrame,
-    hl: dict,
-    outcome: str,
-    published: pd.DataFrame,
-    truth_map: dict,
-    synthetic: bool,
-) -> dict:
+def main_table(head: pd.DataFrame, hl: dict, outcome: str, published: pd.DataFrame,
+               truth_map: dict, synthetic: bool) -> dict:
     """Morciano et al. (2020) Table 1 layout: site type x window, ours beside theirs."""
     digits = _digits(hl["scale"])
     pub = published[published["outcome"] == outcome]
@@ -503,7 +402,8 @@ def main_table(
         columns.append("Planted truth")
     columns += ["Morciano et al. 2020 (95% CI)", "Treated areas", "Control areas"]
     counts = head[["n_treated", "n_control"]].copy()
-    safe, suppressed_any = sdc.apply_sdc(counts, ["n_treated", "n_control"], source="main table")
+    safe, suppressed_any = sdc.apply_sdc(counts, ["n_treated", "n_control"],
+                                         source="main table")
     for g in schema.ANALYSIS_GROUPS:
         for w in schema.WINDOWS:
             idx = head.index[(head["group"] == g) & (head["window"] == w)]
@@ -513,69 +413,40 @@ def main_table(
             cells = [schema.GROUP_LABELS[g], schema.WINDOW_LABELS[w]]
             if len(idx):
                 r = head.loc[idx[0]]
-                cells += [
-                    f"{fmt(r['estimate'], digits)} ({fmt(r['ci_low'], digits)} to "
-                    f"{fmt(r['ci_high'], digits)})",
-                    f"{fmt(r['pct'], 1)} ({fmt(r['pct_ci_low'], 1)} to {fmt(r['pct_ci_high'], 1)})"
-                    if np.isfinite(r["pct"])
-                    else "n/a",
-                    fmt(r["p_value"], 3),
-                ]
+                cells += [f"{fmt(r['estimate'], digits)} ({fmt(r['ci_low'], digits)} to "
+                          f"{fmt(r['ci_high'], digits)})",
+                          f"{fmt(r['pct'], 1)} ({fmt(r['pct_ci_low'], 1)} to "
+                          f"{fmt(r['pct_ci_high'], 1)})" if np.isfinite(r["pct"]) else "n/a",
+                          fmt(r["p_value"], 3)]
                 if synthetic:
                     t = truth_map.get((g, w))
                     cells.append(fmt(t, digits) if t is not None else "n/a")
             else:
                 cells += ["not estimated", "", ""] + ([""] if synthetic else [])
-            cells.append(
-                f"{fmt(p.iloc[0]['estimate'], 3)} ({fmt(p.iloc[0]['ci_low'], 3)} to "
-                f"{fmt(p.iloc[0]['ci_high'], 3)})"
-                if len(p)
-                else "not published"
-            )
+            cells.append(f"{fmt(p.iloc[0]['estimate'], 3)} ({fmt(p.iloc[0]['ci_low'], 3)} to "
+                         f"{fmt(p.iloc[0]['ci_high'], 3)})" if len(p) else "not published")
             for c in ("n_treated", "n_control"):
                 v = safe.loc[idx[0], c] if len(idx) else None
                 cells.append("" if v is None else str(v))
             rows.append(cells)
-    notes = [
-        hl["rule"],
-        "Published figures: " + MORCIANO_CITATION + " Monthly rates per 1,000 "
-        "population; 31 population-based and 6 care-home sites against 186 controls. "
-        "Source: " + ", ".join(sorted(set(pub["source_url"]))) + ".",
-    ]
+    notes = [hl["rule"],
+             "Published figures: " + MORCIANO_CITATION + " Monthly rates per 1,000 "
+             "population; 31 population-based and 6 care-home sites against 186 controls. "
+             "Source: " + ", ".join(sorted(set(pub["source_url"]))) + "."]
     if not comparable:
-        notes.append(
-            "Our estimates are not on the per-1,000 rate scale (the data have no "
-            "population denominators), so compare the direction and the % change, "
-            "not the size, with the published rates."
-        )
+        notes.append("Our estimates are not on the per-1,000 rate scale (the data have no "
+                     "population denominators), so compare the direction and the % change, "
+                     "not the size, with the published rates.")
     if suppressed_any:
         notes.append(sdc.FOOTNOTE)
-    return {
-        "title": f"Main results: {plots.outcome_label(outcome).lower()}",
-        "columns": columns,
-        "rows": rows,
-        "notes": notes,
-    }
+    return {"title": f"Main results: {plots.outcome_label(outcome).lower()}",
+            "columns": columns, "rows": rows, "notes": notes}
 
 
-BALANCE_COLUMNS = (
-    "group",
-    "outcome",
-    "measure",
-    "mean_treated",
-    "sd_treated",
-    "n_treated",
-    "mean_control",
-    "sd_control",
-    "n_control",
-    "std_diff",
-)
-MEASURE_LABELS = {
-    "rate_per_1000": "rate per 1,000 per month",
-    "growth_pct": "annual growth, %",
-    "population": "population",
-    "count": "count per area per month",
-}
+BALANCE_COLUMNS = ("group", "outcome", "measure", "mean_treated", "sd_treated", "n_treated",
+                   "mean_control", "sd_control", "n_control", "std_diff")
+MEASURE_LABELS = {"rate_per_1000": "rate per 1,000 per month", "growth_pct": "annual growth, %",
+                  "population": "population", "count": "count per area per month"}
 
 
 def balance_table(run_path: Path, outcome: str) -> dict | None:
@@ -604,65 +475,44 @@ def balance_table(run_path: Path, outcome: str) -> dict | None:
     df = pd.read_csv(path, dtype={"group": str, "outcome": str, "measure": str})
     for col in BALANCE_COLUMNS:
         if col not in df.columns:
-            raise DataError(
-                path, f"columns {list(BALANCE_COLUMNS)}", column=col, found=list(df.columns)
-            )
+            raise DataError(path, f"columns {list(BALANCE_COLUMNS)}", column=col,
+                            found=list(df.columns))
     df = df[df["outcome"].isin([outcome, "population"])].reset_index(drop=True)
     for col in ("mean_treated", "sd_treated", "mean_control", "sd_control", "std_diff"):
         bad = pd.to_numeric(df[col], errors="coerce").isna() & df[col].notna()
         if bad.any():
-            raise DataError(
-                path,
-                "a number",
-                row=int(np.flatnonzero(bad)[0]) + 2,
-                column=col,
-                found=df.loc[bad, col].iloc[0],
-            )
+            raise DataError(path, "a number", row=int(np.flatnonzero(bad)[0]) + 2, column=col,
+                            found=df.loc[bad, col].iloc[0])
     safe, suppressed = sdc.apply_sdc(df, ["n_treated", "n_control"], source=str(path))
     digits = {"population": 0}
     rows = []
     for i, r in df.iterrows():
         d = digits.get(r["measure"], 2)
-        rows.append(
-            [
-                schema.GROUP_LABELS.get(r["group"], r["group"]),
-                plots.outcome_label(r["outcome"]) if r["outcome"] != "population" else "Population",
-                MEASURE_LABELS.get(r["measure"], r["measure"]),
-                f"{fmt(r['mean_treated'], d, thousands=True)} "
-                f"({fmt(r['sd_treated'], d, thousands=True)})",
-                f"{fmt(r['mean_control'], d, thousands=True)} "
-                f"({fmt(r['sd_control'], d, thousands=True)})",
-                fmt(r["std_diff"], 2),
-                "" if safe.loc[i, "n_treated"] is None else str(safe.loc[i, "n_treated"]),
-                "" if safe.loc[i, "n_control"] is None else str(safe.loc[i, "n_control"]),
-            ]
-        )
-    notes = [
-        "Area means over the pre-period (standard deviation in brackets); a "
-        "standardised difference beyond 0.25 in absolute value flags imbalance."
-    ]
+        rows.append([
+            schema.GROUP_LABELS.get(r["group"], r["group"]),
+            plots.outcome_label(r["outcome"]) if r["outcome"] != "population" else "Population",
+            MEASURE_LABELS.get(r["measure"], r["measure"]),
+            f"{fmt(r['mean_treated'], d, thousands=True)} "
+            f"({fmt(r['sd_treated'], d, thousands=True)})",
+            f"{fmt(r['mean_control'], d, thousands=True)} "
+            f"({fmt(r['sd_control'], d, thousands=True)})",
+            fmt(r["std_diff"], 2),
+            "" if safe.loc[i, "n_treated"] is None else str(safe.loc[i, "n_treated"]),
+            "" if safe.loc[i, "n_control"] is None else str(safe.loc[i, "n_control"]),
+        ])
+    notes = ["Area means over the pre-period (standard deviation in brackets); a "
+             "standardised difference beyond 0.25 in absolute value flags imbalance."]
     if suppressed:
         notes.append(sdc.FOOTNOTE)
-    return {
-        "title": "Pre-period balance of vanguard and control areas",
-        "columns": [
-            "Site type",
-            "Outcome",
-            "Measure",
-            "Vanguard areas: mean (SD)",
-            "Control areas: mean (SD)",
-            "Standardised difference",
-            "Vanguard areas",
-            "Control areas",
-        ],
-        "rows": rows,
-        "notes": notes,
-    }
+    return {"title": "Pre-period balance of vanguard and control areas",
+            "columns": ["Site type", "Outcome", "Measure", "Vanguard areas: mean (SD)",
+                        "Control areas: mean (SD)", "Standardised difference",
+                        "Vanguard areas", "Control areas"],
+            "rows": rows, "notes": notes}
 
 
-def figure_entries(
-    run_path: Path, outcome: str | None = None, outcomes: Sequence[str] = ()
-) -> tuple[list[dict], list[str]]:
+def figure_entries(run_path: Path, outcome: str | None = None,
+                   outcomes: Sequence[str] = ()) -> tuple[list[dict], list[str]]:
     """Figures found in ``figures/``, in report order, with their alt text.
 
     Parameters
@@ -689,14 +539,12 @@ def figure_entries(
     folder = run_path / "figures"
     pngs = sorted(folder.glob("*.png")) if folder.is_dir() else []
     others = [o for o in outcomes if o != outcome]
-    left_out = [
-        p.stem
-        for p in pngs
-        if outcome and outcome not in p.stem and any(o in p.stem for o in others)
-    ]
+    left_out = [p.stem for p in pngs if outcome and outcome not in p.stem
+                and any(o in p.stem for o in others)]
     if any(p.stem.startswith("estimator_comparison") for p in pngs):
         # One chart per estimator repeats the combined comparison; keep the document short.
-        left_out += [p.stem for p in pngs if p.stem.startswith("did_") and p.stem not in left_out]
+        left_out += [p.stem for p in pngs if p.stem.startswith("did_")
+                     and p.stem not in left_out]
     entries, used = [], set(left_out)
     for prefix, title in FIGURE_SECTIONS + (("", "Other figures"),):
         for png in pngs:
@@ -705,33 +553,22 @@ def figure_entries(
             alt_path = folder / f"{png.stem}.alt.txt"
             alt = alt_path.read_text(encoding="utf-8").strip() if alt_path.is_file() else ""
             if not alt:
-                raise DataError(
-                    alt_path, "non-empty alt text for the figure", found="missing or empty"
-                )
+                raise DataError(alt_path, "non-empty alt text for the figure",
+                                found="missing or empty")
             used.add(png.stem)
-            entries.append(
-                {
-                    "section": title,
-                    "name": png.stem,
-                    "path": f"figures/{png.name}",
-                    "alt": alt,
-                    "first_in_section": not entries or entries[-1]["section"] != title,
-                }
-            )
+            entries.append({"section": title, "name": png.stem,
+                            "path": f"figures/{png.name}", "alt": alt,
+                            "first_in_section": not entries or entries[-1]["section"] != title})
     return entries, left_out
 
 
-def _evidence(
-    results: pd.DataFrame, head: pd.DataFrame, hl: dict, params: dict, data_source: str
-) -> Evidence:
+def _evidence(results: pd.DataFrame, head: pd.DataFrame, hl: dict, params: dict,
+              data_source: str) -> Evidence:
     same = (results["outcome"] == hl["outcome"]) & (results["scale"] == hl["scale"])
     alternatives = results[same & results["analysis"].isin(["main", "inference"])]
     alternatives = alternatives.drop_duplicates(["group", "window", "estimator", "inference"])
-    pre = results[
-        (results["analysis"] == "pretrend")
-        & (results["outcome"] == hl["outcome"])
-        & np.isfinite(results["p_value"].astype(float))
-    ]
+    pre = results[(results["analysis"] == "pretrend") & (results["outcome"] == hl["outcome"])
+                  & np.isfinite(results["p_value"].astype(float))]
     # The event study's joint test is the pre-trend test the report names first.
     order = {e: i for i, e in enumerate(PRETREND_PREFERENCE)}
     pre = pre.assign(_o=pre["estimator"].map(lambda e: order.get(e, len(order))))
@@ -741,11 +578,8 @@ def _evidence(
     if len(ps):
         win = "years_1_3" if "years_1_3" in set(ps["window"]) else sorted(set(ps["window"]))[0]
         ps = ps[ps["window"] == win]
-        est = (
-            hl["estimator"]
-            if hl["estimator"] in set(ps["estimator"])
-            else sorted(set(ps["estimator"]))[0]
-        )
+        est = hl["estimator"] if hl["estimator"] in set(ps["estimator"]) else sorted(
+            set(ps["estimator"]))[0]
         ps = ps[ps["estimator"] == est]
     power = results[(results["analysis"] == "power") & (results["outcome"] == hl["outcome"])]
     if hl["scale"] in set(power["scale"]):
@@ -760,15 +594,9 @@ def _evidence(
         best = gg.iloc[(gg["param"].astype(float) - 0.8).abs().argsort()[:1]]
         mde[str(g)] = float(best["pct"].iloc[0])
     hoped = float(params.get("hoped_for_pct", HOPED_FOR_PCT))
-    return Evidence(
-        headline=head,
-        alternatives=alternatives,
-        pretrend_p=pretrend,
-        heterogeneity=site_heterogeneity(ps) if len(ps) else {},
-        mde_pct=mde,
-        hoped_for_pct=hoped,
-        data_source=data_source,
-    )
+    return Evidence(headline=head, alternatives=alternatives, pretrend_p=pretrend,
+                    heterogeneity=site_heterogeneity(ps) if len(ps) else {},
+                    mde_pct=mde, hoped_for_pct=hoped, data_source=data_source)
 
 
 def methods_section(data_source: str, hl: dict, params: dict) -> list[str]:
@@ -810,13 +638,10 @@ def methods_section(data_source: str, hl: dict, params: dict) -> list[str]:
         "Small counts (1-7) are suppressed in every published table.",
     ]
     if data_source == "synthetic":
-        limits.insert(
-            0,
-            "This report is built on the embedded SYNTHETIC data: simulated "
-            "areas with effects planted by the generator. It is not real NHS "
-            "data and says nothing about the real vanguards; it shows that the "
-            "methods recover known effects.",
-        )
+        limits.insert(0, "This report is built on the embedded SYNTHETIC data: simulated "
+                         "areas with effects planted by the generator. It is not real NHS "
+                         "data and says nothing about the real vanguards; it shows that the "
+                         "methods recover known effects.")
     return paras, limits
 
 
@@ -858,11 +683,8 @@ def build_content(run: str) -> dict:
         rows = headline_rows(main, hl, outcome)
         if rows.empty:
             continue
-        tables.append(
-            main_table(
-                rows, hl, outcome, published, _truth_lookup(truth, outcome, hl["scale"]), synthetic
-            )
-        )
+        tables.append(main_table(rows, hl, outcome, published,
+                                 _truth_lookup(truth, outcome, hl["scale"]), synthetic))
 
     balance = balance_table(run_path, hl["outcome"])
     if balance is not None:
@@ -871,23 +693,15 @@ def build_content(run: str) -> dict:
     ev = _evidence(results, head, hl, params, data_source)
     lessons = assess_lessons(load_lessons(), ev)
     methods, limitations = methods_section(data_source, hl, params)
-    methods.insert(
-        2,
-        "This run's results hold the estimators "
-        + ", ".join(sorted(set(results["estimator"]) - {""}))
-        + "; inference methods "
-        + ", ".join(INFERENCE_LABELS.get(i, i) for i in sorted(set(results["inference"])))
-        + "; and the analyses "
-        + ", ".join(sorted(set(results["analysis"])))
-        + ".",
-    )
+    methods.insert(2, "This run's results hold the estimators "
+                   + ", ".join(sorted(set(results["estimator"]) - {""}))
+                   + "; inference methods " + ", ".join(
+                       INFERENCE_LABELS.get(i, i) for i in sorted(set(results["inference"])))
+                   + "; and the analyses " + ", ".join(sorted(set(results["analysis"]))) + ".")
     note = plots.source_note(data_source)
-    banner = (
-        "SYNTHETIC DATA - not real NHS data. Every estimate is from simulated areas "
-        "and is shown beside the effect planted in the simulation."
-        if synthetic
-        else f"Data: {note.removeprefix('Source: ').rstrip('.')}."
-    )
+    banner = ("SYNTHETIC DATA - not real NHS data. Every estimate is from simulated areas "
+              "and is shown beside the effect planted in the simulation." if synthetic else
+              f"Data: {note.removeprefix('Source: ').rstrip('.')}.")
     return {
         "title": "Evaluation of the NHS New Care Models vanguards: difference-in-differences",
         "run": run,

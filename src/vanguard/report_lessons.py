@@ -20,33 +20,14 @@ from vanguard import config, schema
 from vanguard.errors import DataError
 
 LESSON_COLUMNS: tuple[str, ...] = (
-    "lesson_id",
-    "lesson",
-    "summary",
-    "audience",
-    "source_file",
-    "source",
-    "evidence",
-    "rule",
+    "lesson_id", "lesson", "summary", "audience", "source_file", "source", "evidence", "rule",
 )
 RULES: tuple[str, ...] = (
-    "timing",
-    "power",
-    "heterogeneity",
-    "spread",
-    "pretrend",
-    "robustness",
-    "not_testable",
+    "timing", "power", "heterogeneity", "spread", "pretrend", "robustness", "not_testable",
 )
 EVIDENCE_KEYS: tuple[str, ...] = (
-    "main:year_1",
-    "main:year_2",
-    "main:year_3",
-    "main:years_1_3",
-    "main:estimators",
-    "power:mde",
-    "event_study:pretrend",
-    "per_site:heterogeneity",
+    "main:year_1", "main:year_2", "main:year_3", "main:years_1_3", "main:estimators",
+    "power:mde", "event_study:pretrend", "per_site:heterogeneity",
 )
 
 CONSISTENT = "consistent with the lesson"
@@ -82,46 +63,29 @@ def load_lessons(path: str | Path = config.LESSONS) -> pd.DataFrame:
     df = pd.read_csv(path, dtype=str, keep_default_na=False)
     for col in LESSON_COLUMNS:
         if col not in df.columns:
-            raise DataError(
-                path, f"columns {list(LESSON_COLUMNS)}", column=col, found=list(df.columns)
-            )
+            raise DataError(path, f"columns {list(LESSON_COLUMNS)}", column=col,
+                            found=list(df.columns))
     for i, r in df.iterrows():
         row = int(i) + 2
         for col in ("lesson_id", "lesson", "summary", "source_file", "source", "rule"):
             if not r[col].strip():
                 raise DataError(path, "a non-empty value", row=row, column=col, found=r[col])
         if r["rule"] not in RULES:
-            raise DataError(
-                path, f"one of {', '.join(RULES)}", row=row, column="rule", found=r["rule"]
-            )
+            raise DataError(path, f"one of {', '.join(RULES)}", row=row, column="rule",
+                            found=r["rule"])
         keys = [k for k in r["evidence"].split(";") if k]
         for k in keys:
             if k not in EVIDENCE_KEYS:
-                raise DataError(
-                    path,
-                    f"evidence keys from {', '.join(EVIDENCE_KEYS)}",
-                    row=row,
-                    column="evidence",
-                    found=k,
-                )
+                raise DataError(path, f"evidence keys from {', '.join(EVIDENCE_KEYS)}",
+                                row=row, column="evidence", found=k)
         if r["rule"] != "not_testable" and not keys:
-            raise DataError(
-                path,
-                "at least one evidence key for a testable rule",
-                row=row,
-                column="evidence",
-                found=r["evidence"],
-            )
+            raise DataError(path, "at least one evidence key for a testable rule", row=row,
+                            column="evidence", found=r["evidence"])
     dup = df["lesson_id"].duplicated()
     if dup.any():
         row = int(np.flatnonzero(dup.to_numpy())[0]) + 2
-        raise DataError(
-            path,
-            "a unique lesson_id",
-            row=row,
-            column="lesson_id",
-            found=df["lesson_id"].iloc[row - 2],
-        )
+        raise DataError(path, "a unique lesson_id", row=row, column="lesson_id",
+                        found=df["lesson_id"].iloc[row - 2])
     return df[list(LESSON_COLUMNS)].reset_index(drop=True)
 
 
@@ -203,11 +167,7 @@ def site_heterogeneity(per_site: pd.DataFrame) -> dict[str, Heterogeneity]:
         q, dof, p, i2 = cochran_q(est[ok], se[ok])
         pooled = float(np.sum(est[ok] / se[ok] ** 2) / np.sum(1 / se[ok] ** 2))
         out[str(group)] = Heterogeneity(
-            n_sites=int(ok.sum()),
-            q=q,
-            df=dof,
-            p_value=p,
-            i2=i2,
+            n_sites=int(ok.sum()), q=q, df=dof, p_value=p, i2=i2,
             n_reduction=int((g["ci_high"].astype(float).to_numpy()[ok] < 0).sum()),
             n_same_sign=int((np.sign(est[ok]) == np.sign(pooled)).sum()),
         )
@@ -273,10 +233,8 @@ def rule_timing(ev: Evidence) -> tuple[str, str]:
             parts.append(f"{_label(g)}: a reduction is already clear in year 1")
             verdicts.append(NOT_CONSISTENT)
         else:
-            parts.append(
-                f"{_label(g)}: no window shows a clear reduction, so a late effect "
-                "can be neither confirmed nor ruled out"
-            )
+            parts.append(f"{_label(g)}: no window shows a clear reduction, so a late effect "
+                         "can be neither confirmed nor ruled out")
             verdicts.append(INCONCLUSIVE)
     if not parts:
         return NOT_TESTABLE, "The run has no year 1 and year 3 estimates to compare."
@@ -292,18 +250,14 @@ def rule_power(ev: Evidence) -> tuple[str, str]:
     for g in [g for g in schema.ANALYSIS_GROUPS if g in ev.mde_pct]:
         mde = abs(ev.mde_pct[g])
         if mde > hoped:
-            parts.append(
-                f"{_label(g)}: the smallest change detectable with 80% power is "
-                f"{mde:.1f}%, larger than the hoped-for {hoped:g}% reduction, so "
-                "this design could miss a real effect of that size"
-            )
+            parts.append(f"{_label(g)}: the smallest change detectable with 80% power is "
+                         f"{mde:.1f}%, larger than the hoped-for {hoped:g}% reduction, so "
+                         "this design could miss a real effect of that size")
             verdicts.append(CONSISTENT)
         else:
-            parts.append(
-                f"{_label(g)}: a {hoped:g}% reduction is detectable with 80% power "
-                f"(minimum detectable effect {mde:.1f}%), so national activity data "
-                "can answer this question when the evaluation is planned for it"
-            )
+            parts.append(f"{_label(g)}: a {hoped:g}% reduction is detectable with 80% power "
+                         f"(minimum detectable effect {mde:.1f}%), so national activity data "
+                         "can answer this question when the evaluation is planned for it")
             verdicts.append(INCONCLUSIVE)
     return _combine(verdicts), "; ".join(parts) + "."
 
@@ -315,23 +269,17 @@ def rule_heterogeneity(ev: Evidence) -> tuple[str, str]:
     parts, verdicts = [], []
     for g, h in ev.heterogeneity.items():
         if h.p_value < 0.05:
-            parts.append(
-                f"{_label(g)}: effects differ across the {h.n_sites} sites more than "
-                f"chance explains (Cochran's Q p = {h.p_value:.3f}, I² = {h.i2:.0f}%), "
-                "so local context matters"
-            )
+            parts.append(f"{_label(g)}: effects differ across the {h.n_sites} sites more than "
+                         f"chance explains (Cochran's Q p = {h.p_value:.3f}, I² = {h.i2:.0f}%), "
+                         "so local context matters")
             verdicts.append(CONSISTENT)
         else:
-            parts.append(
-                f"{_label(g)}: no evidence that effects differ across the "
-                f"{h.n_sites} sites (Cochran's Q p = {h.p_value:.3f}, "
-                f"I² = {h.i2:.0f}%)"
-            )
+            parts.append(f"{_label(g)}: no evidence that effects differ across the "
+                         f"{h.n_sites} sites (Cochran's Q p = {h.p_value:.3f}, "
+                         f"I² = {h.i2:.0f}%)")
             verdicts.append(INCONCLUSIVE)
-    return _combine(verdicts), (
-        "; ".join(parts) + ". Whether governance or organisational "
-        "form came first is not recorded in activity data."
-    )
+    return _combine(verdicts), ("; ".join(parts) + ". Whether governance or organisational "
+                                "form came first is not recorded in activity data.")
 
 
 def rule_spread(ev: Evidence) -> tuple[str, str]:
@@ -341,18 +289,15 @@ def rule_spread(ev: Evidence) -> tuple[str, str]:
     parts, verdicts = [], []
     for g, h in ev.heterogeneity.items():
         pooled = _row(ev.headline, g, "years_1_3")
-        text = (
-            f"{_label(g)}: {h.n_reduction} of {h.n_sites} sites show a reduction with a "
-            f"95% interval below zero"
-        )
+        text = (f"{_label(g)}: {h.n_reduction} of {h.n_sites} sites show a reduction with a "
+                f"95% interval below zero")
         if pooled is not None and _reduces(pooled) and h.n_same_sign >= 0.75 * h.n_sites:
-            parts.append(text + " and the pooled effect is a clear reduction shared by most sites")
+            parts.append(text + " and the pooled effect is a clear reduction shared by most "
+                         "sites")
             verdicts.append(NOT_CONSISTENT)
         elif pooled is not None and not _reduces(pooled) and h.n_reduction > 0:
-            parts.append(
-                text + ", but the pooled effect is not a clear reduction: local "
-                "successes are not reproduced across the programme"
-            )
+            parts.append(text + ", but the pooled effect is not a clear reduction: local "
+                         "successes are not reproduced across the programme")
             verdicts.append(CONSISTENT)
         else:
             parts.append(text)
@@ -368,22 +313,16 @@ def rule_pretrend(ev: Evidence) -> tuple[str, str]:
     for g in [g for g in schema.ANALYSIS_GROUPS if g in ev.pretrend_p]:
         p = ev.pretrend_p[g]
         if p < 0.05:
-            parts.append(
-                f"{_label(g)}: areas were already on a different path before start "
-                f"(joint pre-trend test p = {p:.3f}), as expected if sites built on "
-                "earlier work; the difference-in-differences estimate needs caution"
-            )
+            parts.append(f"{_label(g)}: areas were already on a different path before start "
+                         f"(joint pre-trend test p = {p:.3f}), as expected if sites built on "
+                         "earlier work; the difference-in-differences estimate needs caution")
             verdicts.append(CONSISTENT)
         else:
-            parts.append(
-                f"{_label(g)}: no evidence of different trends before start "
-                f"(joint pre-trend test p = {p:.3f})"
-            )
+            parts.append(f"{_label(g)}: no evidence of different trends before start "
+                         f"(joint pre-trend test p = {p:.3f})")
             verdicts.append(INCONCLUSIVE)
-    return _combine(verdicts), (
-        "; ".join(parts) + ". Local history and relationships "
-        "themselves are not observed in activity data."
-    )
+    return _combine(verdicts), ("; ".join(parts) + ". Local history and relationships "
+                                "themselves are not observed in activity data.")
 
 
 def rule_robustness(ev: Evidence) -> tuple[str, str]:
@@ -394,34 +333,26 @@ def rule_robustness(ev: Evidence) -> tuple[str, str]:
     parts, verdicts = [], []
     for g in [g for g in schema.ANALYSIS_GROUPS if g in set(alt["group"])]:
         a = alt[alt["group"] == g]
-        calls = {
-            ("reduction" if r.ci_high < 0 else "increase" if r.ci_low > 0 else "no clear")
-            for r in a.itertuples()
-        }
+        calls = {("reduction" if r.ci_high < 0 else "increase" if r.ci_low > 0 else "no clear")
+                 for r in a.itertuples()}
         n = len(a)
         if len(calls) == 1:
-            parts.append(
-                f"{_label(g)}: all {n} estimator and inference combinations agree "
-                f"({next(iter(calls))} effect)"
-            )
+            parts.append(f"{_label(g)}: all {n} estimator and inference combinations agree "
+                         f"({next(iter(calls))} effect)")
             verdicts.append(CONSISTENT)
         else:
-            parts.append(
-                f"{_label(g)}: the {n} estimator and inference combinations disagree "
-                "on whether there is a clear effect"
-            )
+            parts.append(f"{_label(g)}: the {n} estimator and inference combinations disagree "
+                         "on whether there is a clear effect")
             verdicts.append(INCONCLUSIVE)
     return _combine(verdicts), "; ".join(parts) + ". Costs are not in the data."
 
 
 def rule_not_testable(ev: Evidence) -> tuple[str, str]:
     """Lessons about governance, organisational form, partnerships and barriers."""
-    return NOT_TESTABLE, (
-        "Activity data record admissions and bed days by area and month; "
-        "they say nothing about governance, organisational form, "
-        "partnership working or the barriers named, so this lesson is "
-        "reported as the source states it, without a test."
-    )
+    return NOT_TESTABLE, ("Activity data record admissions and bed days by area and month; "
+                          "they say nothing about governance, organisational form, "
+                          "partnership working or the barriers named, so this lesson is "
+                          "reported as the source states it, without a test.")
 
 
 RULE_FUNCTIONS = {

@@ -71,12 +71,8 @@ GROUP_LABELS: dict[str, str] = {
     CONTROL: "Control (non-vanguard)",
 }
 
-SITE_TYPE_GROUP: dict[str, str] = {
-    "PACS": POPULATION_BASED,
-    "MCP": POPULATION_BASED,
-    "EHCH": CARE_HOME,
-    "UEC": UEC,
-}
+SITE_TYPE_GROUP: dict[str, str] = {"PACS": POPULATION_BASED, "MCP": POPULATION_BASED,
+                                   "EHCH": CARE_HOME, "UEC": UEC}
 """Vanguard type (as in the site register) to analysis group; ACC has no footprint."""
 
 # --- windows -----------------------------------------------------------------
@@ -136,16 +132,8 @@ RESULT_COLUMNS: dict[str, str] = {
 """Column -> pandas dtype of every results file."""
 
 RESULT_KEY: tuple[str, ...] = (
-    "data_source",
-    "analysis",
-    "estimator",
-    "outcome",
-    "scale",
-    "group",
-    "window",
-    "site",
-    "param",
-    "inference",
+    "data_source", "analysis", "estimator", "outcome", "scale", "group", "window",
+    "site", "param", "inference",
 )
 """Columns that identify a row; results files are sorted by them."""
 
@@ -277,12 +265,9 @@ def read_results(paths) -> pd.DataFrame:
     if isinstance(paths, (str, Path)):
         paths = [paths]
     frames = [
-        pd.read_csv(
-            p,
-            dtype={c: "string" for c, t in RESULT_COLUMNS.items() if t == "string"},
-            keep_default_na=False,
-            na_values={c: [""] for c, t in RESULT_COLUMNS.items() if t != "string"},
-        )
+        pd.read_csv(p, dtype={c: "string" for c, t in RESULT_COLUMNS.items() if t == "string"},
+                    keep_default_na=False, na_values={c: [""] for c, t in RESULT_COLUMNS.items()
+                                                      if t != "string"})
         for p in paths
     ]
     if not frames:

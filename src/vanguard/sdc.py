@@ -77,7 +77,8 @@ def apply_sdc(
     suppressed = False
     for col in count_columns:
         if col not in out.columns:
-            raise DataError(source, f"a count column {col!r}", column=col, found=list(out.columns))
+            raise DataError(source, f"a count column {col!r}", column=col,
+                            found=list(out.columns))
         values: list[object] = []
         for i, v in enumerate(out[col].tolist()):
             if v is None or v is pd.NA or (isinstance(v, float) and math.isnan(v)):
@@ -86,13 +87,11 @@ def apply_sdc(
             try:
                 f = float(v)
             except (TypeError, ValueError):
-                raise DataError(
-                    source, "a non-negative whole-number count", row=i + 2, column=col, found=v
-                ) from None
+                raise DataError(source, "a non-negative whole-number count", row=i + 2,
+                                column=col, found=v) from None
             if f < 0 or not f.is_integer():
-                raise DataError(
-                    source, "a non-negative whole-number count", row=i + 2, column=col, found=v
-                )
+                raise DataError(source, "a non-negative whole-number count", row=i + 2,
+                                column=col, found=v)
             if is_small(f):
                 values.append(MARKER)
                 suppressed = True
