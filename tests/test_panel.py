@@ -337,7 +337,7 @@ def test_inconsistent_treatment_within_area(synthetic_panel):
 def test_read_table_rejects_ragged_lines(custom):
     lines = _lines(custom)
     lines[4] += ",1,2"
-    with pytest.raises(DataError, match="same number of fields"):
+    with pytest.raises(DataError, match=r"bad.csv: row 5: expected 6 fields, as in the header"):
         read_table(_write_lines(custom, lines))
 
 

@@ -29,6 +29,8 @@ class DataError(ValueError):
         Column name.
     found : object, optional
         The offending value.
+    note : str, optional
+        More context after the finding, e.g. further offending rows.
     """
 
     def __init__(
@@ -39,12 +41,14 @@ class DataError(ValueError):
         row: int | None = None,
         column: str | None = None,
         found: object = None,
+        note: str | None = None,
     ) -> None:
         self.file = str(file) if file is not None else "<data>"
         self.row = row
         self.column = column
         self.expected = expected
         self.found = found
+        self.note = note
         where = []
         if row is not None:
             where.append(f"row {row}")
@@ -53,7 +57,27 @@ class DataError(ValueError):
         msg = self.file + (": " + ", ".join(where) if where else "") + f": expected {expected}"
         if found is not None:
             msg += f"; found {found!r}"
+        if note:
+            msg += f" ({note})"
         super().__init__(msg)
+
+    def __reduce__(self):
+        # The default rebuilds from the message alone, which __init__ cannot take, so an
+        # error raised in a worker process would turn into a TypeError in the parent.
+        return (
+            _rebuild,
+            (type(self), self.file, self.expected, self.row, self.column, self.found, self.note),
+        )
+
+
+def _rebuild(cls, file, expected, row, column, found, note):
+    """Unpickle a :class:`DataError` with its fields."""
+    return cls(file, expected, row=row, column=column, found=found, note=note)
+
+
+class DataWarning(UserWarning):
+    """Input data that load but look wrong (a column name close to a known one, an
+    inferred date range, ...); the message names the file and column."""
 
 
 class EstimationError(ValueError):

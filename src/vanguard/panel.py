@@ -25,9 +25,16 @@ Raw files are only ever read.
 
 from __future__ import annotations
 
+import csv
+import difflib
+import gzip
 import importlib
 import inspect
 import io
+import re
+import warnings
+import zipfile
+import zlib
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -37,7 +44,7 @@ import pandera.errors as pa_errors
 import pandera.pandas as pa
 
 from vanguard import config, schema
-from vanguard.errors import DataError
+from vanguard.errors import DataError, DataWarning
 
 SOURCES: tuple[str, ...] = ("synthetic", "custom", "nhs_mar")
 TREATMENT_COLUMNS: tuple[str, ...] = (schema.GROUP, schema.START, schema.SITE)
@@ -137,35 +144,113 @@ def _raise_pandera(err: pa_errors.SchemaErrors, file) -> None:
 # --- reading files ----------------------------------------------------------------------
 
 
-def read_table(path: str | Path) -> pd.DataFrame:
+MAX_VALUE = 1e12
+"""Largest count or population accepted: a value above it is a unit or typing error, and
+values near float limits break the demeaning in the estimators later, far from the file."""
+
+_COMPRESSED = {
+    b"BZh": "bzip2-compressed",
+    b"\xfd7zXZ\x00": "xz-compressed",
+    b"\x28\xb5\x2f\xfd": "zstd-compressed",
+    b"7z\xbc\xaf\x27\x1c": "a 7-Zip archive",
+}
+_SAVE_AS_CSV = "save it as CSV (UTF-8, comma-separated) and give that file"
+
+
+def _zip_kind(path: Path) -> str:
+    """What a zip container holds: spreadsheets are zip files too."""
+    try:
+        with zipfile.ZipFile(path) as zf:
+            names = zf.namelist()
+    except zipfile.BadZipFile:
+        return "a damaged zip archive"
+    if any(n.startswith("xl/") for n in names):
+        return "an Excel workbook (.xlsx)"
+    if "content.xml" in names:
+        return "an OpenDocument spreadsheet (.ods)"
+    return "a zip archive"
+
+
+def _refuse_binary(path: Path, raw: bytes, expected: str = "a CSV or parquet file") -> None:
+    """Raise a DataError naming the format when ``raw`` is a container pandas would
+    otherwise report as a codec or tokenizer error."""
+    if raw.startswith(b"PK\x03\x04"):
+        kind = _zip_kind(path)
+        what = "extract the CSV from it" if kind.startswith(("a zip", "a damaged")) else None
+        raise DataError(path, expected, found=f"this is {kind}; {what or _SAVE_AS_CSV}")
+    if raw.startswith(b"\xd0\xcf\x11\xe0"):
+        raise DataError(
+            path, expected, found=f"this is an Excel 97-2003 workbook (.xls); {_SAVE_AS_CSV}"
+        )
+    for magic, kind in _COMPRESSED.items():
+        if raw.startswith(magic):
+            raise DataError(path, expected, found=f"this is {kind}; decompress it first")
+    if raw.startswith(b"%PDF"):
+        raise DataError(path, expected, found="this is a PDF document")
+    if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise DataError(
+            path,
+            "UTF-8 encoded text",
+            row=1,
+            found="UTF-16 text (a byte-order mark); save it as 'CSV UTF-8'",
+        )
+
+
+def _decompress(path: Path, raw: bytes) -> bytes:
+    """The content of a gzip file (``.csv.gz``); other bytes unchanged."""
+    if not raw.startswith(b"\x1f\x8b"):
+        return raw
+    try:
+        return gzip.decompress(raw)
+    except (OSError, EOFError, zlib.error) as exc:
+        raise DataError(
+            path, "a complete gzip-compressed CSV", found=f"a damaged gzip file ({exc})"
+        ) from exc
+
+
+def read_table(path: str | Path, *, csv_only: bool = False) -> pd.DataFrame:
     """Read a CSV (UTF-8, comma-separated) or parquet file with every CSV field as text.
+
+    The format is taken from the file's content, not its name: a gzip-compressed CSV is
+    read, a parquet file is read as parquet, and spreadsheets, other archives and binary
+    files are refused with a message naming what the file is.
 
     Parameters
     ----------
     path : str or pathlib.Path
+    csv_only : bool
+        Refuse parquet (the site register is CSV only).
 
     Returns
     -------
     pandas.DataFrame
-        CSV fields as strings (empty fields as ``""``), positional index.
+        CSV fields as strings (empty fields as ``""``), positional index; row ``i`` of
+        the frame is row ``i + 2`` of the file (header = row 1). Column names are
+        stripped of surrounding spaces.
 
     Raises
     ------
     DataError
-        If the file is missing, empty, not UTF-8, not comma-separated or malformed.
+        If the file is missing, empty, a spreadsheet, archive or other binary file, not
+        UTF-8, not comma-separated, has a line with more or fewer fields than the
+        header, an empty line between data rows, an empty or repeated column name, or
+        no data rows.
     """
     path = Path(path)
     if not path.is_file():
         raise DataError(path, "an existing file", found="no such file")
-    if path.suffix.lower() in (".parquet", ".pq"):
-        try:
-            df = pd.read_parquet(path)
-        except Exception as exc:  # pyarrow raises several types for a bad file
-            raise DataError(path, "a readable parquet file", found=str(exc)) from exc
-        if df.empty:
-            raise DataError(path, "at least one data row", found="no rows")
-        return df.reset_index(drop=True)
-    raw = path.read_bytes()
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise DataError(path, "a readable file", found=exc.strerror or str(exc)) from exc
+    expected = "a CSV file" if csv_only else "a CSV or parquet file"
+    _refuse_binary(path, raw, expected)
+    raw = _decompress(path, raw)
+    _refuse_binary(path, raw, expected)
+    if raw.startswith(b"PAR1"):
+        if csv_only:
+            raise DataError(path, "a CSV file", found="a parquet file")
+        return _read_parquet(path)
     if not raw.strip():
         raise DataError(path, "a CSV file with a header row and data rows", found="empty file")
     try:
@@ -173,8 +258,14 @@ def read_table(path: str | Path) -> pd.DataFrame:
     except UnicodeDecodeError as exc:
         line = raw[: exc.start].count(b"\n") + 1
         raise DataError(
-            path, "UTF-8 encoded text", row=line, found=raw[exc.start : exc.start + 4]
+            path,
+            "UTF-8 encoded text (save the file as 'CSV UTF-8')",
+            row=line,
+            found=raw[exc.start : exc.start + 4],
         ) from exc
+    if "\x00" in text:
+        line = text[: text.index("\x00")].count("\n") + 1
+        raise DataError(path, "a text CSV file", row=line, found="binary data (NUL bytes)")
     header = text.splitlines()[0]
     if "," not in header:
         for delim in (";", "\t", "|"):
@@ -182,18 +273,131 @@ def read_table(path: str | Path) -> pd.DataFrame:
                 raise DataError(
                     path, "comma-separated columns", row=1, found=f"columns separated by {delim!r}"
                 )
+    return _frame_from_records(path, _csv_records(path, text))
+
+
+def _read_parquet(path: Path) -> pd.DataFrame:
+    import pyarrow.parquet as pq
+
     try:
-        df = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False)
-    except pd.errors.ParserError as exc:
-        raise DataError(path, "the same number of fields on every line", found=str(exc)) from exc
+        names = pq.read_schema(path).names
+    except Exception as exc:  # pyarrow raises several types for a bad file
+        raise DataError(path, "a readable parquet file", found=str(exc)) from exc
+    # Checked on the schema: pyarrow's own error for a repeated name is a query-plan dump.
+    _check_header(path, [str(n).strip() for n in names])
+    try:
+        df = pd.read_parquet(path)
+    except Exception as exc:  # pyarrow raises several types for a bad file
+        raise DataError(path, "a readable parquet file", found=str(exc)) from exc
     if df.empty:
+        raise DataError(path, "at least one data row", found="no rows")
+    df.columns = [str(c).strip() for c in df.columns]
+    _check_header(path, list(df.columns))
+    return df.reset_index(drop=True)
+
+
+def _csv_records(path: Path, text: str) -> list[list[str]]:
+    """Records of a CSV text; blank lines at the end are dropped, others refused."""
+    try:
+        records = list(csv.reader(io.StringIO(text, newline="")))
+    except csv.Error as exc:
+        raise DataError(path, "a well-formed CSV file", found=str(exc)) from exc
+    while records and not records[-1]:
+        records.pop()
+    # A spreadsheet counts an empty line as a row; skipping it, as pandas does, would
+    # shift every later row number in our messages.
+    for i, rec in enumerate(records):
+        if not rec:
+            raise DataError(
+                path,
+                "a header in row 1" if i == 0 else "a data row (no empty lines)",
+                row=i + 1,
+                found="an empty line",
+            )
+    return records
+
+
+def _frame_from_records(path: Path, records: list[list[str]]) -> pd.DataFrame:
+    header = [name.strip() for name in records[0]]
+    _check_header(path, header)
+    n = len(header)
+    for i, rec in enumerate(records[1:], start=2):
+        if len(rec) != n:
+            raise DataError(
+                path,
+                f"{n} fields, as in the header row",
+                row=i,
+                found=f"{len(rec)} field" + ("" if len(rec) == 1 else "s"),
+                note="a stray comma or an unquoted field containing a comma?"
+                if len(rec) > n
+                else None,
+            )
+    if len(records) < 2:
         raise DataError(path, "at least one data row", row=2, found="only a header")
-    return df
+    return pd.DataFrame(records[1:], columns=header, dtype=str)
+
+
+def _check_header(path, header: list[str]) -> None:
+    """Refuse empty and repeated column names (pandas would rename them silently)."""
+    seen: dict[str, int] = {}
+    for j, name in enumerate(header, start=1):
+        if name == "":
+            raise DataError(
+                path, "a name for every column", row=1, found=f"an empty name in column {j}"
+            )
+        if name in seen:
+            raise DataError(
+                path,
+                "each column name once",
+                row=1,
+                column=name,
+                found=f"{name!r} in columns {seen[name]} and {j}",
+            )
+        seen[name] = j
+
+
+def _close_match(name: str, candidates: Sequence[str]) -> str | None:
+    """The candidate ``name`` looks like a misspelling of, if any."""
+    lower = {str(c).lower(): str(c) for c in candidates}
+    hit = difflib.get_close_matches(str(name).lower(), list(lower), n=1, cutoff=0.75)
+    return lower[hit[0]] if hit else None
+
+
+def _missing_column(file, col: str, columns, expected: str | None = None) -> DataError:
+    """A DataError for a required column that is absent, naming a likely misspelling."""
+    columns = [str(c) for c in columns]
+    near = _close_match(col, columns)
+    return DataError(
+        file,
+        expected or f"a column named {col!r}",
+        row=1,
+        column=col,
+        found=columns,
+        note=f"is {near!r} a misspelling of {col!r}?" if near else None,
+    )
 
 
 def _parse_month(values: pd.Series, file, column: str) -> pd.Series:
-    """Months from ``YYYY-MM`` or ``YYYY-MM-01`` text (or datetimes), as month starts."""
-    if pd.api.types.is_datetime64_any_dtype(values):
+    """Months from ``YYYY-MM`` or ``YYYY-MM-01`` text (or datetimes), as month starts.
+
+    Time-zone-aware datetimes (parquet) keep their wall-clock date in their own zone:
+    ``2015-04-01 00:00+01:00`` is April 2015, whereas converting to UTC first would
+    make it 31 March.
+
+    Raises
+    ------
+    DataError
+        At the first value that is not a month start (the first day of a month, at
+        midnight), naming file, row and column.
+    """
+    tz_note = None
+    if isinstance(values.dtype, pd.DatetimeTZDtype):
+        tz_note = (
+            f"time-zone-aware months are read as wall-clock dates in {values.dt.tz}; "
+            "store months as dates or YYYY-MM text"
+        )
+        out = values.dt.tz_localize(None).astype("datetime64[ns]")
+    elif pd.api.types.is_datetime64_any_dtype(values):
         out = values.astype("datetime64[ns]")
     else:
         text = values.astype("string").str.strip()
@@ -211,39 +415,98 @@ def _parse_month(values: pd.Series, file, column: str) -> pd.Series:
                 found=_plain(values.iloc[i]),
             )
         out = out.astype("datetime64[ns]")
-    bad = out.isna() | (out.dt.day != 1)
+    # A time of day would make two rows of one month look like different months.
+    bad = out.isna() | (out.dt.day != 1) | (out != out.dt.normalize())
     if bad.any():
         i = int(np.flatnonzero(bad.to_numpy())[0])
+        value = values.iloc[i]
         raise DataError(
-            file, "the first day of a month", row=i + 2, column=column, found=_plain(values.iloc[i])
+            file,
+            "the first day of a month (at midnight)",
+            row=i + 2,
+            column=column,
+            found=str(value) if isinstance(value, pd.Timestamp) else _plain(value),
+            note=tz_note,
         )
     return out
 
 
+_NAN_WORDS = frozenset({"nan", "-nan", "+nan"})
+_THOUSANDS = re.compile(r"^-?\d{1,3}(,\d{3})+(\.\d*)?$")
+
+
 def _parse_number(values: pd.Series, file, column: str) -> pd.Series:
-    if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
-        out = values
-    else:
-        text = values.astype("string").str.strip()
-        out = pd.to_numeric(text.replace("", pd.NA), errors="coerce")
-        bad = out.isna() & text.fillna("").ne("")
-        if bad.any():
-            i = int(np.flatnonzero(bad.to_numpy())[0])
+    """Finite numbers no larger than :data:`MAX_VALUE` from text or a numeric column.
+
+    Raises
+    ------
+    DataError
+        At the first value that is not a number, is missing, is ``inf`` or ``nan``, or
+        exceeds :data:`MAX_VALUE`, naming file, row and column.
+    """
+    numeric = pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values)
+    if numeric:
+        # Nullable integer columns (parquet) hold pd.NA, which plain numpy cannot convert.
+        out = pd.Series(values.to_numpy(dtype=float, na_value=np.nan), index=values.index)
+        missing = out.isna().to_numpy()
+        if missing.any():
+            i = int(np.flatnonzero(missing)[0])
             raise DataError(
-                file, "a number", row=i + 2, column=column, found=_plain(values.iloc[i])
+                file, "a number (no missing values)", row=i + 2, column=column, found="NaN"
             )
-    missing = pd.isna(out)
-    if missing.any():
-        i = int(np.flatnonzero(np.asarray(missing))[0])
-        raise DataError(file, "a number (no missing values)", row=i + 2, column=column, found="")
-    out = pd.Series(np.asarray(out, dtype=float), index=values.index, name=column)
-    # Whole-number counts stay integers so files and sums are exact.
-    if np.all(np.mod(out.to_numpy(), 1) == 0) and np.all(np.abs(out.to_numpy()) < 2**53):
+    else:
+        text = values.astype("string").str.strip().fillna("")
+        out = pd.to_numeric(text.replace("", pd.NA), errors="coerce")
+        bad = (out.isna() & text.ne("")).to_numpy()
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            word = "a finite number" if text.iloc[i].lower() in _NAN_WORDS else "a number"
+            note = "without thousands separators" if _THOUSANDS.match(text.iloc[i]) else None
+            raise DataError(
+                file, word, row=i + 2, column=column, found=_plain(values.iloc[i]), note=note
+            )
+        missing = out.isna().to_numpy()
+        if missing.any():
+            i = int(np.flatnonzero(missing)[0])
+            raise DataError(
+                file, "a number (no missing values)", row=i + 2, column=column, found=""
+            )
+        out = pd.Series(np.asarray(out, dtype=float), index=values.index)
+    x = out.to_numpy()
+    # pyfixest drops non-finite rows without a word, which would change the sample.
+    infinite = ~np.isfinite(x)
+    if infinite.any():
+        i = int(np.flatnonzero(infinite)[0])
+        raise DataError(
+            file, "a finite number", row=i + 2, column=column, found=_plain(values.iloc[i])
+        )
+    huge = np.abs(x) > MAX_VALUE
+    if huge.any():
+        i = int(np.flatnonzero(huge)[0])
+        raise DataError(
+            file,
+            f"a value no larger than {MAX_VALUE:,.0f} (10^12)",
+            row=i + 2,
+            column=column,
+            found=_plain(values.iloc[i]),
+        )
+    out.name = column
+    # Whole-number counts stay integers so files and sums are exact (every value up to
+    # MAX_VALUE is exact in a float, so the conversion loses nothing).
+    if np.all(np.mod(x, 1) == 0):
         return out.astype(np.int64)
     return out
 
 
-def _outcome_columns(df: pd.DataFrame, outcomes, file) -> list[str]:
+def _outcome_columns(df: pd.DataFrame, outcomes, file, treatment: bool) -> list[str]:
+    """Outcome columns: those asked for, or every column that is not a core column.
+
+    Warns
+    -----
+    DataWarning
+        For each would-be outcome whose name is close to a core column's
+        (``populaton``), since it would otherwise become an outcome without a word.
+    """
     if outcomes is None:
         outs = [c for c in df.columns if c not in CORE_COLUMNS]
         if not outs:
@@ -253,22 +516,36 @@ def _outcome_columns(df: pd.DataFrame, outcomes, file) -> list[str]:
                 row=1,
                 found=list(df.columns),
             )
+        absent = [c for c in CORE_COLUMNS if c not in df.columns]
+        for o in outs:
+            near = _close_match(o, absent)
+            if near:
+                warnings.warn(
+                    f"{file}: column {o!r} looks like a misspelling of {near!r}; it is "
+                    f"read as an outcome. Rename it to {near!r}, or pass outcomes= to "
+                    "choose the outcome columns.",
+                    DataWarning,
+                    stacklevel=5,
+                )
         return outs
     outs = list(outcomes)
     for o in outs:
         if o not in df.columns:
-            raise DataError(file, f"a column named {o!r}", row=1, column=o, found=list(df.columns))
+            raise _missing_column(file, o, df.columns)
     return outs
 
 
 def _coerce(df: pd.DataFrame, file, outcomes, treatment: bool) -> tuple[pd.DataFrame, list]:
     """Types of a raw frame, raising with the row of the first bad value."""
+    dup = df.columns[df.columns.duplicated()]
+    if len(dup):
+        raise DataError(
+            file, "each column name once", row=1, column=str(dup[0]), found=list(df.columns)
+        )
     for col in (schema.AREA, schema.MONTH, *(TREATMENT_COLUMNS if treatment else ())):
         if col not in df.columns:
-            raise DataError(
-                file, f"a column named {col!r}", row=1, column=col, found=list(df.columns)
-            )
-    outs = _outcome_columns(df, outcomes, file)
+            raise _missing_column(file, col, df.columns)
+    outs = _outcome_columns(df, outcomes, file, treatment)
     front = [c for c in (schema.AREA, schema.MONTH, schema.POPULATION) if c in df.columns]
     keep = front + outs + (list(TREATMENT_COLUMNS) if treatment else [])
     df = df[list(dict.fromkeys(keep))].reset_index(drop=True).copy()
@@ -284,11 +561,30 @@ def _coerce(df: pd.DataFrame, file, outcomes, treatment: bool) -> tuple[pd.DataF
             df[schema.POPULATION], file, schema.POPULATION
         ).astype(float)
     for o in outs:
-        df[o] = _parse_number(df[o], file, o)
+        try:
+            df[o] = _parse_number(df[o], file, o)
+        except DataError as err:
+            numbers = pd.to_numeric(df[o].astype("string").str.strip(), errors="coerce")
+            if outcomes is not None or err.note or numbers.notna().any():
+                raise
+            # Every column that is not a core column is taken for an outcome, so a text
+            # column (notes, names) without a single number fails here; say how to leave
+            # it out.
+            raise DataError(
+                err.file,
+                err.expected,
+                row=err.row,
+                column=err.column,
+                found=err.found,
+                note=f"every column besides {', '.join(CORE_COLUMNS)} is read as an outcome "
+                "count; pass outcomes= to choose them",
+            ) from err
     if treatment:
         df[schema.GROUP] = df[schema.GROUP].astype(str).str.strip()
         df[schema.SITE] = df[schema.SITE].fillna("").astype(str).str.strip()
         start = df[schema.START]
+        if isinstance(start.dtype, pd.DatetimeTZDtype):
+            start = start.dt.tz_localize(None)
         if not pd.api.types.is_datetime64_any_dtype(start):
             text = start.astype("string").fillna("").str.strip()
             present = text.ne("") & text.str.lower().ne("nat")

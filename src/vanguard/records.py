@@ -8,14 +8,17 @@ and streams them through one ``GROUP BY``.
 The work is split in two so that the aggregation itself can move to another engine:
 
 * :func:`aggregation_sql` returns ONE plain SQL query (``date_trunc('month', ...)``,
-  ``COUNT(*)``, ``SUM(...)``, ``GROUP BY``, ``LEFT JOIN``, ``COALESCE`` and a ``VALUES``
+  ``TRIM``, ``COUNT(*)``, ``SUM(...)``, ``GROUP BY``, ``LEFT JOIN``, ``COALESCE`` and a ``VALUES``
   list of months) over a table or view of records. No DuckDB-only functions are used,
   so the same text runs on PostgreSQL, Trino/Presto or Spark SQL against a table of
   the same shape.
 * :func:`aggregate_records` is the local driver: it points a DuckDB view at the files
-  (or DataFrame), validates the records in one pass (missing columns, unparseable dates,
-  negative lengths of stay, records outside the requested months) and then runs the
-  query.
+  (or DataFrame), checks each file's content and header, validates the records in one
+  pass (blank areas, unreadable or implausible dates, lengths of stay that are not
+  finite non-negative numbers) and then runs the query. A period not stated with
+  ``start``/``end`` is taken from the data with a warning, and no more than
+  :data:`MAX_SPAN_YEARS` years are accepted, so one mistyped year cannot stretch the
+  panel.
 
 Every area x month of the requested period appears in the output, with 0 admissions when
 an area had no records that month: the grid of areas x months is built in the query,
@@ -25,9 +28,14 @@ lose.
 
 from __future__ import annotations
 
+import csv
 import glob as _glob
+import gzip
+import io
+import os
 import re
 import warnings
+import zlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,7 +43,7 @@ from pathlib import Path
 import pandas as pd
 
 from vanguard import schema
-from vanguard.errors import DataError
+from vanguard.errors import DataError, DataWarning
 
 DEFAULT_COUNT = "emergency_admissions"
 """Output column holding the number of records per area x month."""
@@ -79,6 +87,14 @@ _RESERVED = frozenset(
 )
 """Words that must stay quoted even when plain (a column named ``date`` or ``user``)."""
 _DELIMITER_CANDIDATES = (",", ";", "\t", "|")
+EARLIEST_DATE = pd.Timestamp("1990-01-01")
+"""Earliest record date accepted by default: older dates are typing errors in any extract
+this project is built for (``date_limits=`` widens the window for older data)."""
+MAX_SPAN_YEARS = 30
+"""Longest panel accepted: a longer span comes from a typo such as ``2051-05-03``."""
+MAX_LOS_DAYS = 36_525
+"""Longest length of stay accepted (100 years): anything longer is a typing error."""
+_MAX_EXAMPLES = 5
 _DATAFRAME_LABEL = "<DataFrame>"
 
 
@@ -140,6 +156,36 @@ def _month_start(value, name: str) -> pd.Timestamp:
     return ts.to_period("M").to_timestamp()
 
 
+def plausible_dates(limits=None) -> tuple[pd.Timestamp, pd.Timestamp]:
+    """The window of believable record dates.
+
+    Parameters
+    ----------
+    limits : (earliest, latest), optional
+        Either may be None. Default: :data:`EARLIEST_DATE` to one year after today.
+
+    Returns
+    -------
+    (pandas.Timestamp, pandas.Timestamp)
+        Earliest and latest date accepted (both inclusive, at midnight).
+
+    Raises
+    ------
+    ValueError
+        If a limit cannot be read as a date, or the latest is before the earliest.
+    """
+    lo, hi = limits if limits is not None else (None, None)
+    today = pd.Timestamp.today().normalize()
+    try:
+        lo = pd.Timestamp(lo).normalize() if lo is not None else EARLIEST_DATE
+        hi = pd.Timestamp(hi).normalize() if hi is not None else today + pd.DateOffset(years=1)
+    except (ValueError, TypeError) as exc:
+        raise ValueError(f"date_limits: expected two dates; found {limits!r}") from exc
+    if hi < lo:
+        raise ValueError(f"date_limits: latest {hi:%Y-%m-%d} is before earliest {lo:%Y-%m-%d}")
+    return lo, hi
+
+
 def aggregation_sql(
     table: str,
     *,
@@ -158,14 +204,15 @@ def aggregation_sql(
     them per area and calendar month, sums length of stay when ``los_col`` is given, and
     left-joins the counts onto the full grid of areas x months so that empty cells are 0.
 
-    Only standard SQL plus ``date_trunc('month', ...)`` is used (``CAST``, ``COUNT(*)``,
+    Only standard SQL plus ``date_trunc('month', ...)`` is used (``CAST``, ``TRIM``, ``COUNT(*)``,
     ``SUM``, ``COALESCE``, ``GROUP BY``, ``CROSS JOIN``, ``LEFT JOIN``, a ``VALUES`` list of
     months), so the text is meant to run unchanged on DuckDB (where it is tested),
     PostgreSQL, Trino/Presto and Spark SQL,
     given a table ``table`` with the record columns. Plain lower-case column names are
     left bare (Spark reads ``"area"`` as a string literal); other names are
     double-quoted. Dates may be stored as DATE, TIMESTAMP or ISO-8601 text
-    (``2015-04-01`` or ``2015-04-01 13:45:00``).
+    (``2015-04-01`` or ``2015-04-01 13:45:00``). Area codes are trimmed of surrounding
+    spaces (``TRIM``), as the panel loader trims them, so ``" 00C"`` is area ``00C``.
 
     Parameters
     ----------
@@ -179,8 +226,9 @@ def aggregation_sql(
         Length-of-stay column in days, numeric in ``table``. When given the output has
         ``los_name`` (the sum).
     areas : iterable of str, optional
-        The areas of the grid. By default every area present in the table (with any
-        date), so an area whose records all fall outside the window still gets zeros.
+        The areas of the grid (trimmed). By default every area present in the table
+        (with any date), so an area whose records all fall outside the window still
+        gets zeros.
     count_name, los_name : str
         Output column names.
 
@@ -203,9 +251,9 @@ def aggregation_sql(
     a = _quote_ident(area_col)
     month_values = ",\n        ".join(f"(DATE {_quote_literal(f'{m:%Y-%m-%d}')})" for m in months)
     if areas is None:
-        area_cte = f"SELECT DISTINCT CAST({a} AS VARCHAR(255)) AS area FROM {table}"
+        area_cte = f"SELECT DISTINCT TRIM(CAST({a} AS VARCHAR(255))) AS area FROM {table}"
     else:
-        codes = sorted({str(x) for x in areas})
+        codes = sorted({str(x).strip() for x in areas})
         if not codes:
             raise ValueError("aggregation_sql: 'areas' is empty")
         rows = ",\n        ".join(f"({_quote_literal(c)})" for c in codes)
@@ -215,7 +263,7 @@ def aggregation_sql(
     los_out = f",\n    COALESCE(c.los_sum, 0.0) AS {_quote_ident(los_name)}" if los_col else ""
     return f"""WITH recs AS (
     SELECT
-        CAST({a} AS VARCHAR(255)) AS area,
+        TRIM(CAST({a} AS VARCHAR(255))) AS area,
         CAST(date_trunc('month', CAST({d} AS TIMESTAMP)) AS DATE) AS month{los_keep}
     FROM {table}
     WHERE CAST({d} AS TIMESTAMP) >= TIMESTAMP {_quote_literal(f"{lo:%Y-%m-%d} 00:00:00")}
@@ -290,7 +338,55 @@ def _resolve_source(source) -> _Source:
                 "a records file with a header row and at least one record",
                 found="an empty file (0 bytes)",
             )
-    return _Source(kinds.pop(), files=tuple(files))
+    kind = kinds.pop()
+    for f in files:
+        _check_content(f, kind)
+    return _Source(kind, files=tuple(files))
+
+
+_HEAD_BYTES = 1 << 16
+
+
+def _open_text_head(path: str) -> bytes:
+    """The first bytes of a records file, decompressed when it is a ``.gz``."""
+    with open(path, "rb") as fh:
+        head = fh.read(_HEAD_BYTES)
+    if path.lower().endswith(".gz") and head.startswith(b"\x1f\x8b"):
+        try:
+            with gzip.open(path, "rb") as fh:
+                head = fh.read(_HEAD_BYTES)
+        except (OSError, EOFError, zlib.error) as exc:
+            raise DataError(
+                path, "a complete gzip-compressed CSV", found=f"a damaged gzip file ({exc})"
+            ) from exc
+    return head
+
+
+def _check_content(path: str, kind: str) -> None:
+    """Refuse a file whose content is not what its name says, before DuckDB reports it
+    as a unicode or sniffing error.
+
+    Raises
+    ------
+    DataError
+        Naming the file: a spreadsheet, archive, compressed or UTF-16 file given as CSV,
+        a gzip file not named ``.gz``, or a ``.parquet`` file that is not parquet.
+    """
+    from vanguard.panel import _refuse_binary
+
+    if kind == "parquet":
+        with open(path, "rb") as fh:
+            magic = fh.read(4)
+        if magic != b"PAR1":
+            _refuse_binary(Path(path), magic + Path(path).read_bytes()[4:8], "a parquet file")
+            raise DataError(path, "a parquet file", found="no parquet signature (PAR1)")
+        return
+    head = _open_text_head(path)
+    if head.startswith(b"\x1f\x8b"):
+        raise DataError(
+            path, "a plain CSV, or a gzip-compressed one named .csv.gz", found="gzip content"
+        )
+    _refuse_binary(Path(path), head, "a CSV records file")
 
 
 def _file_kind(path: str) -> str:
@@ -300,6 +396,59 @@ def _file_kind(path: str) -> str:
     if name.endswith((".csv", ".csv.gz", ".txt", ".tsv")):
         return "csv"
     raise DataError(path, "a .csv, .csv.gz or .parquet records file", found=Path(path).suffix)
+
+
+def _scan_csv(path: str, delimiter: str) -> None:
+    """Find, in Python, the first line of a CSV that DuckDB could not read.
+
+    Only run once DuckDB has failed on the file, so its cost does not matter.
+
+    Raises
+    ------
+    DataError
+        For the first line that is not UTF-8, or the first record whose number of
+        fields differs from the header's (header = row 1).
+    """
+    opener = gzip.open if path.lower().endswith(".gz") else open
+    with opener(path, "rb") as fh:
+        for i, line in enumerate(fh, start=1):
+            try:
+                line.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise DataError(
+                    path,
+                    "UTF-8 encoded text (save the file as 'CSV UTF-8')",
+                    row=i,
+                    found=line[exc.start : exc.start + 4],
+                ) from exc
+    with opener(path, "rt", encoding="utf-8-sig", newline="") as fh:
+        reader = csv.reader(fh, delimiter=delimiter)
+        header = next(reader, [])
+        for i, rec in enumerate(reader, start=2):
+            if rec and len(rec) != len(header):
+                raise DataError(
+                    path,
+                    f"{len(header)} fields, as in the header row",
+                    row=i,
+                    found=_fields(len(rec)),
+                )
+
+
+def _fields(n: int) -> str:
+    return f"{n} field" + ("" if n == 1 else "s")
+
+
+def _explain(exc: Exception, src: _Source, delimiter: str) -> DataError:
+    """A DataError naming the file for a DuckDB failure reading the records."""
+    if src.kind == "csv":
+        for f in src.files:
+            try:
+                _scan_csv(f, delimiter)
+            except DataError as err:
+                return err
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    what = "a readable parquet file" if src.kind == "parquet" else "a readable CSV file"
+    return DataError(src.label(), what, found=first)
 
 
 def _sql_list(files: Sequence[str]) -> str:
@@ -334,8 +483,13 @@ def _check_columns(con, src: _Source, needed: Sequence[str], delimiter: str) -> 
                 column=missing[0],
                 found=f"columns {list(map(str, src.frame.columns))}",
             )
+        _check_date_type(con, "__records_frame", _DATAFRAME_LABEL, needed[0])
         return
     for f in src.files:
+        if src.kind == "csv":
+            _check_csv_header(f, needed, delimiter)
+        else:
+            _check_date_type(con, f"read_parquet({_quote_literal(f)})", f, needed[0])
         if src.kind == "parquet":
             cols = _columns_of(con, f"read_parquet({_quote_literal(f)})")
         else:
@@ -347,6 +501,10 @@ def _check_columns(con, src: _Source, needed: Sequence[str], delimiter: str) -> 
         missing = [c for c in needed if c not in cols]
         if not missing:
             continue
+        if src.kind == "csv" and all(c in _csv_header(f, delimiter) for c in needed):
+            # The header is right but DuckDB's sniffer guessed another shape: a line
+            # with more fields than the header, which the scan names.
+            _scan_csv(f, delimiter)
         if src.kind == "csv" and len(cols) == 1:
             others = [d for d in _DELIMITER_CANDIDATES if d != delimiter and d in cols[0]]
             if others:
@@ -356,13 +514,61 @@ def _check_columns(con, src: _Source, needed: Sequence[str], delimiter: str) -> 
                     row=1,
                     found=f"header {cols[0]!r} looks {others[0]!r}-separated",
                 )
+        from vanguard.panel import _close_match
+
+        near = _close_match(missing[0], cols)
         raise DataError(
             f,
             f"a column named {missing[0]!r} (needed: {list(needed)})",
             row=1,
             column=missing[0],
             found=f"columns {cols}",
+            note=f"is {near!r} a misspelling of {missing[0]!r}? (or pass date_col=/area_col=)"
+            if near
+            else None,
         )
+
+
+def _csv_header(path: str, delimiter: str) -> list[str]:
+    """The header row of a CSV, read as a spreadsheet would (quotes honoured)."""
+    head = _open_text_head(path).decode("utf-8-sig", errors="replace")
+    header = next(csv.reader(io.StringIO(head, newline=""), delimiter=delimiter), [])
+    return [h.strip() for h in header]
+
+
+def _check_date_type(con, relation: str, label: str, date_col: str) -> None:
+    """Refuse time-zone-aware admission times.
+
+    DuckDB turns them into plain timestamps in the session's time zone, so a record near
+    midnight would fall in a different month on a machine set to another zone.
+    """
+    types = dict(
+        (row[0], row[1]) for row in con.execute(f"DESCRIBE SELECT * FROM {relation}").fetchall()
+    )
+    if "WITH TIME ZONE" in str(types.get(date_col, "")):
+        raise DataError(
+            label,
+            "dates, or timestamps without a time zone (local admission times)",
+            column=date_col,
+            found=types[date_col],
+            note="convert to local time and drop the zone; the month of a record near "
+            "midnight depends on the zone",
+        )
+
+
+def _check_csv_header(path: str, needed: Sequence[str], delimiter: str) -> None:
+    """Refuse a needed column named twice: DuckDB would rename one copy silently."""
+    names = _csv_header(path, delimiter)
+    for col in needed:
+        where = [j for j, name in enumerate(names, start=1) if name == col]
+        if len(where) > 1:
+            raise DataError(
+                path,
+                "each column name once",
+                row=1,
+                column=col,
+                found=f"{col!r} in columns {where[0]} and {where[1]}",
+            )
 
 
 def _records_relation(
@@ -393,14 +599,37 @@ class _Checks:
     n: int
     bad_area: int
     bad_date: int
-    first_month: pd.Timestamp | None
-    last_month: pd.Timestamp | None
+    implausible: int
+    first_date: str | None
+    last_date: str | None
     bad_los: int
     neg_los: int
     missing_los: int
 
 
-def _validate(con, relation: str, date_col: str, area_col: str, los_col: str | None) -> _Checks:
+def _los_out_of_range(los_num: str) -> str:
+    """A length of stay that reads as a number but cannot be one: ``inf`` and ``nan``
+    would make every bed-day sum of the area-month infinite or missing."""
+    return f"({los_num} < 0 OR isnan({los_num}) OR isinf({los_num}) OR {los_num} > {MAX_LOS_DAYS})"
+
+
+def _ts_literal(ts: pd.Timestamp) -> str:
+    return f"TIMESTAMP {_quote_literal(f'{ts:%Y-%m-%d} 00:00:00')}"
+
+
+def _outside(ts_sql: str, limits: tuple[pd.Timestamp, pd.Timestamp]) -> str:
+    lo, hi = limits
+    return f"({ts_sql} < {_ts_literal(lo)} OR {ts_sql} >= {_ts_literal(hi + pd.Timedelta(days=1))})"
+
+
+def _validate(
+    con,
+    relation: str,
+    date_col: str,
+    area_col: str,
+    los_col: str | None,
+    limits: tuple[pd.Timestamp, pd.Timestamp],
+) -> _Checks:
     d, a = _quote_ident(date_col), _quote_ident(area_col)
     ts = f"TRY_CAST({d} AS TIMESTAMP)"
     if los_col:
@@ -409,26 +638,36 @@ def _validate(con, relation: str, date_col: str, area_col: str, los_col: str | N
         los_missing = f"({lo} IS NULL OR TRIM(CAST({lo} AS VARCHAR)) = '')"
         los_sql = (
             f"COUNT(*) FILTER (WHERE NOT {los_missing} AND {los_num} IS NULL), "
-            f"COUNT(*) FILTER (WHERE {los_num} < 0), "
+            f"COUNT(*) FILTER (WHERE {_los_out_of_range(los_num)}), "
             f"COUNT(*) FILTER (WHERE {los_missing})"
         )
     else:
         los_sql = "0, 0, 0"
+    # The extreme dates come back as text: a year-201 date is a valid DuckDB timestamp
+    # but outside what pandas can hold, and must be reported, not crash the conversion.
     row = con.execute(f"""
         SELECT COUNT(*),
                COUNT(*) FILTER (WHERE {a} IS NULL OR TRIM(CAST({a} AS VARCHAR)) = ''),
                COUNT(*) FILTER (WHERE {ts} IS NULL),
-               CAST(date_trunc('month', MIN({ts})) AS DATE),
-               CAST(date_trunc('month', MAX({ts})) AS DATE),
+               COUNT(*) FILTER (WHERE {_outside(ts, limits)}),
+               CAST(MIN({ts}) AS VARCHAR),
+               CAST(MAX({ts}) AS VARCHAR),
                {los_sql}
         FROM {relation}""").fetchall()[0]
-    first, last = (pd.Timestamp(x) if x is not None else None for x in row[3:5])
     return _Checks(
-        int(row[0]), int(row[1]), int(row[2]), first, last, int(row[5]), int(row[6]), int(row[7])
+        int(row[0]),
+        int(row[1]),
+        int(row[2]),
+        int(row[3]),
+        row[4],
+        row[5],
+        int(row[6]),
+        int(row[7]),
+        int(row[8]),
     )
 
 
-def _first_offender(
+def _offenders(
     con,
     src: _Source,
     condition: str,
@@ -437,36 +676,86 @@ def _first_offender(
     area_col: str,
     los_col: str | None,
     delimiter: str,
-):
-    """File, spreadsheet row (header = 1) and value of the first record meeting ``condition``."""
+    limit: int = 1,
+) -> list[tuple[str, int, object]]:
+    """File, spreadsheet row (header = 1) and value of the first ``limit`` records
+    meeting ``condition``, in file order."""
     c = _quote_ident(column)
     if src.kind == "frame":
         # The DataFrame is viewed in order, so its position is the row's position.
         q = (
             f"SELECT rn, CAST({c} AS VARCHAR) FROM (SELECT row_number() OVER () AS rn, * "
-            f"FROM __records_frame) WHERE {condition} ORDER BY rn LIMIT 1"
+            f"FROM __records_frame) WHERE {condition} ORDER BY rn LIMIT {int(limit)}"
         )
-        rn, value = con.execute(q).fetchall()[0]
-        return _DATAFRAME_LABEL, int(rn) + 1, value
+        return [(_DATAFRAME_LABEL, int(rn) + 1, v) for rn, v in con.execute(q).fetchall()]
+    found: list[tuple[str, int, object]] = []
     for f in src.files:
+        left = int(limit) - len(found)
+        if left <= 0:
+            break
         if src.kind == "parquet":
             rel = f"read_parquet({_quote_literal(f)}, file_row_number=true)"
             q = (
                 f"SELECT file_row_number + 1, CAST({c} AS VARCHAR) FROM {rel} "
-                f"WHERE {condition} ORDER BY file_row_number LIMIT 1"
+                f"WHERE {condition} ORDER BY file_row_number LIMIT {left}"
             )
         else:
             rel = _csv_reader([f], delimiter, [date_col, area_col] + ([los_col] if los_col else []))
             # One file read in order: the row number over the scan is its line order.
             q = (
                 f"SELECT rn, CAST({c} AS VARCHAR) FROM (SELECT row_number() OVER () AS rn, * "
-                f"FROM {rel}) WHERE {condition} ORDER BY rn LIMIT 1"
+                f"FROM {rel}) WHERE {condition} ORDER BY rn LIMIT {left}"
             )
         hits = con.execute(q).fetchall()
-        hit = hits[0] if hits else None
-        if hit is not None:
-            return f, int(hit[0]) + 1, hit[1]
-    return src.label(), None, None
+        if src.kind == "csv" and hits:
+            rows = _spreadsheet_rows(f, delimiter, [int(rn) for rn, _ in hits])
+            found.extend((f, rows.get(int(rn), int(rn) + 1), v) for rn, v in hits)
+        else:
+            found.extend((f, int(rn) + 1, v) for rn, v in hits)
+    return found
+
+
+def _first_offender(con, src, condition, column, date_col, area_col, los_col, delimiter):
+    """File, spreadsheet row (header = 1) and value of the first record meeting ``condition``."""
+    hits = _offenders(con, src, condition, column, date_col, area_col, los_col, delimiter)
+    return hits[0] if hits else (src.label(), None, None)
+
+
+def _spreadsheet_rows(path: str, delimiter: str, ordinals: Sequence[int]) -> dict[int, int]:
+    """Spreadsheet rows (header = 1) of the ``ordinals``-th records of a CSV.
+
+    DuckDB skips empty lines, so its record number falls behind the row a spreadsheet
+    shows after each one. Read only on the error path, up to the last record asked for.
+    """
+    wanted, rows = set(ordinals), {}
+    opener = gzip.open if path.lower().endswith(".gz") else open
+    try:
+        with opener(path, "rt", encoding="utf-8-sig", errors="replace", newline="") as fh:
+            reader = csv.reader(fh, delimiter=delimiter)
+            next(reader, None)
+            k = 0
+            for row, rec in enumerate(reader, start=2):
+                if not rec:
+                    continue
+                k += 1
+                if k in wanted:
+                    rows[k] = row
+                    if len(rows) == len(wanted):
+                        break
+    except (OSError, csv.Error):
+        # DuckDB read the file; if Python cannot, its record numbers are the best known.
+        return {}
+    return rows
+
+
+def _more(hits: list[tuple[str, int, object]], total: int) -> str | None:
+    """The offenders after the first, as ``also row 9 '2015-13-01', ...``."""
+    if len(hits) < 2:
+        return None
+    first_file = hits[0][0]
+    parts = [(f"{f} " if f != first_file else "") + f"row {r} {v!r}" for f, r, v in hits[1:]]
+    more = total - len(hits)
+    return "also " + ", ".join(parts) + (f" and {more:,} more" if more > 0 else "")
 
 
 def _empty_files(con, src: _Source, relation_with_position: str) -> list[str]:
@@ -497,6 +786,7 @@ def aggregate_records(
     los_name: str = DEFAULT_LOS_SUM,
     threads: int | None = None,
     memory_limit: str | None = None,
+    date_limits=None,
 ) -> pd.DataFrame:
     """Aggregate admission records to the area-month panel with DuckDB.
 
@@ -517,14 +807,17 @@ def aggregate_records(
         and are reported in a warning.
     start, end : str or datetime-like, optional
         First and last month of the panel (inclusive), e.g. ``"2012-04"``, ``"2018-03"``.
-        Default: the first and last month in the data. Records outside are dropped with a
-        warning that gives how many.
+        State both. A missing one is taken from the first or last month in the data, with
+        a warning naming the earliest and latest record dates. Records outside are
+        dropped with a warning that gives how many. The period may span at most
+        :data:`MAX_SPAN_YEARS` years and must lie within ``date_limits``.
     out : str or pathlib.Path, optional
         Write the panel atomically: ``.parquet`` (month as a date) or ``.csv`` (month as
-        ``YYYY-MM``, the documented area-month format).
+        ``YYYY-MM``, the documented area-month format). Checked before any work is done.
     areas : iterable of str, optional
-        The areas of the panel. Default: every area in the records. When given, a record
-        for another area is an error.
+        The areas of the panel (trimmed of surrounding spaces). Default: every area in
+        the records. When given, a record for another area is an error. Area codes in
+        the records are trimmed too, so ``" 00C"`` and ``"00C"`` are one area.
     delimiter : str
         CSV field separator (no sniffing: a file with another separator is an error).
     count_name, los_name : str
@@ -533,6 +826,9 @@ def aggregate_records(
         DuckDB worker threads (default: DuckDB's, one per core).
     memory_limit : str, optional
         DuckDB memory limit such as ``"2GB"``.
+    date_limits : (earliest, latest), optional
+        Believable record dates; any record outside is an error (a typed year). Default
+        :data:`EARLIEST_DATE` to one year after today (:func:`plausible_dates`).
 
     Returns
     -------
@@ -546,16 +842,22 @@ def aggregate_records(
     DataError
         No file matched; a file is empty or has only a header; a needed column is
         missing (the message suggests the separator when the header looks like another
-        delimiter); an area is blank; a date is missing or unparseable; a length of stay
-        is not a number or is negative; a record's area is not in ``areas``; or no
-        record falls in ``[start, end]``. File, row (header = row 1) and column are named.
+        delimiter); an area is blank; a date is missing, unparseable or outside
+        ``date_limits``; the records span more than :data:`MAX_SPAN_YEARS` years when
+        ``start``/``end`` are not both given; a length of stay is not a number or is
+        negative; a record's area is not in ``areas``; no record falls in
+        ``[start, end]``; or ``out`` cannot be written (naming ``out``). File, row
+        (header = row 1), column and value are named, with the next offending rows.
     ValueError
-        If ``start``/``end`` are not months or ``end`` is before ``start``.
+        If ``start``/``end`` are not months, ``end`` is before ``start``, or the period
+        lies outside ``date_limits`` or spans more than :data:`MAX_SPAN_YEARS` years.
 
     Warns
     -----
     UserWarning
         When records outside ``[start, end]`` are dropped, or lengths of stay are empty.
+    DataWarning
+        When ``start`` or ``end`` is inferred from the data.
     """
     import duckdb
 
@@ -563,6 +865,10 @@ def aggregate_records(
     needed = [date_col, area_col] + ([los_col] if los_col else [])
     if len(set(needed)) != len(needed):
         raise ValueError(f"aggregate_records: date, area and LOS columns must differ: {needed}")
+    limits = plausible_dates(date_limits)
+    asked = _requested_months(start, end, limits)
+    # A bad out= is found before minutes of aggregation, not after.
+    out_path = _check_out(out, src) if out is not None else None
     con = duckdb.connect()
     try:
         if threads is not None:
@@ -577,67 +883,27 @@ def aggregate_records(
         con.execute("SET disabled_optimizers = 'type_pushdown'")
         if src.kind == "frame":
             con.register("__records_frame", src.frame)
-        _check_columns(con, src, needed, delimiter)
-
-        relation = _records_relation(src, date_col, area_col, los_col, delimiter)
-        if src.kind != "frame":
-            positioned = _records_relation(
-                src, date_col, area_col, los_col, delimiter, with_position=True
+        try:
+            panel, months = _aggregate(
+                con,
+                src,
+                needed,
+                date_col,
+                area_col,
+                los_col,
+                delimiter,
+                limits,
+                asked,
+                start,
+                end,
+                areas,
+                count_name,
+                los_name,
             )
-            empty = _empty_files(con, src, positioned)
-            if empty:
-                raise DataError(
-                    empty[0], "at least one record below the header row", found="no records"
-                )
-        elif len(src.frame) == 0:
-            raise DataError(_DATAFRAME_LABEL, "at least one record", found="no rows")
-        con.execute(f"CREATE TEMP VIEW records AS SELECT * FROM {relation}")
-
-        checks = _validate(con, "records", date_col, area_col, los_col)
-        _raise_for_bad_records(con, src, checks, date_col, area_col, los_col, delimiter)
-
-        lo = _month_start(start, "start") if start is not None else checks.first_month
-        hi = _month_start(end, "end") if end is not None else checks.last_month
-        months = month_range(lo, hi)
-        if start is not None or end is not None:
-            # Without a requested range the months span the data, so nothing is outside.
-            _warn_out_of_range(con, src, date_col, months)
-
-        area_list = None
-        if areas is not None:
-            area_list = sorted({str(x) for x in areas})
-            _check_known_areas(con, src, area_list, date_col, area_col, los_col, delimiter)
-        if checks.missing_los:
-            warnings.warn(
-                f"{src.label()}: {checks.missing_los:,} record(s) with an empty "
-                f"{los_col!r} are counted as admissions but add no {los_name}",
-                UserWarning,
-                stacklevel=2,
-            )
-
-        con.execute("RESET disabled_optimizers")
-        table = "records"
-        if los_col:
-            # The query sums the column as it is; CSV text becomes a number here, in the
-            # engine-specific part, so the query itself needs no engine's type names.
-            lo = _quote_ident(los_col)
-            con.execute(
-                f"CREATE TEMP VIEW typed_records AS SELECT * REPLACE "
-                f"(CAST({lo} AS DOUBLE) AS {lo}) FROM records"
-            )
-            table = "typed_records"
-        sql = aggregation_sql(
-            table,
-            start=months[0],
-            end=months[-1],
-            date_col=date_col,
-            area_col=area_col,
-            los_col=los_col,
-            areas=area_list,
-            count_name=count_name,
-            los_name=los_name,
-        )
-        panel = con.execute(sql).df()
+        except duckdb.Error as exc:
+            # A reader failure deep in a file (a ragged line, bytes that are not UTF-8)
+            # is explained with its row, not passed on as the engine's message.
+            raise _explain(exc, src, delimiter) from exc
     finally:
         con.close()
 
@@ -649,27 +915,251 @@ def aggregate_records(
             column=date_col,
             found="none in that range",
         )
-    if out is not None:
-        write_panel(panel, out)
+    if out_path is not None:
+        write_panel(panel, out_path)
     return panel
 
 
-def _raise_for_bad_records(con, src, checks: _Checks, date_col, area_col, los_col, delimiter):
-    def locate(condition: str, column: str):
-        return _first_offender(con, src, condition, column, date_col, area_col, los_col, delimiter)
+def _aggregate(
+    con,
+    src,
+    needed,
+    date_col,
+    area_col,
+    los_col,
+    delimiter,
+    limits,
+    asked,
+    start,
+    end,
+    areas,
+    count_name,
+    los_name,
+) -> tuple[pd.DataFrame, list[pd.Timestamp]]:
+    """The checks and the query of :func:`aggregate_records`, on an open connection.
+
+    Returns
+    -------
+    (pandas.DataFrame, list of pandas.Timestamp)
+        The engine's panel (untidied) and the panel's months.
+    """
+    _check_columns(con, src, needed, delimiter)
+
+    relation = _records_relation(src, date_col, area_col, los_col, delimiter)
+    if src.kind != "frame":
+        positioned = _records_relation(
+            src, date_col, area_col, los_col, delimiter, with_position=True
+        )
+        empty = _empty_files(con, src, positioned)
+        if empty:
+            raise DataError(
+                empty[0], "at least one record below the header row", found="no records"
+            )
+    elif len(src.frame) == 0:
+        raise DataError(_DATAFRAME_LABEL, "at least one record", found="no rows")
+    con.execute(f"CREATE TEMP VIEW records AS SELECT * FROM {relation}")
+
+    checks = _validate(con, "records", date_col, area_col, los_col, limits)
+    _raise_for_bad_records(con, src, checks, date_col, area_col, los_col, delimiter, limits)
+    months = _panel_months(con, src, checks, asked, date_col, area_col, los_col, delimiter)
+    if start is not None or end is not None:
+        # Without a requested range the months span the data, so nothing is outside.
+        _warn_out_of_range(con, src, date_col, months)
+
+    area_list = None
+    if areas is not None:
+        area_list = sorted({str(x).strip() for x in areas})
+        _check_known_areas(con, src, area_list, date_col, area_col, los_col, delimiter)
+    if checks.missing_los:
+        warnings.warn(
+            f"{src.label()}: {checks.missing_los:,} record(s) with an empty "
+            f"{los_col!r} are counted as admissions but add no {los_name}",
+            UserWarning,
+            stacklevel=3,
+        )
+
+    con.execute("RESET disabled_optimizers")
+    table = "records"
+    if los_col:
+        # The query sums the column as it is; CSV text becomes a number here, in the
+        # engine-specific part, so the query itself needs no engine's type names.
+        lo = _quote_ident(los_col)
+        con.execute(
+            f"CREATE TEMP VIEW typed_records AS SELECT * REPLACE "
+            f"(CAST({lo} AS DOUBLE) AS {lo}) FROM records"
+        )
+        table = "typed_records"
+    sql = aggregation_sql(
+        table,
+        start=months[0],
+        end=months[-1],
+        date_col=date_col,
+        area_col=area_col,
+        los_col=los_col,
+        areas=area_list,
+        count_name=count_name,
+        los_name=los_name,
+    )
+    return con.execute(sql).df(), months
+
+
+def _requested_months(start, end, limits) -> tuple[pd.Timestamp | None, pd.Timestamp | None]:
+    """The stated first and last month, checked against the believable window and span.
+
+    Raises
+    ------
+    ValueError
+        If a month is unreadable or outside ``limits``, the end is before the start, or
+        the period spans more than :data:`MAX_SPAN_YEARS` years.
+    """
+    lo_lim, hi_lim = (ts.to_period("M").to_timestamp() for ts in limits)
+    asked = []
+    for value, name in ((start, "start"), (end, "end")):
+        if value is None:
+            asked.append(None)
+            continue
+        m = _month_start(value, name)
+        if not lo_lim <= m <= hi_lim:
+            raise ValueError(
+                f"{name}: expected a month from {lo_lim:%Y-%m} to {hi_lim:%Y-%m} "
+                f"(date_limits=); found {value!r}"
+            )
+        asked.append(m)
+    lo, hi = asked
+    if lo is not None and hi is not None:
+        n = len(month_range(lo, hi))
+        if n > MAX_SPAN_YEARS * 12:
+            raise ValueError(
+                f"start {lo:%Y-%m} to end {hi:%Y-%m}: expected at most {MAX_SPAN_YEARS} "
+                f"years; found {n / 12:.1f} years"
+            )
+    return lo, hi
+
+
+def _panel_months(con, src, checks, asked, date_col, area_col, los_col, delimiter):
+    """Months of the panel: as stated, or from the data with a warning naming its extremes.
+
+    Raises
+    ------
+    DataError
+        If an inferred period spans more than :data:`MAX_SPAN_YEARS` years (naming the
+        file and row of the earliest and latest record).
+    """
+    first = pd.Timestamp(checks.first_date)
+    last = pd.Timestamp(checks.last_date)
+    first_text, last_text = _show(checks.first_date), _show(checks.last_date)
+    lo = asked[0] if asked[0] is not None else first.to_period("M").to_timestamp()
+    hi = asked[1] if asked[1] is not None else last.to_period("M").to_timestamp()
+    if asked[0] is not None and asked[1] is not None:
+        return month_range(lo, hi)
+    months = month_range(lo, hi) if hi >= lo else []
+    inferred = [n for n, a in zip(("start", "end"), asked, strict=True) if a is None]
+    if len(months) > MAX_SPAN_YEARS * 12 or not months:
+        d = _quote_ident(date_col)
+        where = []
+        for label, value in (("earliest", checks.first_date), ("latest", checks.last_date)):
+            cond = f"TRY_CAST({d} AS TIMESTAMP) = TIMESTAMP {_quote_literal(value)}"
+            f, row, _ = _first_offender(
+                con, src, cond, date_col, date_col, area_col, los_col, delimiter
+            )
+            where.append(f"{label} {_show(value)} in {f} row {row}")
+        raise DataError(
+            src.label(),
+            f"records spanning at most {MAX_SPAN_YEARS} years, or start= and end= "
+            f"(inferred {' and '.join(inferred)}: {lo:%Y-%m} to {hi:%Y-%m})",
+            column=date_col,
+            found=f"{first_text} to {last_text}",
+            note="; ".join(where) + "; a mistyped year?",
+        )
+    warnings.warn(
+        f"{src.label()}: no {' or '.join(inferred)} given, so the panel runs "
+        f"{lo:%Y-%m} to {hi:%Y-%m}, taken from the records: earliest {first_text}, "
+        f"latest {last_text} (column {date_col!r}). Pass start= and end= to state "
+        "the period; a mistyped date would otherwise stretch the panel.",
+        DataWarning,
+        stacklevel=4,
+    )
+    return months
+
+
+def _show(timestamp_text: str) -> str:
+    """A DuckDB timestamp as text, without a midnight time that was never in the data."""
+    return timestamp_text.removesuffix(" 00:00:00")
+
+
+def _check_out(out, src: _Source) -> Path:
+    """Refuse an ``out`` that cannot be written, before any aggregation is done.
+
+    Raises
+    ------
+    DataError
+        Naming ``out``: not ``.parquet``/``.csv``, a folder, inside a file, in a folder
+        that cannot be written, or one of the records files themselves.
+    """
+    path = Path(out)
+    if path.suffix.lower() not in (".parquet", ".csv"):
+        raise DataError(
+            path, "an output file name ending in .parquet or .csv", found=path.suffix or path.name
+        )
+    if path.is_dir():
+        raise DataError(path, "a file name for the panel", found="an existing folder")
+    if src.kind != "frame" and any(path.resolve() == Path(f).resolve() for f in src.files):
+        raise DataError(path, "an output file other than the records", found="a records file")
+    folder = path.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if not folder.is_dir():
+        raise DataError(
+            path,
+            "an output path whose folder exists or can be created",
+            found=f"{folder} is a file",
+        )
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise DataError(
+            path,
+            "an output path in a folder you can write to",
+            found=f"no write access to {folder}",
+        )
+    return path
+
+
+def _raise_for_bad_records(
+    con, src, checks: _Checks, date_col, area_col, los_col, delimiter, limits
+):
+    """Raise a DataError for the first kind of bad record found, naming the first few.
+
+    Raises
+    ------
+    DataError
+        For a blank area, an unreadable or implausible date, or an unreadable or
+        negative length of stay: file, row, column and value of the first offender, the
+        total, and the next few offending rows.
+    """
+
+    def locate(condition: str, column: str, total: int = 0):
+        hits = _offenders(
+            con, src, condition, column, date_col, area_col, los_col, delimiter, _MAX_EXAMPLES
+        )
+        f, row, value = hits[0] if hits else (src.label(), None, None)
+        return f, row, value, _more(hits, total)
 
     d, a = _quote_ident(date_col), _quote_ident(area_col)
     if checks.bad_area:
-        f, row, value = locate(f"({a} IS NULL OR TRIM(CAST({a} AS VARCHAR)) = '')", area_col)
+        f, row, value, more = locate(
+            f"({a} IS NULL OR TRIM(CAST({a} AS VARCHAR)) = '')", area_col, checks.bad_area
+        )
         raise DataError(
             f,
             f"a non-blank area code ({checks.bad_area:,} blank in all)",
             row=row,
             column=area_col,
             found=value,
+            note=more,
         )
     if checks.bad_date:
-        f, row, value = locate(f"TRY_CAST({d} AS TIMESTAMP) IS NULL", date_col)
+        f, row, value, more = locate(
+            f"TRY_CAST({d} AS TIMESTAMP) IS NULL", date_col, checks.bad_date
+        )
         raise DataError(
             f,
             f"a date YYYY-MM-DD or datetime YYYY-MM-DD HH:MM:SS "
@@ -677,13 +1167,29 @@ def _raise_for_bad_records(con, src, checks: _Checks, date_col, area_col, los_co
             row=row,
             column=date_col,
             found=value,
+            note=more,
+        )
+    if checks.implausible:
+        lo, hi = limits
+        f, row, value, more = locate(
+            _outside(f"TRY_CAST({d} AS TIMESTAMP)", limits), date_col, checks.implausible
+        )
+        hint = "a mistyped year? date_limits= widens the window for older or later data"
+        raise DataError(
+            f,
+            f"a date from {lo:%Y-%m-%d} to {hi:%Y-%m-%d} ({checks.implausible:,} outside in all)",
+            row=row,
+            column=date_col,
+            found=value,
+            note=f"{more}; {hint}" if more else hint,
         )
     if los_col and checks.bad_los:
         lo = _quote_ident(los_col)
-        f, row, value = locate(
+        f, row, value, more = locate(
             f"NOT ({lo} IS NULL OR TRIM(CAST({lo} AS VARCHAR)) = '') "
             f"AND TRY_CAST({lo} AS DOUBLE) IS NULL",
             los_col,
+            checks.bad_los,
         )
         raise DataError(
             f,
@@ -691,16 +1197,21 @@ def _raise_for_bad_records(con, src, checks: _Checks, date_col, area_col, los_co
             row=row,
             column=los_col,
             found=value,
+            note=more,
         )
     if los_col and checks.neg_los:
         lo = _quote_ident(los_col)
-        f, row, value = locate(f"TRY_CAST({lo} AS DOUBLE) < 0", los_col)
+        f, row, value, more = locate(
+            _los_out_of_range(f"TRY_CAST({lo} AS DOUBLE)"), los_col, checks.neg_los
+        )
         raise DataError(
             f,
-            f"a non-negative length of stay in days ({checks.neg_los:,} negative in all)",
+            f"a non-negative, finite length of stay of at most {MAX_LOS_DAYS:,} days "
+            f"({checks.neg_los:,} outside in all)",
             row=row,
             column=los_col,
             found=value,
+            note=more,
         )
 
 
@@ -718,14 +1229,14 @@ def _warn_out_of_range(con, src, date_col: str, months: list[pd.Timestamp]) -> N
             f"{src.label()}: dropped {before + after:,} record(s) dated outside "
             f"{months[0]:%Y-%m} to {months[-1]:%Y-%m} ({before:,} before, {after:,} after)",
             UserWarning,
-            stacklevel=3,
+            stacklevel=4,
         )
 
 
 def _check_known_areas(con, src, area_list, date_col, area_col, los_col, delimiter) -> None:
     con.register("__known_areas", pd.DataFrame({"area": area_list}))
     a = _quote_ident(area_col)
-    unknown = f"CAST({a} AS VARCHAR) NOT IN (SELECT area FROM __known_areas)"
+    unknown = f"TRIM(CAST({a} AS VARCHAR)) NOT IN (SELECT area FROM __known_areas)"
     n = con.execute(f"SELECT COUNT(*) FROM records WHERE {unknown}").fetchall()[0][0]
     if n:
         f, row, value = _first_offender(
@@ -767,14 +1278,23 @@ def write_panel(panel: pd.DataFrame, out) -> Path:
     ------
     ValueError
         If ``out`` is neither ``.parquet`` nor ``.csv``.
+    DataError
+        If ``out`` cannot be written; the message names ``out``, not the temporary
+        file the atomic write goes through.
     """
     from vanguard.io import write_csv, write_parquet
 
     out = Path(out)
-    if out.suffix.lower() == ".parquet":
-        return write_parquet(out, panel)
-    if out.suffix.lower() == ".csv":
+    suffix = out.suffix.lower()
+    if suffix not in (".parquet", ".csv"):
+        raise ValueError(f"out {str(out)!r}: expected a .parquet or .csv file name")
+    try:
+        if suffix == ".parquet":
+            return write_parquet(out, panel)
         csv = panel.copy()
         csv[schema.MONTH] = csv[schema.MONTH].dt.strftime("%Y-%m")
         return write_csv(out, csv)
-    raise ValueError(f"out {str(out)!r}: expected a .parquet or .csv file name")
+    except OSError as exc:
+        raise DataError(
+            out, "a path the panel can be written to", found=exc.strerror or type(exc).__name__
+        ) from exc

@@ -73,19 +73,16 @@ class Register:
 
 
 def _read(path: Path, columns: tuple[str, ...]) -> pd.DataFrame:
+    """Read one register file as text, refusing what :func:`vanguard.panel.read_table`
+    refuses (spreadsheets, ragged lines, repeated column names, ...)."""
+    from vanguard.panel import _missing_column, read_table
+
     if not path.is_file():
         raise DataError(path, "a site register CSV (file not found)")
-    try:
-        df = pd.read_csv(path, dtype=str, keep_default_na=False)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise DataError(
-            path, f"a CSV with columns {list(columns)}", found=f"{type(exc).__name__}: {exc}"
-        ) from exc
+    df = read_table(path, csv_only=True)
     missing = [c for c in columns if c not in df.columns]
     if missing:
-        raise DataError(
-            path, f"columns {list(columns)}", row=1, column=missing[0], found=list(df.columns)
-        )
+        raise _missing_column(path, missing[0], df.columns, expected=f"columns {list(columns)}")
     df = df[list(columns)].copy()
     for col in columns:
         df[col] = df[col].str.strip()
@@ -97,15 +94,26 @@ def _first_bad(mask: pd.Series) -> int:
     return int(mask.to_numpy().argmax()) + 2
 
 
-def _reject(df, bad, path, column, expected):
-    """Raise a :class:`DataError` at the first row where ``bad`` holds, if any."""
+def _reject(df, bad, path, column, expected, note=None):
+    """Raise a :class:`DataError` at the first row where ``bad`` holds, if any.
+
+    ``note`` may be a function of the offending value giving a hint, or None.
+    """
     if bad.any():
         r = _first_bad(bad)
-        raise DataError(path, expected, row=r, column=column, found=df[column].iloc[r - 2])
+        value = df[column].iloc[r - 2]
+        raise DataError(
+            path, expected, row=r, column=column, found=value, note=note(value) if note else None
+        )
 
 
 def _check_in(df, col, allowed, path):
-    _reject(df, ~df[col].isin(allowed), path, col, f"one of {', '.join(allowed)}")
+    def hint(value: str) -> str | None:
+        # Values are compared exactly; a case slip is the commonest miss.
+        same = [a for a in allowed if a.lower() == value.lower()]
+        return f"did you mean {same[0]!r}?" if same else None
+
+    _reject(df, ~df[col].isin(allowed), path, col, f"one of {', '.join(allowed)}", hint)
 
 
 def _check_unique(df, cols, path, what):
@@ -117,6 +125,14 @@ def _check_nonempty(df, cols, path):
         _reject(df, df[col] == "", path, col, "a value")
 
 
+def _plausible_dates() -> tuple[pd.Timestamp, pd.Timestamp]:
+    """Dates a register can hold: a year typed as 2105 or 0215 is caught here, not as an
+    odd start month far downstream."""
+    from vanguard.records import plausible_dates
+
+    return plausible_dates()
+
+
 def _validate_sites(df: pd.DataFrame, path: Path) -> pd.DataFrame:
     _check_nonempty(
         df, ("site_id", "type", "wave", "announced", "start_month", "name", "footprint"), path
@@ -124,13 +140,18 @@ def _validate_sites(df: pd.DataFrame, path: Path) -> pd.DataFrame:
     _check_unique(df, ("site_id",), path, "each site_id once")
     _check_in(df, "type", SITE_TYPES, path)
     _check_in(df, "footprint", FOOTPRINTS, path)
-    _reject(df, ~df["wave"].str.fullmatch(r"\d+"), path, "wave", "a whole-number wave")
+    _reject(df, ~df["wave"].str.fullmatch(r"\d{1,4}"), path, "wave", "a whole-number wave (0-9999)")
+    lo, hi = _plausible_dates()
+    days = f"between {lo:%Y-%m-%d} and {hi:%Y-%m-%d}"
+    months = f"between {lo:%Y-%m} and {hi:%Y-%m}"
     announced = pd.to_datetime(df["announced"], format="%Y-%m-%d", errors="coerce")
     bad = announced.isna() | ~df["announced"].str.fullmatch(_DATE.pattern)
     _reject(df, bad, path, "announced", "a date as YYYY-MM-DD")
+    _reject(df, (announced < lo) | (announced > hi), path, "announced", f"a date {days}")
     start = pd.to_datetime(df["start_month"], format="%Y-%m", errors="coerce")
     bad = start.isna() | ~df["start_month"].str.fullmatch(_MONTH.pattern)
     _reject(df, bad, path, "start_month", "a month as YYYY-MM")
+    _reject(df, (start < lo) | (start > hi), path, "start_month", f"a month {months}")
     # Exposure starts in the first full month after the announcement.
     _reject(
         df, start <= announced, path, "start_month", "a start_month after the announcement date"
@@ -187,10 +208,13 @@ def load_register(
     Raises
     ------
     DataError
-        Naming file, row (header = 1) and column, if a file is missing or unreadable, a
-        column is missing, a required value is empty, a ``site_id`` repeats, ``type``,
-        ``footprint`` or ``coverage`` is not an allowed value, ``wave`` is not a whole
-        number, a date or month is malformed, ``start_month`` is not after
+        Naming file, row (header = 1) and column, if a file is missing or unreadable
+        (a spreadsheet, parquet, archive or non-UTF-8 file, a line with more or fewer
+        fields than the header, an empty or repeated column name), a column is missing
+        (naming a likely misspelling), a required value is empty, a ``site_id``
+        repeats, ``type``, ``footprint`` or ``coverage`` is not an allowed value,
+        ``wave`` is not a whole number below 10,000, a date or month is malformed or
+        outside 1990 to one year after today, ``start_month`` is not after
         ``announced``, an ACC site has an area footprint, an area row names an unknown
         site or a site with footprint ``none``, or a site x area pair repeats.
     """
