@@ -25,12 +25,14 @@
 #   against the truth.
 # * `nhs_mar` - NHS England Monthly Activity Return (commissioner-based counts, no
 #   populations, so analyse it on the `log` or `poisson` scale).
-# * `custom` - your own panel and site register, named relative to `data/raw/`.
+# * `custom` - your own panel, named relative to `data/raw/`, with either your own
+#   programme's treatment groups (a groups file: group, area, start month, optional site)
+#   or a vanguard-style site register.
 
 # %%
 from vanguard import config, schema
 from vanguard.io import write_parquet
-from vanguard.panel import load_panel
+from vanguard.panel import CORE_COLUMNS, load_panel
 
 # %% tags=["parameters"]
 run: str = "default"  # run name; outputs go to reports/<run>/
@@ -38,6 +40,7 @@ data_source: str = "synthetic"  # synthetic (embedded), nhs_mar (NHS MAR files) 
 custom_panel: str = ""  # custom only: panel file (CSV or parquet), relative to data/raw/
 custom_sites: str = ""  # custom only: site register CSV, relative to data/raw/
 custom_site_areas: str = ""  # custom only: site-to-area footprint CSV, relative to data/raw/
+custom_groups: str = ""  # custom only: your treatment groups CSV (instead of a site register)
 first_month: str = ""  # first month to keep, e.g. "2013-04" ("" keeps every month)
 
 # %% [markdown]
@@ -52,6 +55,7 @@ panel = load_panel(
     path=config.DATA_RAW / custom_panel if custom_panel else None,
     sites_path=config.DATA_RAW / custom_sites if custom_sites else None,
     areas_path=config.DATA_RAW / custom_site_areas if custom_site_areas else None,
+    groups_path=config.DATA_RAW / custom_groups if custom_groups else None,
 )
 if first_month:
     n_before = len(panel)
@@ -62,18 +66,19 @@ panel.attrs["data_source"] = data_source
 # %% [markdown]
 # ## What the panel holds
 #
-# Areas by vanguard group, the months covered and the outcomes. The counts of areas are
+# Areas by treatment group (for the vanguards: population-based, care-home, both, urgent &
+# emergency care, control), the months covered and the outcomes. The counts of areas are
 # the design: few treated areas mean wide intervals whatever the estimator.
 
 # %%
 # NBVAL_CHECK_OUTPUT
-outcomes = [c for c in schema.SYNTHETIC_OUTCOMES if c in panel.columns]
+outcomes = [c for c in panel.columns if c not in CORE_COLUMNS]
 areas = panel.drop_duplicates(schema.AREA)
 print(f"data source: {data_source}")
 print(f"months: {panel[schema.MONTH].min():%Y-%m} to {panel[schema.MONTH].max():%Y-%m}")
 print(f"areas: {len(areas)}; area-months: {len(panel)}")
 print(f"outcomes: {', '.join(outcomes)}")
-print(areas[schema.GROUP].value_counts().reindex(schema.GROUPS, fill_value=0).to_string())
+print(areas[schema.GROUP].value_counts().sort_index().to_string())
 
 # %% [markdown]
 # ## Write the validated panel

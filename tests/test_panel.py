@@ -304,8 +304,9 @@ def test_register_and_treatment_columns_together(custom):
     ("change", "pattern"),
     [
         (
-            lambda d: d.assign(group=d[schema.GROUP].replace(schema.UEC, "urgent")),
-            r"column 'group': expected one of population_based",
+            # any name is a user's treatment group; a label that is not a name is refused
+            lambda d: d.assign(group=d[schema.GROUP].replace(schema.UEC, "urgent care")),
+            r"column 'group': expected a treatment group name",
         ),
         (
             lambda d: d.assign(start=d[schema.START].where(d[schema.GROUP] != schema.UEC)),

@@ -384,8 +384,8 @@ def pre_period_balance(
         pop = None
     measure = _measure(panel)
     rows = []
-    for g in schema.ANALYSIS_GROUPS:
-        treated = area_group.index[area_group.isin(schema.GROUP_MEMBERS[g])]
+    for g in schema.groups_in(area_group):
+        treated = area_group.index[schema.member_mask(area_group, g)]
         if len(treated) == 0 or len(control) == 0:
             continue
         for o in outcomes:

@@ -90,7 +90,8 @@ def panel_schema(outcomes: Sequence[str], *, treatment: bool = True) -> pa.DataF
     for o in outcomes:
         cols[o] = pa.Column(None, pa.Check.ge(0), nullable=False)
     if treatment:
-        cols[schema.GROUP] = pa.Column(str, pa.Check.isin(schema.GROUPS), nullable=False)
+        cols[schema.GROUP] = pa.Column(
+            str, pa.Check.str_matches(schema.GROUP_LABEL_PATTERN), nullable=False)
         cols[schema.START] = pa.Column("datetime64[ns]", nullable=True)
         cols[schema.SITE] = pa.Column(str, nullable=False)
     return pa.DataFrameSchema(
@@ -112,8 +113,12 @@ def _expected_from_check(check: str, column: str | None) -> str:
     check = str(check)
     if check in _CHECK_WORDS:
         return _CHECK_WORDS[check]
-    if check.startswith("isin"):
-        return f"one of {', '.join(schema.GROUPS)}"
+    if check.startswith("str_matches"):
+        return (
+            "a treatment group name (a letter, then letters, digits or _), several joined "
+            f"by '{schema.GROUP_SEPARATOR}', or 'control' (vanguard groups: "
+            f"{', '.join(schema.GROUPS)})"
+        )
     if check.startswith("dtype"):
         return f"column type {check[len('dtype(') : -1]}"
     if column == schema.MONTH:
@@ -818,6 +823,7 @@ def load_panel(
     path: str | Path | None = None,
     sites_path: str | Path | None = None,
     areas_path: str | Path | None = None,
+    groups_path: str | Path | None = None,
     outcomes: Sequence[str] | None = None,
 ) -> pd.DataFrame:
     """Load, validate and return the analysis panel.
@@ -833,7 +839,13 @@ def load_panel(
     sites_path, areas_path : str or pathlib.Path, optional
         Site register and footprint. Defaults: the synthetic register for
         ``synthetic``, the real register for ``nhs_mar``. For ``custom``, give both
-        unless the panel file already has ``group``, ``start`` and ``site``.
+        unless the panel file already has ``group``, ``start`` and ``site``, or
+        ``groups_path`` is given.
+    groups_path : str or pathlib.Path, optional
+        ``custom`` only: a groups file of the user's own programme (``group``, ``area``,
+        ``start_month``, optional ``site`` and ``label``; see
+        :meth:`vanguard.did.spec.Programme.from_csv`) instead of a vanguard site register.
+        Its areas are treated from their start months; every other area is a control.
     outcomes : sequence of str, optional
         Outcome columns to keep; default every non-core column.
 
@@ -863,8 +875,34 @@ def load_panel(
             raise ValueError("source 'custom' needs path= (an area-month CSV or parquet)")
         path = Path(path)
         raw = read_table(path)
-        df = _with_treatment(raw, path, sites_path, areas_path, outcomes)
+        if groups_path is not None:
+            df = _with_groups(raw, path, Path(groups_path), sites_path, areas_path, outcomes)
+        else:
+            df = _with_treatment(raw, path, sites_path, areas_path, outcomes)
     df.attrs["data_source"] = source
+    return df
+
+
+def _with_groups(raw: pd.DataFrame, file, groups_path: Path, sites_path, areas_path, outcomes):
+    """Treatment from a user's groups file (a :class:`vanguard.did.spec.Programme`)."""
+    from vanguard.did.spec import Programme
+
+    if sites_path is not None or areas_path is not None:
+        raise ValueError("give either groups_path= or a site register, not both")
+    has = [c for c in TREATMENT_COLUMNS if c in raw.columns]
+    if has:
+        raise DataError(
+            file,
+            "no treatment columns when a groups file is given (treatment comes from it)",
+            row=1,
+            column=has[0],
+            found=list(raw.columns),
+        )
+    base = validate_panel(raw, file, outcomes=outcomes, treatment=False)
+    df = Programme.from_csv(groups_path).assign(base, file=str(groups_path))
+    df = validate_panel(df, file, outcomes=[c for c in base.columns if c not in CORE_COLUMNS])
+    df.attrs["path"] = str(file)
+    df.attrs["groups_path"] = str(groups_path)
     return df
 
 

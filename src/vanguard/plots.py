@@ -427,8 +427,7 @@ def plot_estimator_comparison(results: pd.DataFrame) -> Figure:
     _finite(results, ["estimate"], "estimator comparison results")
     outcome = _one(results, "outcome", "outcome")
     scale = _one(results, "scale", "")
-    groups = [g for g in schema.ANALYSIS_GROUPS if g in set(results["group"])] + sorted(
-        set(results["group"]) - set(schema.ANALYSIS_GROUPS))
+    groups = schema.groups_in(results["group"])
     windows = [w for w in schema.WINDOWS if w in set(results["window"])] + sorted(
         set(results["window"]) - set(schema.WINDOWS))
     methods = (results[["estimator", "inference"]].drop_duplicates()
@@ -595,7 +594,7 @@ def plot_truth_comparison(results: pd.DataFrame, truth: pd.DataFrame) -> Figure:
     windows = [w for w in schema.WINDOWS if w in set(merged["window"])]
     with _style():
         fig, ax = plt.subplots()
-        groups = [g for g in schema.ANALYSIS_GROUPS if g in set(merged["group"])]
+        groups = schema.groups_in(merged["group"])
         n = len(groups)
         for gi, group in enumerate(groups):
             g = merged[merged["group"] == group].set_index("window").reindex(windows).dropna(

@@ -287,7 +287,7 @@ def choose_headline(main: pd.DataFrame, params: dict) -> dict:
         how = ("chosen for each site type by the analysis's " + stated if stated else
                "marked as headline by the analysis")
         by_group = "; ".join(
-            f"{schema.GROUP_LABELS.get(g, g)}: {INFERENCE_LABELS.get(i, i)}"
+            f"{schema.group_label(g)}: {INFERENCE_LABELS.get(i, i)}"
             for g, i in src.drop_duplicates("group")[["group", "inference"]].itertuples(
                 index=False, name=None))
         inf_text = f"95% intervals from {by_group}"
@@ -351,12 +351,12 @@ def executive_summary(head: pd.DataFrame, hl: dict, truth_map: dict,
     digits = _digits(hl["scale"])
     unit = {"rate": " per 1,000 population per month", "count": " per area per month",
             "log": " log points", "poisson": " (log rate ratio)"}[hl["scale"]]
-    for g in schema.ANALYSIS_GROUPS:
+    for g in schema.groups_in(head["group"]):
         r = head[(head["group"] == g) & (head["window"] == "years_1_3")]
         if r.empty:
             continue
         r = r.iloc[0]
-        segs = [_seg(f"{schema.GROUP_LABELS[g]}, years 1-3: ")]
+        segs = [_seg(f"{schema.group_label(g)}, years 1-3: ")]
         if hl["scale"] in ("rate", "count") or not np.isfinite(r["pct"]):
             segs += [_seg(fmt(r["estimate"], digits), "num"), _seg(unit + " (95% CI "),
                      _seg(fmt(r["ci_low"], digits), "num"), _seg(" to "),
@@ -404,13 +404,13 @@ def main_table(head: pd.DataFrame, hl: dict, outcome: str, published: pd.DataFra
     counts = head[["n_treated", "n_control"]].copy()
     safe, suppressed_any = sdc.apply_sdc(counts, ["n_treated", "n_control"],
                                          source="main table")
-    for g in schema.ANALYSIS_GROUPS:
+    for g in schema.groups_in(set(head["group"]) | set(pub["group"])):
         for w in schema.WINDOWS:
             idx = head.index[(head["group"] == g) & (head["window"] == w)]
             p = pub[(pub["group"] == g) & (pub["window"] == w)]
             if len(idx) == 0 and p.empty:
                 continue
-            cells = [schema.GROUP_LABELS[g], schema.WINDOW_LABELS[w]]
+            cells = [schema.group_label(g), schema.WINDOW_LABELS[w]]
             if len(idx):
                 r = head.loc[idx[0]]
                 cells += [f"{fmt(r['estimate'], digits)} ({fmt(r['ci_low'], digits)} to "
@@ -489,7 +489,7 @@ def balance_table(run_path: Path, outcome: str) -> dict | None:
     for i, r in df.iterrows():
         d = digits.get(r["measure"], 2)
         rows.append([
-            schema.GROUP_LABELS.get(r["group"], r["group"]),
+            schema.group_label(r["group"]),
             plots.outcome_label(r["outcome"]) if r["outcome"] != "population" else "Population",
             MEASURE_LABELS.get(r["measure"], r["measure"]),
             f"{fmt(r['mean_treated'], d, thousands=True)} "

@@ -76,6 +76,10 @@ GROUP_LABELS: dict[str, str] = {
 GROUP_SEPARATOR = "+"
 """Joins the names of the treatment groups of an area that belongs to several."""
 
+GROUP_LABEL_PATTERN = r"^[A-Za-z][A-Za-z0-9_]*(\+[A-Za-z][A-Za-z0-9_]*)*$"
+"""An area's ``group`` label: ``control``, a treatment group's name, or several names
+joined by :data:`GROUP_SEPARATOR`."""
+
 
 def label_groups(label: str) -> frozenset[str]:
     """Treatment groups an area label stands for.

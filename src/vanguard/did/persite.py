@@ -150,11 +150,11 @@ def outcome_matrix(panel: pd.DataFrame, outcome: str, scale: str = "rate") -> Ou
             found=area,
         )
     areas = per_area.set_index(schema.AREA).reindex(y_wide.index)
-    bad_group = ~areas[schema.GROUP].isin(schema.GROUPS)
+    bad_group = ~areas[schema.GROUP].astype(str).str.fullmatch(schema.GROUP_LABEL_PATTERN)
     if bad_group.any():
         raise DataError(
             PANEL_NAME,
-            f"a group in {schema.GROUPS}",
+            "a treatment group name or 'control' as the area's group",
             column=schema.GROUP,
             found=areas[schema.GROUP][bad_group].iloc[0],
         )
@@ -588,7 +588,10 @@ def site_groups(
         if site in overrides:
             out[site] = overrides[site]
             continue
-        specific = groups - {schema.BOTH, schema.CONTROL}
+        # areas in one treatment group tell the site's group; areas in several do not
+        specific = {
+            next(iter(gs)) for gs in map(schema.label_groups, groups) if len(gs) == 1
+        }
         if len(specific) == 1:
             out[site] = specific.pop()
         elif ambiguous == "skip":
