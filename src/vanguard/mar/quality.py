@@ -82,3 +82,78 @@ def describe_flags(flags: pd.DataFrame, limit: int = 6) -> str:
         )
     more = f"; and {len(parts) - limit} more" if len(parts) > limit else ""
     return "; ".join(parts[:limit]) + more
+
+
+# --- the data-quality rule ---------------------------------------------------------------
+
+QUALITY_THRESHOLD: float = 0.5
+"""An area-month below this fraction of the area's median over the window is anomalous."""
+
+QUALITY_OUTCOMES: tuple[str, ...] = (
+    "emergency_admissions",
+    "elective_total",
+    "first_outpatient_attendances",
+    "gp_referrals_made_all",
+)
+"""Outcomes the rule checks: the headline outcome and the three secondary ones."""
+
+QUALITY_RULES: tuple[str, ...] = ("drop", "keep")
+"""``drop``: areas with an anomalous month leave the panel (headline); ``keep``: they stay
+(the sensitivity). Setting single cells missing is not offered: the panel contract
+(:mod:`vanguard.panel`) has no missing outcome values."""
+
+
+def quality_hits(
+    panel: pd.DataFrame,
+    outcomes=QUALITY_OUTCOMES,
+    *,
+    threshold: float = QUALITY_THRESHOLD,
+) -> pd.DataFrame:
+    """Area-months the data-quality rule calls anomalous.
+
+    The rule: for each area and each outcome in ``outcomes``, a month whose count is
+    below ``threshold`` times the area's median over the panel's months is anomalous; an
+    area with any anomalous month is dropped from the headline panel. The rule reads
+    counts only, never ``group``, ``site`` or ``start``, so it treats vanguard and
+    control areas identically. In the MAR files these months are submission problems the
+    files' notes name (e.g. Heart of England NHS FT did not submit Jul 2014 - Mar 2015,
+    which empties Solihull 05P and most of Birmingham CrossCity 13P; Calderdale and
+    Huddersfield NHS FT data-quality issues May-Jul 2017, 02T and 03A; Gloucestershire
+    non-submission Dec 2016 - Jun 2017, 11M).
+
+    Parameters
+    ----------
+    panel : pandas.DataFrame
+        Area x month panel.
+    outcomes : sequence of str
+        Columns checked; those absent from ``panel`` are skipped.
+    threshold : float
+        Fraction of the area's median; must be in (0, 1).
+
+    Returns
+    -------
+    pandas.DataFrame
+        As :func:`flag_anomalies`, low side only.
+
+    Raises
+    ------
+    ValueError
+        If ``threshold`` is not in (0, 1) or no outcome in ``outcomes`` is in the panel.
+    """
+    if not 0 < threshold < 1:
+        raise ValueError(f"threshold: expected a fraction in (0, 1); got {threshold!r}")
+    cols = [o for o in outcomes if o in panel.columns]
+    if not cols:
+        raise ValueError(f"quality rule: none of {list(outcomes)} is a panel column")
+    flags = flag_anomalies(panel, cols, low=threshold, high=float("inf"))
+    return flags[flags["ratio"] < threshold].reset_index(drop=True)
+
+
+def min_ratio(panel: pd.DataFrame, outcomes=QUALITY_OUTCOMES) -> pd.Series:
+    """Each area's lowest month-to-median ratio over ``outcomes`` (borderline cases show)."""
+    cols = [o for o in outcomes if o in panel.columns]
+    ratios = [
+        panel[c] / panel.groupby(schema.AREA)[c].transform("median").where(lambda m: m > 0)
+        for c in cols
+    ]
+    return pd.concat(ratios, axis=1).min(axis=1).groupby(panel[schema.AREA]).min()
