@@ -118,9 +118,15 @@ def area_table(
     cw = read_crosswalk() if crosswalk is None else crosswalk
     mapping = code_map(footprint, cw)
     roles, coverage = member_roles(register)
+    # A merger's successor reporting after the merger is the same population as its
+    # predecessors, not a member with a role of its own, unless the register names it.
+    folded_to = set(mapping.values()) & set(cw.loc[cw["kind"] == "merger", "successor_code"])
     codes = sorted(set(codes_in_window["org_code"]))
     members: dict[str, list[str]] = {}
     for c in codes:
+        if c in folded_to and c not in roles:
+            members.setdefault(c, [])
+            continue
         members.setdefault(mapping.get(c, c), []).append(c)
     fa = folded_assign.set_index("area")
     rows = []
@@ -131,6 +137,9 @@ def area_table(
         if area in roles and area not in mem:
             mem, mem_roles = [*mem, area], [*mem_roles, roles[area]]
         group = fa.at[area, "group"] if area in fa.index else schema.CONTROL
+        if not mem:
+            # Only the successor reports in the window: one unit, in its folded group.
+            mem, mem_roles = [area], [group]
         rows.append(
             {
                 "area": area,
