@@ -384,7 +384,8 @@ def read_mid2015(folder: str | Path | None = None) -> pd.DataFrame:
         raise DataError(f, f"CCGs adding up to the England row ({england})",
                         found=f"{out['population'].sum():,.0f}")
     if out["ccg"].duplicated().any():
-        raise DataError(f, "each ODS code once", found=out.loc[out["ccg"].duplicated(), "ccg"].iloc[0])
+        dup = out.loc[out["ccg"].duplicated(), "ccg"].iloc[0]
+        raise DataError(f, "each ODS code once", column="Area Codes", found=dup)
     out.attrs["england"] = england
     return out
 
@@ -629,12 +630,18 @@ def monthly_population(
         gp_idx = lists["list_total"][area] / lists["list_total"].at[ANCHOR_MONTH, area]
         idx = np.where(months >= ANCHOR_MONTH, ons_idx.reindex(months), gp_idx.reindex(months))
         total = lv["population"] * idx
-        s65 = lists["share65"][area].reindex(months) / lists["share65"].at[ANCHOR_MONTH, area]
-        s75 = lists["share75"][area].reindex(months) / lists["share75"].at[ANCHOR_MONTH, area]
+        # ONS share in July 2015, moved with the GP list share relative to July 2015.
+        moved = {
+            band: (lists[share][area].reindex(months) / lists[share].at[ANCHOR_MONTH, area])
+            .to_numpy()
+            * lv[f"population_{band}"]
+            / lv["population"]
+            for band, share in (("65plus", "share65"), ("75plus", "share75"))
+        }
         rows.append(pd.DataFrame({
             "area": area, "month": months, "population": total,
-            "population_65plus": total * lv["population_65plus"] / lv["population"] * s65.to_numpy(),
-            "population_75plus": total * lv["population_75plus"] / lv["population"] * s75.to_numpy(),
+            "population_65plus": total * moved["65plus"],
+            "population_75plus": total * moved["75plus"],
         }))
     out = pd.concat(rows, ignore_index=True).sort_values(["area", "month"], ignore_index=True)
     out.attrs["rule"] = RULE

@@ -194,7 +194,7 @@ def flow_table(areas: pd.DataFrame | list, register: Register) -> pd.DataFrame:
     rows = []
 
     def add(step, group, codes, note=""):
-        codes = sorted(set(codes))
+        codes = sorted(set(codes), key=lambda c: (len(c), c))  # site 2 before site 10
         rows.append(
             {
                 "step": step,
