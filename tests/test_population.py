@@ -209,3 +209,13 @@ def test_a_changed_table_is_refused(tmp_path):
     f.write_text("\n".join(lines) + "\n")
     with pytest.raises(DataError, match=r"row 2, column 'total_pop'"):
         pop.read_ccg19_series(work)
+
+
+def test_data_log_gives_the_manifest_checksum():
+    import re
+
+    from vanguard import config
+
+    log = (config.DATA_RAW / "README.md").read_text(encoding="utf-8")
+    row = next(ln for ln in log.splitlines() if ln.startswith("| `population_manifest.csv`"))
+    assert re.findall(r"`([0-9a-f]{64})`", row) == [sha256_file(pop.POPULATION_MANIFEST)]

@@ -285,6 +285,16 @@ def read_lookups(folder: str | Path | None = None) -> dict[str, str]:
     ODS codes were reused for new E38 codes after boundary changes, so the map is keyed
     on E38.
 
+    Parameters
+    ----------
+    folder : str or pathlib.Path, optional
+        Default :func:`population_dir`.
+
+    Returns
+    -------
+    dict
+        E38 code -> ODS code, over every boundary in the four lookups.
+
     Raises
     ------
     DataError
@@ -317,6 +327,11 @@ def read_lookups(folder: str | Path | None = None) -> dict[str, str]:
 
 def read_mid2015(folder: str | Path | None = None) -> pd.DataFrame:
     """ONS mid-2015 resident population by 2015 CCG (persons): all ages, 65+, 75+.
+
+    Parameters
+    ----------
+    folder : str or pathlib.Path, optional
+        Default :func:`population_dir`.
 
     Returns
     -------
@@ -393,6 +408,11 @@ def read_mid2015(folder: str | Path | None = None) -> pd.DataFrame:
 def read_ccg19_series(folder: str | Path | None = None) -> pd.DataFrame:
     """ONS mid-year resident population 2015-2018 on 2019 CCGs, all ages.
 
+    Parameters
+    ----------
+    folder : str or pathlib.Path, optional
+        Default :func:`population_dir`.
+
     Returns
     -------
     pandas.DataFrame
@@ -446,7 +466,24 @@ def read_ccg19_series(folder: str | Path | None = None) -> pd.DataFrame:
 
 
 def gp_list_files(folder: str | Path | None = None) -> list[tuple[pd.Timestamp, Path]]:
-    """The quarterly list-size files, each dated at the first month of its quarter."""
+    """The quarterly list-size files, each dated at the first month of its quarter.
+
+    Parameters
+    ----------
+    folder : str or pathlib.Path, optional
+        Default :func:`population_dir`.
+
+    Returns
+    -------
+    list of (pandas.Timestamp, pathlib.Path)
+        Sorted by date.
+
+    Raises
+    ------
+    DataError
+        If a file name does not follow ``Patient_List_Size_YYYY_MM-MM.csv`` or there
+        are no files.
+    """
     folder = population_dir() if folder is None else Path(folder)
     out = []
     for f in sorted((folder / GP_LIST_DIR).glob("Patient_List_Size_*.csv")):
@@ -465,6 +502,11 @@ def read_gp_lists(folder: str | Path | None = None) -> pd.DataFrame:
     Practices are summed to their ``PCO Code`` (ODS CCG code + ``00``). PCO codes that
     are not CCG codes (closed PCTs with 0 patients; a few practices under councils,
     trusts or area teams) are left out, up to :data:`MAX_NON_CCG_SHARE` of the file.
+
+    Parameters
+    ----------
+    folder : str or pathlib.Path, optional
+        Default :func:`population_dir`.
 
     Returns
     -------

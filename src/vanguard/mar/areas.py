@@ -81,7 +81,19 @@ def footprint_for_window(start, end, crosswalk: pd.DataFrame | None = None) -> p
 
 
 def member_roles(register: Register) -> tuple[dict[str, str], dict[str, str]]:
-    """CCG code (as the register names it) -> its vanguard group, and -> its coverage."""
+    """CCG code (as the register names it) -> its vanguard group, and -> its coverage.
+
+    Parameters
+    ----------
+    register : Register
+        The site register as written (codes not folded).
+
+    Returns
+    -------
+    tuple of dict
+        ``{code: group}`` and ``{code: "whole" | "part"}`` for every register CCG;
+        CCGs in no footprint are absent (controls).
+    """
     raw = area_assignments(register)
     return (
         dict(zip(raw["area"], raw["group"], strict=True)),

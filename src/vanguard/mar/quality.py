@@ -150,7 +150,27 @@ def quality_hits(
 
 
 def min_ratio(panel: pd.DataFrame, outcomes=QUALITY_OUTCOMES) -> pd.Series:
-    """Each area's lowest month-to-median ratio over ``outcomes`` (borderline cases show)."""
+    """Each area's lowest month-to-median ratio over ``outcomes`` (borderline cases show).
+
+    Parameters
+    ----------
+    panel : pandas.DataFrame
+        Area x month panel.
+    outcomes : sequence of str
+        Columns compared; those absent from ``panel`` are skipped.
+
+    Returns
+    -------
+    pandas.Series
+        Indexed by area.
+
+    Raises
+    ------
+    ValueError
+        If no outcome in ``outcomes`` is in the panel.
+    """
+    if not any(o in panel.columns for o in outcomes):
+        raise ValueError(f"min_ratio: none of {list(outcomes)} is a panel column")
     cols = [o for o in outcomes if o in panel.columns]
     ratios = [
         panel[c] / panel.groupby(schema.AREA)[c].transform("median").where(lambda m: m > 0)
