@@ -309,3 +309,20 @@ def test_load_panel_passes_the_mar_options(parsed):
     assert {"population", "population_65plus", "population_75plus"} <= set(p.columns)
     with pytest.raises(ValueError, match="options of the nhs_mar source only"):
         panel_mod.load_panel("synthetic", mixed="keep")
+
+
+def test_notes_name_the_non_submissions_the_rule_finds(headline):
+    from vanguard.mar.quality import read_notes
+
+    notes = read_notes(MAR_DIR)
+    heft = notes[(notes["code"] == "RR1") & (notes["kind"] == "did not submit")]
+    heft_months = sorted(heft["month"].dt.strftime("%Y-%m"))
+    assert heft_months == [m.strftime("%Y-%m") for m in pd.date_range("2014-07", "2015-03",
+                                                                       freq="MS")]
+    hits = pd.DataFrame(headline.attrs["quality"])
+    solihull = hits[(hits["area"] == "05P") & (hits["outcome"] == "emergency_admissions")]
+    assert sorted(solihull["month"]) == heft_months
+    glos = notes[(notes["code"] == "RTE") & (notes["kind"] == "did not submit")]
+    gloucestershire = set(hits.loc[hits["area"] == "11M", "month"])
+    assert set(glos["month"].dt.strftime("%Y-%m")) <= gloucestershire
+    assert notes["text"].str.contains("Calderdale and Huddersfield").any()

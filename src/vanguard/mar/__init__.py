@@ -15,7 +15,7 @@ from vanguard.mar.crosswalk import fold, fold_areas, read_crosswalk
 from vanguard.mar.manifest import read_manifest
 from vanguard.mar.panel import OUTCOMES, build_panel, folded_register
 from vanguard.mar.parse import MEASURES, check_table, load_mar, parse_all, parse_file
-from vanguard.mar.quality import flag_anomalies, quality_hits
+from vanguard.mar.quality import flag_anomalies, quality_hits, read_notes
 from vanguard.mar.windows import HEADLINE, SUSTAINABILITY, WINDOWS
 
 __all__ = [
@@ -38,4 +38,5 @@ __all__ = [
     "parse_file",
     "read_crosswalk",
     "read_manifest",
+    "read_notes",
 ]

@@ -177,3 +177,93 @@ def min_ratio(panel: pd.DataFrame, outcomes=QUALITY_OUTCOMES) -> pd.Series:
         for c in cols
     ]
     return pd.concat(ratios, axis=1).min(axis=1).groupby(panel[schema.AREA]).min()
+
+
+# --- what the files' notes say -----------------------------------------------------------
+
+NOTE_KINDS: dict[str, str] = {
+    "did not submit": "did not submit",
+    "data quality": "data quality",
+    "estimated": "estimated values",
+    "in november 2015": "submitted late",
+    "revised": "revised",
+}
+"""Phrase in a note (lower case) -> kind of note; the first phrase found wins."""
+
+
+def _kind(text: str) -> str:
+    low = text.lower()
+    return next((k for p, k in NOTE_KINDS.items() if p in low), "other")
+
+
+def read_notes(mar_dir=None, manifest=None) -> pd.DataFrame:
+    """Provider notes of every MAR file: who did not submit, submitted late, or with issues.
+
+    Each file from April 2013 has a ``Notes`` sheet: sections headed "The following
+    organisations did not submit ...", "... submitted estimated values ...", "... have
+    revised their data ...", each followed by ``Code | Name`` rows, and free-text lines
+    such as "Calderdale and Huddersfield NHS Foundation Trust submitted with data quality
+    issues impacting non elective admissions". They say *why* an area-month is anomalous;
+    the data-quality rule (:func:`quality_hits`) does not depend on them, since they name
+    providers, not commissioners.
+
+    Parameters
+    ----------
+    mar_dir : str or pathlib.Path, optional
+        Default :func:`vanguard.config.mar_dir`.
+    manifest : str or pathlib.Path, optional
+        Default the committed MAR manifest.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``month`` (Timestamp), ``kind`` (a :data:`NOTE_KINDS` value or ``other``),
+        ``code`` (provider code, empty for free text), ``text``; files without a
+        ``Notes`` sheet (the 2012-13 PCT files) contribute nothing.
+
+    Raises
+    ------
+    DataError
+        If the manifest is invalid or a listed file is missing.
+    """
+    from pathlib import Path
+
+    import xlrd
+
+    from vanguard import config
+    from vanguard.errors import DataError
+    from vanguard.mar.manifest import read_manifest
+
+    folder = Path(config.mar_dir() if mar_dir is None else mar_dir)
+    man = read_manifest(config.MAR_MANIFEST if manifest is None else manifest)
+    rows = []
+    for rec in man.itertuples():
+        f = folder / rec.file
+        if not f.is_file():
+            raise DataError(f, "the MAR file listed in the manifest", found="no such file")
+        book = xlrd.open_workbook(f, on_demand=True)
+        try:
+            if "Notes" not in book.sheet_names():
+                continue
+            sh = book.sheet_by_name("Notes")
+            section = None
+            for r in range(sh.nrows):
+                # The sheet's columns shift between years: read the non-empty cells.
+                vals = [str(c).strip() for c in sh.row_values(r) if str(c).strip()]
+                text = " ".join(vals)
+                if not vals or text in ("Notes", "-") or vals[0] == "Code":
+                    continue
+                if text.lower().startswith("the following"):
+                    section = _kind(text)
+                    continue
+                kind = _kind(text)
+                if section is not None and kind == "other" and len(vals) > 1:
+                    # A "Code | Name" row under a section header ("NA | NA": none).
+                    if vals[0].upper() != "NA":
+                        rows.append((rec.month, section, vals[0], " ".join(vals[1:])))
+                    continue
+                if kind != "other":
+                    rows.append((rec.month, kind, "", text))
+        finally:
+            book.release_resources()
+    return pd.DataFrame(rows, columns=["month", "kind", "code", "text"])
