@@ -244,7 +244,9 @@ def test_a_fold_of_treated_and_control_ccgs_is_mixed(tmp_path):
         assert not t.loc["D4D", "mixed"] and t.loc["D4D", "coverage"] == "part"
         assert not t.loc["C3C", "mixed"] and t.loc["C3C", "group"] == schema.CONTROL
     # The flow table counts each step by group.
-    t = t.reset_index().assign(quality_months=[0, 1, 0, 0][: len(t)], in_panel=True)
+    t = t.reset_index().assign(
+        quality_months=[0, 1, 0, 0][: len(t)], min_ratio=1.0, in_panel=True, reason=""
+    )
     t.loc[t["mixed"] | (t["quality_months"] > 0), "in_panel"] = False
     flow = flow_table(t, reg).set_index(["step", "group"])["n"]
     assert flow["analysis areas", schema.POPULATION_BASED] == 1
@@ -253,3 +255,56 @@ def test_a_fold_of_treated_and_control_ccgs_is_mixed(tmp_path):
     assert flow["sites", schema.CARE_HOME] == 1
     for g in schema.GROUPS:
         assert flow["panel areas", g] == (t["in_panel"] & (t["group"] == g)).sum()
+    with pytest.raises(ValueError, match="missing"):
+        flow_table(t.drop(columns="reason"), reg)
+
+
+def test_load_panel_passes_mar_options_and_keeps_age_denominators(monkeypatch):
+    import sys
+    import types
+
+    from vanguard.panel import load_panel
+
+    calls = {}
+    months = pd.date_range("2015-04-01", periods=3, freq="MS")
+
+    def fake_build_panel(mar_dir=None, **kw):
+        calls.update(kw, mar_dir=mar_dir)
+        return pd.DataFrame(
+            {
+                "area": ["A1A"] * 3,
+                "month": months,
+                "population": 1000.0,
+                "population_65plus": 180.0,
+                "population_75plus": 80.0,
+                "emergency_admissions": [9, 8, 10],
+                "elective_total": [5, 6, 7],
+                "group": "control",
+                "start": pd.NaT,
+                "site": "",
+            }
+        )
+
+    fake = types.ModuleType("vanguard.mar")
+    fake.build_panel = fake_build_panel
+    monkeypatch.setitem(sys.modules, "vanguard.mar", fake)
+    p = load_panel("nhs_mar", outcomes=["emergency_admissions"], end="2019-12", mixed="keep",
+                   quality="keep")
+    assert calls == {"end": "2019-12", "mixed": "keep", "quality": "keep", "mar_dir": None}
+    assert list(p.columns) == ["area", "month", "population", "emergency_admissions",
+                               "population_65plus", "population_75plus", "group", "start",
+                               "site"]
+    with pytest.raises(ValueError, match="nhs_mar source only"):
+        load_panel("synthetic", quality="keep")
+
+
+def test_windows_are_the_funding_years_and_after():
+    from vanguard.mar.windows import HEADLINE, MAR_LAST_MONTH, SUSTAINABILITY, WINDOWS
+
+    assert HEADLINE.months() == (pd.Timestamp("2015-04-01"), pd.Timestamp("2018-03-01"))
+    first, last = SUSTAINABILITY.months(data_last=MAR_LAST_MONTH)
+    assert first == pd.Timestamp("2018-04-01") == HEADLINE.months()[1] + pd.offsets.MonthBegin(1)
+    assert last == pd.Timestamp("2019-12-01")
+    with pytest.raises(ValueError, match="open-ended"):
+        SUSTAINABILITY.months()
+    assert set(WINDOWS) == {"headline", "sustainability"}

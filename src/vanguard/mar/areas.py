@@ -181,15 +181,16 @@ FLOW_STEPS: tuple[str, ...] = (
 )
 
 
-def flow_table(areas: pd.DataFrame | list, register: Register) -> pd.DataFrame:
+def flow_table(areas: pd.DataFrame | list, register: Register | None = None) -> pd.DataFrame:
     """Sites -> CCGs -> analysis areas -> panel, by group, as a tidy table.
 
     Parameters
     ----------
     areas : pandas.DataFrame or list of dict
-        ``panel.attrs["areas"]`` (columns :data:`AREA_COLUMNS`).
-    register : Register
-        The register the panel was built from.
+        A panel from :func:`vanguard.mar.build_panel` (its ``attrs["areas"]`` is used),
+        or those records themselves (columns :data:`AREA_COLUMNS`).
+    register : Register, optional
+        The register the panel was built from; default the committed one.
 
     Returns
     -------
@@ -197,8 +198,23 @@ def flow_table(areas: pd.DataFrame | list, register: Register) -> pd.DataFrame:
         ``step`` (one of :data:`FLOW_STEPS`), ``group`` (a :data:`vanguard.schema.GROUPS`
         value), ``n``, ``codes`` (``;``-joined site ids or area codes; empty for
         controls' long lists) and ``note``; one row per step x group.
+
+    Raises
+    ------
+    ValueError
+        If ``areas`` lacks a column of :data:`AREA_COLUMNS`.
     """
+    if isinstance(areas, pd.DataFrame) and "areas" in areas.attrs:
+        areas = areas.attrs["areas"]
     a = pd.DataFrame(areas)
+    missing = [c for c in AREA_COLUMNS if c not in a.columns]
+    if missing:
+        raise ValueError(f"flow_table: expected the area records {list(AREA_COLUMNS)}; "
+                         f"missing {missing}")
+    if register is None:
+        from vanguard.sites import load_register
+
+        register = load_register()
     groups = list(schema.GROUPS)
     sites = register.sites[register.sites["footprint"] == "area"]
     site_group = sites["type"].map(schema.SITE_TYPE_GROUP)
