@@ -628,7 +628,9 @@ def _load_mar(path, sites_path, areas_path, outcomes, **options) -> pd.DataFrame
     if outcomes is not None:
         # The 65+ and 75+ denominators are not outcomes but must survive the outcome
         # selection, or care-home rates per 1,000 aged 75+ cannot be formed.
-        outcomes = [*outcomes, *(c for c in MAR_DENOMINATORS if c in raw.columns)]
+        outcomes = list(
+            dict.fromkeys([*outcomes, *(c for c in MAR_DENOMINATORS if c in raw.columns)])
+        )
     if all(c in raw.columns for c in TREATMENT_COLUMNS):
         df = validate_panel(raw, file, outcomes=outcomes)
     else:
