@@ -42,6 +42,9 @@ custom_sites: str = ""  # custom only: site register CSV, relative to data/raw/
 custom_site_areas: str = ""  # custom only: site-to-area footprint CSV, relative to data/raw/
 custom_groups: str = ""  # custom only: your treatment groups CSV (instead of a site register)
 first_month: str = ""  # first month to keep, e.g. "2013-04" ("" keeps every month)
+mar_end: str = ""  # nhs_mar only: last month of the panel; "" means 2018-03 (end of funding)
+mar_mixed: str = "exclude"  # nhs_mar only: areas mixing vanguard and control CCGs: exclude or keep
+mar_quality: str = "drop"  # nhs_mar only: areas failing the data-quality rule: drop or keep
 
 # %% [markdown]
 # ## Load and validate
@@ -56,6 +59,12 @@ panel = load_panel(
     sites_path=config.DATA_RAW / custom_sites if custom_sites else None,
     areas_path=config.DATA_RAW / custom_site_areas if custom_site_areas else None,
     groups_path=config.DATA_RAW / custom_groups if custom_groups else None,
+    # The MAR panel's window (its footprint follows), mixed-area and data-quality rules.
+    **(
+        {"mixed": mar_mixed, "quality": mar_quality, **({"end": mar_end} if mar_end else {})}
+        if data_source == "nhs_mar"
+        else {}
+    ),
 )
 if first_month:
     n_before = len(panel)

@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 import xlrd
 
-from vanguard import config
+from vanguard import config, population
 from vanguard.io import sha256_file
 from vanguard.mar import crosswalk as cwm
 from vanguard.mar.manifest import read_manifest
@@ -155,8 +155,10 @@ def test_balanced_panel_april_2013_to_march_2018(parsed):
     t = parsed["table"]
     cw = cwm.read_crosswalk()
     for footprint in ("2017-04", "2018-04"):
+        # Every area, no denominators: this checks folding, not the analysis rules.
         p = build_panel(
-            MAR_DIR, start="2013-04", end="2018-03", footprint=footprint, cache=parsed["cache"]
+            MAR_DIR, start="2013-04", end="2018-03", footprint=footprint, cache=parsed["cache"],
+            mixed="keep", quality="keep", population=False,
         )
         months = p.groupby("area")["month"].nunique()
         assert (months == 60).all()
@@ -176,8 +178,8 @@ def test_balanced_panel_april_2013_to_march_2018(parsed):
         )
 
 
-def test_default_panel_keeps_every_site(parsed):
-    p = build_panel(MAR_DIR, cache=parsed["cache"])
+def test_april_2018_footprint_panel_keeps_every_site(parsed):
+    p = build_panel(MAR_DIR, cache=parsed["cache"], footprint="2018-04", population=False)
     assert p["month"].min() == pd.Timestamp("2013-04-01")
     assert p["month"].max() == pd.Timestamp("2019-03-01")
     assert p.attrs["footprint"] == "2018-04"
@@ -200,12 +202,127 @@ def test_footprint_before_a_change_in_the_window_is_refused(parsed):
         build_panel(MAR_DIR, end="2018-03", footprint="2015-04", cache=parsed["cache"])
 
 
-def test_known_submission_problems_are_flagged_not_dropped(parsed):
+def test_known_submission_problems_are_kept_only_on_request(parsed):
     from vanguard.mar.quality import flag_anomalies
 
     with pytest.warns(UserWarning, match="02T emergency_admissions 2017-05..2017-07"):
-        p = build_panel(MAR_DIR, cache=parsed["cache"])
+        p = build_panel(MAR_DIR, cache=parsed["cache"], quality="keep", population=False)
     f = flag_anomalies(p, ["emergency_admissions"])
     cal = f[f["area"] == "02T"]
     assert cal["month"].dt.strftime("%Y-%m").tolist() == ["2017-05", "2017-06", "2017-07"]
-    assert (p.groupby("area")["month"].nunique() == 72).all()
+    assert (p.groupby("area")["month"].nunique() == 60).all()
+
+
+# --- the headline panel: footprint, mixed areas, data-quality rule, denominators --------
+
+HAVE_POPULATION = all(
+    (population.population_dir() / f).is_file()
+    for f in population.read_population_manifest()["file"]
+)
+
+
+@pytest.fixture(scope="module")
+def headline(parsed):
+    if not HAVE_POPULATION:
+        pytest.skip("population tables not found")
+    return build_panel(MAR_DIR, cache=parsed["cache"])
+
+
+def test_headline_panel_is_on_the_april_2017_footprint(headline):
+    assert headline.attrs["footprint"] == "2017-04"
+    assert headline.attrs["window"] == ["2013-04", "2018-03"]
+    assert (headline.groupby("area")["month"].nunique() == 60).all()
+    areas = pd.DataFrame(headline.attrs["areas"]).set_index("area")
+    assert len(areas) == 206  # 211 CCGs of 2013, less 2 + 2 merged away and 01H into 01K
+    assert "15E" not in areas.index
+    assert areas.loc["13P", "members"] == "13P"  # Birmingham CrossCity on its own
+
+
+def test_no_headline_treated_unit_contains_a_control_ccg(headline):
+    areas = pd.DataFrame(headline.attrs["areas"])
+    inside = areas[areas["in_panel"]]
+    for rec in inside.itertuples():
+        roles = set(rec.member_groups.split(";"))
+        assert roles == {rec.group}, (rec.area, rec.members, rec.member_groups)
+    panel_groups = headline.drop_duplicates("area").set_index("area")["group"]
+    assert set(panel_groups.index) == set(inside["area"])
+    assert (panel_groups == inside.set_index("area")["group"]).all()
+    # The folds the window forces that take in control population are marked and out.
+    out = areas.set_index("area")
+    assert out.loc["13T", "mixed"] and not out.loc["13T", "in_panel"]  # Gateshead + Newcastle
+    assert out.loc["01K", "mixed"] and not out.loc["01K", "in_panel"]  # + North Cumbria
+    assert not out.loc["14L", "mixed"]  # three control CCGs
+
+
+def test_birmingham_and_solihull_is_never_a_treated_unit(parsed):
+    p = build_panel(MAR_DIR, cache=parsed["cache"], footprint="2018-04", population=False)
+    areas = pd.DataFrame(p.attrs["areas"]).set_index("area")
+    assert areas.loc["15E", "members"].split(";") == ["04X", "05P", "13P"]
+    assert areas.loc["15E", "mixed"] and not areas.loc["15E", "in_panel"]
+    assert "15E" not in set(p["area"])
+
+
+def test_data_quality_rule_hits_named_problems_in_every_group(headline):
+    areas = pd.DataFrame(headline.attrs["areas"]).set_index("area")
+    failed = areas[areas["quality_months"] > 0]
+    assert set(failed.index) == {"02T", "03A", "05P", "07Y", "11M", "13P"}
+    assert set(failed["group"]) == {"population_based", "uec", "control"}
+    assert not set(failed.index) & set(headline["area"])
+    hits = pd.DataFrame(headline.attrs["quality"])
+    heft = hits[(hits["area"] == "05P") & (hits["outcome"] == "emergency_admissions")]
+    assert heft["month"].min() == "2014-07" and heft["month"].max() == "2015-03"
+
+
+def test_flow_table_adds_up(headline):
+    from vanguard.mar.areas import flow_table
+
+    flow = flow_table(headline.attrs["areas"], load_register()).set_index(["step", "group"])
+    n = flow["n"]
+    per_group = headline.drop_duplicates("area")["group"].value_counts()
+    for g in ("population_based", "care_home", "both", "uec", "control"):
+        assert n["panel areas", g] == per_group.get(g, 0)
+    assert n.xs("analysis areas", level="step").sum() == 206
+    assert n["panel areas", "population_based"] == 24
+    assert n["panel areas", "care_home"] == 4
+
+
+def test_headline_panel_carries_rates_denominators(headline):
+    pop = headline.drop_duplicates("area")
+    assert (headline["population"] > 0).all()
+    assert (headline["population_75plus"] < headline["population_65plus"]).all()
+    assert (headline["population_65plus"] < headline["population"]).all()
+    rate = (headline["emergency_admissions"] / headline["population"] * 1000).median()
+    # Morciano et al. 2021: about 7.5-7.9 emergency admissions per 1,000 a month
+    # before the programme; non-elective FFCEs run a little above emergency admissions.
+    assert 7 < rate < 11, rate
+    assert len(pop) == headline["area"].nunique()
+
+
+def test_load_panel_passes_the_mar_options(parsed):
+    from vanguard import panel as panel_mod
+
+    if not HAVE_POPULATION:
+        pytest.skip("population tables not found")
+    p = panel_mod.load_panel("nhs_mar", outcomes=["emergency_admissions"], mixed="keep",
+                             quality="keep", cache=parsed["cache"])
+    assert p["area"].nunique() == 206
+    assert {"population", "population_65plus", "population_75plus"} <= set(p.columns)
+    with pytest.raises(ValueError, match="options of the nhs_mar source only"):
+        panel_mod.load_panel("synthetic", mixed="keep")
+
+
+def test_notes_name_the_non_submissions_the_rule_finds(headline):
+    from vanguard.mar.quality import read_notes
+
+    notes = read_notes(MAR_DIR)
+    heft = notes[(notes["code"] == "RR1") & (notes["kind"] == "did not submit")]
+    heft_months = sorted(heft["month"].dt.strftime("%Y-%m"))
+    assert heft_months == [m.strftime("%Y-%m") for m in pd.date_range("2014-07", "2015-03",
+                                                                       freq="MS")]
+    hits = pd.DataFrame(headline.attrs["quality"])
+    solihull = hits[(hits["area"] == "05P") & (hits["outcome"] == "emergency_admissions")]
+    assert sorted(solihull["month"]) == heft_months
+    glos = notes[(notes["code"] == "RTE") & (notes["kind"] == "did not submit")]
+    gloucestershire = set(hits.loc[hits["area"] == "11M", "month"])
+    assert set(glos["month"].dt.strftime("%Y-%m")) <= gloucestershire
+    assert notes["text"].str.contains("Calderdale and Huddersfield").any()

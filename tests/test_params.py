@@ -74,8 +74,9 @@ def test_parameter_values_are_known_to_the_project(path):
         "imputation",
     }
     if ps["parameters"].get("data_source") == "nhs_mar":
-        # the MAR has no population denominators: no rates
-        assert ps["parameters"]["scale"] in schema.MULTIPLICATIVE_SCALES
+        # the MAR panel carries population denominators (vanguard.population): rates are
+        # the headline scale, log and Poisson remain available
+        assert ps["parameters"]["scale"] in schema.SCALES
         assert ps["parameters"]["first_month"] == "2013-04"
 
 

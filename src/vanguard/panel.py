@@ -825,6 +825,7 @@ def load_panel(
     areas_path: str | Path | None = None,
     groups_path: str | Path | None = None,
     outcomes: Sequence[str] | None = None,
+    **mar_options,
 ) -> pd.DataFrame:
     """Load, validate and return the analysis panel.
 
@@ -848,6 +849,10 @@ def load_panel(
         Its areas are treated from their start months; every other area is a control.
     outcomes : sequence of str, optional
         Outcome columns to keep; default every non-core column.
+    **mar_options
+        ``nhs_mar`` only, passed to :func:`vanguard.mar.build_panel`: ``start``,
+        ``end``, ``footprint``, ``mixed`` (``"exclude"`` | ``"keep"``), ``quality``
+        (``"drop"`` | ``"keep"``), ``population`` (bool), ``population_dir``.
 
     Returns
     -------
@@ -860,12 +865,15 @@ def load_panel(
     DataError
         If a file is missing or malformed, or the data break the contract.
     ValueError
-        If ``source`` is unknown or a required argument is missing.
+        If ``source`` is unknown, a required argument is missing, or MAR options are
+        given for another source.
     """
     if source not in SOURCES:
         raise ValueError(f"source {source!r}: expected one of {SOURCES}")
+    if mar_options and source != "nhs_mar":
+        raise ValueError(f"{sorted(mar_options)}: options of the nhs_mar source only")
     if source == "nhs_mar":
-        df = _load_mar(path, sites_path, areas_path, outcomes)
+        df = _load_mar(path, sites_path, areas_path, outcomes, **mar_options)
     else:
         if source == "synthetic":
             path = Path(path) if path is not None else config.SYNTHETIC_DIR / "panel.csv"
@@ -938,11 +946,11 @@ def _with_treatment(raw: pd.DataFrame, file, sites_path, areas_path, outcomes):
     return df
 
 
-def _load_mar(path, sites_path, areas_path, outcomes) -> pd.DataFrame:
+def _load_mar(path, sites_path, areas_path, outcomes, **options) -> pd.DataFrame:
     build_panel = importlib.import_module("vanguard.mar").build_panel
     file = f"NHS MAR panel ({path or config.mar_dir()})"
     register_given = sites_path is not None or areas_path is not None
-    kwargs = {}
+    kwargs = dict(options)
     if register_given and "register" in inspect.signature(build_panel).parameters:
         # The MAR builder maps the register's CCG codes through mergers itself.
         from vanguard import sites as sites_mod
@@ -951,6 +959,12 @@ def _load_mar(path, sites_path, areas_path, outcomes) -> pd.DataFrame:
             sites_path or config.SITE_REGISTER, areas_path or config.SITE_AREAS
         )
     raw = build_panel(mar_dir=path, **kwargs)
+    if outcomes is not None:
+        # The 65+ and 75+ denominators are not outcomes but must survive the outcome
+        # selection, or care-home rates per 1,000 aged 75+ cannot be formed.
+        outcomes = list(
+            dict.fromkeys([*outcomes, *(c for c in MAR_DENOMINATORS if c in raw.columns)])
+        )
     if all(c in raw.columns for c in TREATMENT_COLUMNS):
         df = validate_panel(raw, file, outcomes=outcomes)
     else:
@@ -961,3 +975,7 @@ def _load_mar(path, sites_path, areas_path, outcomes) -> pd.DataFrame:
         df = validate_panel(df, file, outcomes=[c for c in base.columns if c not in CORE_COLUMNS])
     df.attrs["path"] = str(path or config.mar_dir())
     return df
+
+
+MAR_DENOMINATORS: tuple[str, ...] = ("population_65plus", "population_75plus")
+"""Population columns of the MAR panel besides ``population`` (kept with any outcomes)."""

@@ -46,7 +46,8 @@ def _fetch(url: str, dest: Path, sha256: str, opener: Callable, timeout: float, 
         except (urllib.error.URLError, OSError, TimeoutError) as exc:
             raise DownloadError(
                 f"{url}: could not download ({exc}). Check the network connection, or set "
-                "VANGUARD_MAR_DIR to a folder that already holds the MAR files"
+                "VANGUARD_MAR_DIR (MAR files) or VANGUARD_POPULATION_DIR (population "
+                "tables) to a folder that already holds the files"
             ) from exc
         if h.hexdigest() != sha256:
             raise DataError(url, f"sha256 {sha256} (from the manifest)", found=h.hexdigest())
@@ -100,17 +101,65 @@ def download_all(
         if path.is_file() and path.stat().st_size == rec.bytes and sha256_file(path) == rec.sha256:
             continue
         todo.append(rec)
+    return fetch_all(
+        [(r.source_url, dest / r.file, r.sha256, r.bytes) for r in todo],
+        opener=opener,
+        timeout=timeout,
+        progress=progress,
+        desc="MAR files",
+    )
+
+
+def fetch_all(
+    todo: list[tuple[str, Path, str, int]],
+    *,
+    opener: Callable | None = None,
+    timeout: float = 60.0,
+    progress: bool = True,
+    desc: str = "files",
+) -> list[Path]:
+    """Fetch ``(url, dest, sha256, bytes)`` items, each written atomically and checked.
+
+    Shared by the MAR and population downloads so both follow one rule: a file is
+    only ever moved into place once its sha256 matches the manifest.
+
+    Parameters
+    ----------
+    todo : list of (str, pathlib.Path, str, int)
+        Address, destination, expected sha256 and size (for the progress bar).
+    opener : callable, optional
+        Called as ``opener(request, timeout=...)``; default ``urllib.request.urlopen``.
+    timeout : float
+        Seconds per request.
+    progress : bool
+        Show a tqdm progress bar (bytes) on stderr.
+    desc : str
+        Progress-bar label.
+
+    Returns
+    -------
+    list of pathlib.Path
+        The destinations written.
+
+    Raises
+    ------
+    DownloadError
+        If a file cannot be fetched.
+    DataError
+        If a downloaded file's sha256 differs from the one given; it is not kept.
+    """
+    opener = urllib.request.urlopen if opener is None else opener
     fetched = []
     with tqdm(
-        total=int(sum(r.bytes for r in todo)),
+        total=int(sum(t[3] for t in todo)),
         unit="B",
         unit_scale=True,
-        desc="MAR files",
+        desc=desc,
         disable=not progress or not todo,
     ) as bar:
-        for rec in todo:
-            _fetch(rec.source_url, dest / rec.file, rec.sha256, opener, timeout, bar)
-            fetched.append(dest / rec.file)
+        for url, dest, sha, _ in todo:
+            _fetch(url, Path(dest), sha, opener, timeout, bar)
+            fetched.append(Path(dest))
     return fetched
 
 

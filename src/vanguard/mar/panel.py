@@ -9,16 +9,37 @@ import pandas as pd
 
 from vanguard import config, schema
 from vanguard.errors import DataError
+from vanguard.mar.areas import MIXED_RULES, area_table, footprint_for_window
 from vanguard.mar.crosswalk import fold, fold_areas, read_crosswalk
 from vanguard.mar.parse import MEASURES, load_mar
-from vanguard.mar.quality import describe_flags, flag_anomalies
+from vanguard.mar.quality import (
+    QUALITY_RULES,
+    QUALITY_THRESHOLD,
+    describe_flags,
+    min_ratio,
+    quality_hits,
+)
+from vanguard.mar.windows import HEADLINE
 from vanguard.sites import Register, area_assignments, load_register
 
 FIRST_CCG_MONTH = pd.Timestamp("2013-04-01")
 """CCGs replaced PCTs in April 2013; earlier rows are PCTs and cannot be mapped."""
 
 DEFAULT_FOOTPRINT = "2018-04"
-"""Fold the 2015, 2017 and 2018 changes; the next (April 2019) mergers end the panel."""
+"""The footprint earlier versions used for every window; now chosen per window
+(:func:`vanguard.mar.areas.footprint_for_window`) unless given."""
+
+OUTCOMES: dict[str, str] = {
+    "emergency_admissions": "total non-elective G&A admissions (FFCEs): emergency and "
+    "other non-elective first finished consultant episodes, broader than emergency "
+    "admissions alone; the headline outcome",
+    "elective_total": "elective G&A admissions (FFCEs), ordinary and day case; secondary",
+    "first_outpatient_attendances": "first outpatient attendances (G&A); secondary",
+    "gp_referrals_made_all": "GP referrals made, all specialties; secondary",
+}
+"""Outcome columns the real-data analysis uses, with what each counts. The column name
+``emergency_admissions`` is kept for continuity with the synthetic panel; it holds total
+non-elective FFCEs."""
 
 
 def folded_register(
@@ -57,10 +78,14 @@ def build_panel(
     *,
     start="2013-04",
     end=None,
-    footprint=DEFAULT_FOOTPRINT,
+    footprint=None,
     register: Register | None = None,
     manifest: str | Path = config.MAR_MANIFEST,
     cache: str | Path | None = config.DATA_PROCESSED / "nhs_mar.parquet",
+    mixed: str = "exclude",
+    quality: str = "drop",
+    population: bool = True,
+    population_dir: str | Path | None = None,
 ) -> pd.DataFrame:
     """The analysis panel on real data: one row per CCG x month.
 
@@ -71,28 +96,49 @@ def build_panel(
     start : str or Timestamp
         First month (not before April 2013, when CCGs began).
     end : str or Timestamp, optional
-        Last month. Default: the month before the first CCG change after ``footprint``
-        (March 2019 for the 2018-04 footprint), or the last month of data.
-    footprint : str or Timestamp
+        Last month. Default: March 2018 (the end of the programme's funding,
+        :data:`vanguard.mar.windows.HEADLINE`) when ``footprint`` is not given; with a
+        ``footprint``, the month before the first CCG change after it, or the last month
+        of data.
+    footprint : str or Timestamp, optional
         CCG boundaries the panel is expressed in; every merger and boundary change up
         to this month is folded (see :mod:`vanguard.mar.crosswalk`). It must not precede
-        a change inside ``[start, end]``.
+        a change inside ``[start, end]``. Default: the footprint of the window's end
+        that needs the fewest merges (:func:`vanguard.mar.areas.footprint_for_window`;
+        April 2017 for April 2013 - March 2018).
     register : Register, optional
         Site register; default the committed real one (:func:`vanguard.sites.load_register`).
     manifest : str or pathlib.Path
         The MAR manifest (default ``data/raw/nhs_mar_manifest.csv``).
     cache : str or pathlib.Path or None
         Parquet cache of the parsed files (see :func:`vanguard.mar.parse.load_mar`).
+    mixed : {"exclude", "keep"}
+        Whether areas whose member CCGs have different roles (:mod:`vanguard.mar.areas`)
+        leave the panel (headline) or stay (sensitivity).
+    quality : {"drop", "keep"}
+        Whether areas failing the data-quality rule
+        (:func:`vanguard.mar.quality.quality_hits`) leave the panel (headline) or stay
+        (sensitivity; a warning lists them).
+    population : bool
+        Add ``population``, ``population_65plus`` and ``population_75plus``
+        (:func:`vanguard.population.monthly_population`).
+    population_dir : str or pathlib.Path, optional
+        Folder of the population tables; default :func:`vanguard.population.population_dir`.
 
     Returns
     -------
     pandas.DataFrame
         ``area``, ``month``, one count column per MAR measure (``emergency_admissions``
-        is total non-elective FFCEs), ``group``, ``start``, ``site`` (see
-        :mod:`vanguard.schema`); no population. CCGs in no site footprint are
-        ``control``. ``attrs``: ``data_source = "nhs_mar"``, ``footprint``,
-        ``assignments`` (records of the folded :func:`vanguard.sites.area_assignments`
-        table, with ``site_types`` and ``coverage``; ``start`` as YYYY-MM).
+        is total non-elective FFCEs, see :data:`OUTCOMES`), the population columns when
+        ``population``, ``group``, ``start``, ``site`` (see :mod:`vanguard.schema`).
+        CCGs in no site footprint are ``control``. ``attrs``: ``data_source =
+        "nhs_mar"``, ``footprint``, ``window`` (first and last month), ``rules``
+        (``mixed``, ``quality``, the threshold, the population rule), ``assignments``
+        (records of the folded :func:`vanguard.sites.area_assignments` table, with
+        ``site_types`` and ``coverage``; ``start`` as YYYY-MM), ``areas`` (records of
+        :data:`vanguard.mar.areas.AREA_COLUMNS`: every area of the window, whether in
+        the panel or why not) and ``quality`` (records of the anomalous area-months).
+        :func:`vanguard.mar.areas.flow_table` turns ``areas`` into the flow table.
 
     Raises
     ------
@@ -100,12 +146,22 @@ def build_panel(
         If a register CCG code is not in the MAR files (naming the register row), the
         folded panel is not balanced, or from parsing (:func:`vanguard.mar.parse.load_mar`).
     ValueError
-        If the window is empty, starts before April 2013 or ends after the data, or
-        ``footprint`` precedes a CCG change inside the window.
+        If the window is empty, starts before April 2013 or ends after the data,
+        ``footprint`` precedes a CCG change inside the window, or ``mixed`` or
+        ``quality`` is not one of its values.
     """
+    if mixed not in MIXED_RULES:
+        raise ValueError(f"mixed: expected one of {MIXED_RULES}; got {mixed!r}")
+    if quality not in QUALITY_RULES:
+        raise ValueError(f"quality: expected one of {QUALITY_RULES}; got {quality!r}")
     cw = read_crosswalk()
-    foot = _month(footprint, "footprint")
     first = _month(start, "start")
+    if footprint is None and end is None:
+        end = HEADLINE.panel_last
+    if footprint is None:
+        foot = footprint_for_window(first, _month(end, "end"), cw)
+    else:
+        foot = _month(footprint, "footprint")
     if first < FIRST_CCG_MONTH:
         raise ValueError(
             f"start: expected {FIRST_CCG_MONTH:%Y-%m} or later (CCGs began then; "
@@ -188,19 +244,63 @@ def build_panel(
     panel[schema.SITE] = panel[schema.SITE].fillna("")
     panel[schema.START] = pd.to_datetime(panel[schema.START])
     panel = panel.sort_values([schema.AREA, schema.MONTH], ignore_index=True)
-    panel.attrs["data_source"] = "nhs_mar"
-    panel.attrs["footprint"] = f"{foot:%Y-%m}"
-    flags = flag_anomalies(panel, ["emergency_admissions"])
-    if len(flags):
-        # Kept as published: excluding them is an analysis decision, so say so loudly.
+
+    # Which areas enter the panel: the mixed-area rule and the data-quality rule, both
+    # decided on the whole window before anything is dropped, and recorded per area.
+    areas = area_table(window, foot, register, assign, cw)
+    hits = quality_hits(panel)
+    n_hits = hits.groupby("area")["month"].nunique()
+    areas["quality_months"] = areas["area"].map(n_hits).fillna(0).astype(int)
+    areas["min_ratio"] = areas["area"].map(min_ratio(panel)).round(3)
+    drop_mixed = areas["mixed"] & (mixed == "exclude")
+    drop_quality = (areas["quality_months"] > 0) & (quality == "drop")
+    areas["in_panel"] = ~(drop_mixed | drop_quality)
+    areas["reason"] = [
+        "; ".join(
+            r
+            for r, on in (("mixed", m), ("data-quality rule", q))
+            if on
+        )
+        for m, q in zip(drop_mixed, drop_quality, strict=True)
+    ]
+    panel = panel[panel[schema.AREA].isin(areas.loc[areas["in_panel"], "area"])]
+    panel = panel.reset_index(drop=True)
+    if quality == "keep" and len(hits):
+        # Kept on request (the sensitivity run): say so loudly.
         warnings.warn(
-            f"NHS MAR panel: {len(flags)} area-month(s) of emergency_admissions below half or "
-            f"above twice the area's median (submission problems noted in the files): "
-            f"{describe_flags(flags)}. Kept; see vanguard.mar.quality.flag_anomalies",
+            f"NHS MAR panel: {hits['area'].nunique()} area(s) fail the data-quality rule "
+            f"and are kept (quality='keep'): {describe_flags(hits)}",
             stacklevel=2,
         )
+
+    rules = {"mixed": mixed, "quality": quality, "quality_threshold": QUALITY_THRESHOLD}
+    if population:
+        from vanguard import population as pop_mod
+
+        pops = pop_mod.monthly_population(months, foot, folder=population_dir, crosswalk=cw)
+        panel = panel.merge(pops, on=[schema.AREA, schema.MONTH], how="left",
+                            validate="one_to_one")
+        lacking = panel[schema.POPULATION].isna()
+        if lacking.any():
+            raise DataError(
+                pop_mod.population_dir() if population_dir is None else population_dir,
+                f"a population for every area of the {foot:%Y-%m} footprint",
+                column=schema.POPULATION,
+                found=f"none for {panel.loc[lacking, schema.AREA].iloc[0]}",
+            )
+        rules["population"] = pops.attrs["rule"]
+        front = [schema.AREA, schema.MONTH, *pop_mod.POPULATION_COLUMNS]
+        panel = panel[front + [c for c in panel.columns if c not in front]]
+    panel.attrs["data_source"] = "nhs_mar"
+    panel.attrs["footprint"] = f"{foot:%Y-%m}"
+    panel.attrs["window"] = [f"{first:%Y-%m}", f"{last:%Y-%m}"]
+    panel.attrs["rules"] = rules
     # Plain records, not a DataFrame: pandas compares attrs when it concatenates frames.
     panel.attrs["assignments"] = assign.assign(start=assign["start"].dt.strftime("%Y-%m")).to_dict(
         "records"
     )
+    panel.attrs["areas"] = areas.to_dict("records")
+    panel.attrs["quality"] = hits.assign(
+        month=hits["month"].dt.strftime("%Y-%m")
+    ).to_dict("records")
     return panel

@@ -65,7 +65,7 @@ MEASURE_LABELS: dict[str, str] = {
     "planned_daycase": "Planned day-case admissions (FFCEs)",
     "planned_total": "Planned admissions, total (FFCEs)",
     "elective_treatment_centres": "Elective admissions at NHS treatment centres (FFCEs)",
-    "emergency_admissions": "Non-elective (emergency) admissions (FFCEs)",
+    "emergency_admissions": "Non-elective admissions, total G&A (FFCEs)",
     "gp_referrals_made_all": "GP referrals made, all specialties",
     "gp_referrals_seen_all": "GP referrals seen, all specialties",
     "gp_referrals_made_ga": "GP referrals made, general & acute",
