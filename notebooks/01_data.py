@@ -32,7 +32,7 @@
 # %%
 from vanguard import config, schema
 from vanguard.io import write_parquet
-from vanguard.panel import CORE_COLUMNS, load_panel
+from vanguard.panel import CORE_COLUMNS, MAR_DENOMINATORS, load_panel
 
 # %% tags=["parameters"]
 run: str = "default"  # run name; outputs go to reports/<run>/
@@ -81,7 +81,7 @@ panel.attrs["data_source"] = data_source
 
 # %%
 # NBVAL_CHECK_OUTPUT
-outcomes = [c for c in panel.columns if c not in CORE_COLUMNS]
+outcomes = [c for c in panel.columns if c not in CORE_COLUMNS + MAR_DENOMINATORS]
 areas = panel.drop_duplicates(schema.AREA)
 print(f"data source: {data_source}")
 print(f"months: {panel[schema.MONTH].min():%Y-%m} to {panel[schema.MONTH].max():%Y-%m}")

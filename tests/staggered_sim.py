@@ -68,6 +68,7 @@ def staggered_panel(
     first: str = "2013-01",
     last: str = "2020-12",
     noise: float = 0.25,
+    rho: float = 0.0,
     scale_effect: float = 1.0,
     group: str = "falls_prevention",
     outcome: str = "admissions",
@@ -86,6 +87,9 @@ def staggered_panel(
         Panel months.
     noise : float
         SD of the area-month noise on the rate scale.
+    rho : float
+        AR(1) coefficient of the noise within an area (serial correlation is what makes
+        few-cluster inference hard).
     scale_effect : float
         Multiplies every planted effect.
     group, outcome : str
@@ -113,13 +117,18 @@ def staggered_panel(
     a = rng.normal(8.0, 1.0, n)
     t = np.arange(len(months))
     m_t = 0.02 * t / 12 * 8 + 0.4 * np.sin(2 * np.pi * months.month.to_numpy() / 12)
-    rate = a[:, None] + m_t[None, :] + rng.normal(0, noise, (n, len(months)))
+    shocks = rng.normal(0, noise * np.sqrt(1 - rho**2), (n, len(months)))
+    e = np.empty_like(shocks)
+    e[:, 0] = rng.normal(0, noise, n)
+    for j in range(1, len(months)):
+        e[:, j] = rho * e[:, j - 1] + shocks[:, j]
+    rate = a[:, None] + m_t[None, :] + e
     rel = (
         (months.year.to_numpy()[None, :] * 12 + months.month.to_numpy()[None, :])
         - (pd.DatetimeIndex(start).year.to_numpy()[:, None] * 12
            + pd.DatetimeIndex(start).month.to_numpy()[:, None])
     )
-    for m, (members, delta) in chosen.items():
+    for members, delta in chosen.values():
         rows = [areas.index(x) for x in members]
         e = rel[rows]
         rate[rows] += np.where(e >= 0, -delta * (1 + e / 12), 0.0)

@@ -18,13 +18,12 @@ SEEDS = range(1000, 1000 + N_REP)
 
 @pytest.fixture(scope="module")
 def coverage():
-    pytest.importorskip("vanguard.synthetic")
-    from vanguard.did import inference as inf
+    import montecarlo
 
-    draws = inf.coverage_study(
+    draws = montecarlo.coverage_study(
         SEEDS, outcome="emergency_admissions", scale="log", windows=("years_1_3",), n_boot=399
     )
-    summary = inf.summarise_coverage(draws)
+    summary = montecarlo.summarise_coverage(draws)
     print("\n" + summary.to_string())
     return summary.set_index(["group", "method"])
 

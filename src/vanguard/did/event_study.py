@@ -189,7 +189,7 @@ def estimate_event_study(
         Bad panel (see :func:`vanguard.did.design.prepare`).
     """
     from vanguard.did import inference as inf
-    from vanguard.did.twfe import _residualised, fit_fixest
+    from vanguard.did.twfe import fit_fixest
 
     if unit not in UNITS:
         raise EstimationError(f"unknown unit {unit!r}; expected one of {list(UNITS)}")
@@ -283,7 +283,7 @@ def estimate_event_study(
     rule = ""
     if inference == "auto":
         inference, rule = inf.headline_inference(n_treated)
-    fwl = _residualised(fit, frame, regs, design.scale) if inference == "wild_bootstrap" else None
+    fwl = inf.residualise_fit(fit, frame, regs, design.scale) if inference == "wild_bootstrap" else None
     rows = []
     for p in range(-leads, lags + 1):
         note = ""
@@ -334,7 +334,7 @@ def estimate_event_study(
         method = "wild_bootstrap"
     if method == "wild_bootstrap":
         if fwl is None:
-            fwl = _residualised(fit, frame, regs, design.scale)
+            fwl = inf.residualise_fit(fit, frame, regs, design.scale)
         W, q, pval = inf.wild_bootstrap_wald(fwl, names, n_boot=n_boot, seed=seed)
         F = W / q
         note = (

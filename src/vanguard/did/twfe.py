@@ -176,21 +176,6 @@ def fit_fixest(frame: pd.DataFrame, regressors: Sequence[str], scale: str):
     return fit
 
 
-def _residualised(fit, frame: pd.DataFrame, regs: list[str], scale: str):
-    """FWL-residualised data of a fitted model, for the bootstrap."""
-    from vanguard.did import inference as inf
-
-    if scale != "poisson":
-        return inf.residualise(frame, "y", regs)
-    mu = getattr(fit, "_Y_hat_response", None)
-    if mu is None or len(mu) != len(frame):
-        raise EstimationError(
-            "Poisson wild bootstrap: fitted means not available for every row "
-            "(pyfixest dropped rows or changed its interface)"
-        )
-    return inf.residualise_poisson(frame, regs, mu)
-
-
 def _window_sets(windows: Mapping[str, tuple[int, int]]) -> list[dict[str, tuple[int, int]]]:
     """Group windows into regressions of non-overlapping windows, in the order given.
 
@@ -353,7 +338,7 @@ def estimate_twfe(
                 )
             elif method == "wild_bootstrap":
                 if fwl is None:
-                    fwl = _residualised(fit, frame, regs, design.scale)
+                    fwl = inf.residualise_fit(fit, frame, regs, design.scale)
                 res = inf.wild_cluster_bootstrap(fwl, col, n_boot=n_boot, seed=seed)
                 if design.scale == "poisson":
                     res.note = "; ".join(

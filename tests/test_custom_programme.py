@@ -1,0 +1,98 @@
+"""A programme that is not an NHS vanguard runs end to end through ``vanguard-report``.
+
+A made-up falls-prevention scheme in 40 areas with three start dates (one off the quarter
+grid of the others) and 80 comparison areas, given as a panel file and a groups file of
+its own; the run must estimate its group, report its three cohorts and build the report.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from staggered_sim import staggered_panel
+
+from vanguard import schema
+
+PARAMS = """\
+run: falls
+description: A made-up falls-prevention scheme in 40 areas with three start dates.
+timeout: 900
+parameters:
+  data_source: custom
+  scale: rate
+  pre_months: 24
+  inference: auto
+  n_boot: 99
+  seed: 7
+  hoped_for_pct: 3.0
+grid:
+  outcomes: [admissions]
+  groups: [falls_prevention]
+  estimators: [twfe, cs_never, imputation]
+notebooks:
+  01_data:
+    custom_panel: {panel}
+    custom_groups: {groups}
+  04_event_study:
+    unit: month
+    leads: 12
+    lags: 24
+    mbar: [1.0]
+  05_robustness:
+    placebo_shifts: [-12]
+    inference_variants: [cluster, wild_bootstrap]
+    n_sims: 20
+    mde_draws: 49
+    powers: [0.8]
+"""
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("falls")
+    sim = staggered_panel(seed=5)
+    p = sim.panel
+    p[[schema.AREA, schema.MONTH, schema.POPULATION, "admissions"]].assign(
+        month=p[schema.MONTH].dt.strftime("%Y-%m")
+    ).to_csv(tmp / "panel.csv", index=False)
+    g = p.drop_duplicates(schema.AREA).dropna(subset=[schema.START])
+    g.assign(group="falls_prevention", start_month=g[schema.START].dt.strftime("%Y-%m"),
+             label="Falls prevention")[["group", "area", "start_month", "site", "label"]].to_csv(
+        tmp / "groups.csv", index=False)
+    params = tmp / "falls.yml"
+    params.write_text(PARAMS.format(panel=tmp / "panel.csv", groups=tmp / "groups.csv"))
+    env = dict(os.environ, VANGUARD_REPORTS_DIR=str(tmp / "reports"),
+               VANGUARD_CACHE_DIR=str(tmp / "cache"), MPLBACKEND="Agg")
+    proc = subprocess.run(
+        [str(Path(sys.executable).with_name("vanguard-report")), "--params", str(params)],
+        capture_output=True, text=True, env=env, timeout=1500,
+    )
+    return sim, tmp / "reports" / "falls", proc
+
+
+@pytest.mark.slow
+def test_the_falls_programme_runs_end_to_end(run):
+    sim, out, proc = run
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert (out / "report.html").is_file() and (out / "report.pdf").is_file()
+    html = (out / "report.html").read_text()
+    assert "falls prevention" in html.lower()
+
+
+@pytest.mark.slow
+def test_its_own_group_and_cohorts_are_estimated(run):
+    sim, out, proc = run
+    assert proc.returncode == 0
+    main = schema.read_results(out / "results" / "did__admissions__falls_prevention__twfe.csv")
+    pooled = main.query("analysis == 'main' and window == 'years_1_3'").iloc[0]
+    assert pooled["n_treated"] == 40 and pooled["n_control"] == 80
+    assert abs(pooled["estimate"] - sim.truth(0, 36)) < 2 * pooled["se"]
+    cohorts = schema.read_results(out / "results" / "cohort__admissions.csv")
+    assert sorted(cohorts["window"].unique()) == [f"cohort_{c}" for c in sorted(sim.cohorts)]
+    per_site = schema.read_results(
+        out / "results" / "per_site__admissions__falls_prevention.csv")
+    assert set(per_site["group"]) == {"falls_prevention"} and len(per_site) >= 8
