@@ -153,7 +153,7 @@ def test_event_study_lags_follow_the_growing_effect(sim, spec):
 
 
 def test_quarters_refused_off_the_grid_and_used_on_it(sim, spec):
-    with pytest.raises(Exception, match="quarter grid"):
+    with pytest.raises(SpecError, match="'unit'.*2016-04, 2017-02.*quarter grid"):
         fit.callaway_santanna(sim.panel, spec.replace(unit="quarter"))
     aligned = staggered_panel(seed=11, cohorts={"2016-04": (14, 0.3), "2016-10": (13, 0.15)})
     res = fit.callaway_santanna(aligned.panel, spec.replace(unit="quarter"))

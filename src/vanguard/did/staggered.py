@@ -62,7 +62,7 @@ import pandas as pd
 from scipy import stats
 
 from vanguard import schema
-from vanguard.did.spec import DEFAULT_SEED
+from vanguard.did.spec import DEFAULT_SEED, SpecError
 from vanguard.errors import DataError, EstimationError
 
 __all__ = [
@@ -403,9 +403,10 @@ def to_quarters(sample: EstimationSample) -> EstimationSample:
     off_grid = [int(c) for c in cohorts if (c - anchor) % 3]
     if off_grid:
         names = [sample.cohort_labels.get(c, str(c)) for c in (anchor, *off_grid)]
-        raise EstimationError(
-            f"unit='quarter': cohorts starting {', '.join(names)} are not on one quarter "
-            "grid, so quarters would shift their event time; use unit='month'"
+        raise SpecError(
+            "unit",
+            f"'quarter': cohorts starting {', '.join(names)} are not on one quarter "
+            "grid, so quarters would shift their event time; use unit='month'",
         )
     # Shift so that block indices stay positive: moderndid reads cohort 0 as never-treated.
     base = anchor - 3 * ((anchor - int(f["time"].min())) // 3 + 1)
