@@ -49,8 +49,9 @@ bench: $(STAMP) ## Benchmarks: report wall time, estimators vs raw library calls
 data-nhs: $(STAMP) ## Download the NHS England Monthly Activity Return files (verifies sha256)
 	$(BIN)/vanguard-data-nhs
 
-golden: $(STAMP) ## Deliberately refresh the reference notebooks nbval checks against
+golden: $(STAMP) ## Deliberately refresh the reference notebooks and headline snapshots
 	$(BIN)/python -m vanguard.pipeline --params ci --golden
+	VANGUARD_REFRESH_SNAPSHOTS=1 $(BIN)/python -m pytest -q tests/test_snapshots.py
 
 clean: ## Remove the environment, processed data and generated reports
 	rm -rf $(VENV) data/processed/* reports/* .pytest_cache
