@@ -74,7 +74,7 @@ def _aggregate(df: pd.DataFrame, outcome: str, keys: list[str]) -> pd.DataFrame:
         n_areas=(schema.AREA, "nunique"),
         n_months=(schema.MONTH, "nunique"),
     )
-    scale = 1000.0 if has_pop else 1.0
+    scale = schema.RATE_PER if has_pop else 1.0
     agg["value"] = agg["total"] / agg["denom"] * scale
     return agg.reset_index()
 
@@ -208,7 +208,7 @@ def seasonality(panel: pd.DataFrame, outcome: str, *, by_group: bool = False) ->
     for area, g in df.groupby(schema.AREA, sort=True):
         y = g[outcome].to_numpy(float)
         if has_pop:
-            y = y / g[schema.POPULATION].to_numpy(float) * 1000.0
+            y = schema.per_1000(y, g[schema.POPULATION].to_numpy(float))
         if len(y) < 13:
             raise DataError(
                 "panel",
@@ -278,7 +278,7 @@ def _area_pre_stats(pre: pd.DataFrame, outcome: str) -> pd.DataFrame:
     rows = []
     for area, g in pre.groupby(schema.AREA, sort=True):
         y = g[outcome].to_numpy(float)
-        rate = y / g[schema.POPULATION].to_numpy(float) * 1000.0 if has_pop else y
+        rate = schema.per_1000(y, g[schema.POPULATION].to_numpy(float)) if has_pop else y
         t = (g[schema.MONTH].dt.year * 12 + g[schema.MONTH].dt.month).to_numpy(float)
         pos = rate > 0
         if pos.sum() < 3:
@@ -295,7 +295,7 @@ def _area_pre_stats(pre: pd.DataFrame, outcome: str) -> pd.DataFrame:
                 stacklevel=3,
             )
         slope = _trend_slope(t[pos], np.log(rate[pos]), g[schema.MONTH].dt.month.to_numpy()[pos])
-        level = (y.sum() / g[schema.POPULATION].sum() * 1000.0) if has_pop else y.mean()
+        level = schema.per_1000(y.sum(), g[schema.POPULATION].sum()) if has_pop else y.mean()
         rows.append(
             {schema.AREA: area, "level": level, "growth_pct": 100.0 * np.expm1(12.0 * slope)}
         )

@@ -46,6 +46,20 @@ SITE = "site"
 SYNTHETIC_OUTCOMES: tuple[str, ...] = ("emergency_admissions", "bed_days", "ae_attendances")
 """Outcomes carried by the embedded synthetic data."""
 
+# --- shared constants -------------------------------------------------------------
+DEFAULT_SEED: int = 20150310
+"""Seed of every random draw unless the parameters say otherwise (the date wave 1 of the
+vanguards was announced)."""
+
+RATE_PER: float = 1000.0
+"""Rates are per 1,000 population per month."""
+
+
+def per_1000(count, population):
+    """``count / population * 1000``: the rate scale of every estimator and table."""
+    return count / population * RATE_PER
+
+
 # --- groups -----------------------------------------------------------------
 POPULATION_BASED = "population_based"  # PACS and MCP sites
 CARE_HOME = "care_home"  # Enhanced Health in Care Homes sites

@@ -35,8 +35,7 @@ NEVER_TREATED: int = 0
 """``cohort`` of never-treated (control) areas. Month indices of real starts are far
 larger (months since January 1970), so the sentinel cannot collide with a cohort."""
 
-RATE_PER: float = 1000.0
-"""Rates are per 1,000 population per month."""
+RATE_PER: float = schema.RATE_PER
 
 CONTROL_CHOICES: tuple[str, ...] = ("never", "notyet")
 """Comparison areas: never-treated areas, or never- and not-yet-treated ones (the
@@ -472,7 +471,7 @@ def prepare(
             df = df[~df[schema.AREA].isin(names)].copy()
 
     if scale == "rate":
-        df["y"] = df["count"] / df[schema.POPULATION] * RATE_PER
+        df["y"] = schema.per_1000(df["count"], df[schema.POPULATION])
     elif scale == "log":
         df["y"] = np.log(df["count"])
     else:
@@ -491,7 +490,7 @@ def prepare(
         df["y"]
         if scale in ("rate", "count")
         else (
-            df["count"] / df[schema.POPULATION] * RATE_PER
+            schema.per_1000(df["count"], df[schema.POPULATION])
             if df[schema.POPULATION].notna().all()
             else df["count"]
         )

@@ -119,7 +119,7 @@ def estimate_event_study(
     reference: int = -1,
     inference: str = "auto",
     n_boot: int = 999,
-    seed: int = 20150310,
+    seed: int = schema.DEFAULT_SEED,
     balanced: bool = True,
     pretrend_test: str = "auto",
     data_source: str | None = None,

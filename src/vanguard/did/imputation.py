@@ -281,7 +281,7 @@ def fit_imputation(sample: EstimationSample) -> ImputationFit:
 
 
 def pretrend_test(
-    sample: EstimationSample, n_leads: int = 12, *, n_boot: int = 999, seed: int = 20150310
+    sample: EstimationSample, n_leads: int = 12, *, n_boot: int = 999, seed: int = schema.DEFAULT_SEED
 ) -> dict:
     """BJS Test 3: leads in the untreated-only two-way fixed-effects regression.
 
@@ -358,7 +358,7 @@ def _rows(
     alpha: float,
     n_leads: int | None,
     n_boot: int = 999,
-    seed: int = 20150310,
+    seed: int = schema.DEFAULT_SEED,
 ) -> list[dict]:
     s = fit.sample
     z = stats.norm.ppf(1 - alpha / 2)
@@ -493,7 +493,7 @@ def estimate_imputation(
     post_months: int = 36,
     n_leads: int | None = 12,
     n_boot: int = 999,
-    seed: int = 20150310,
+    seed: int = schema.DEFAULT_SEED,
     alpha: float = 0.05,
     id_col: str | None = None,
     time_col: str | None = None,

@@ -530,7 +530,7 @@ def wild_cluster_bootstrap(
     coef: str | int,
     *,
     n_boot: int = 999,
-    seed: int = 20150310,
+    seed: int = schema.DEFAULT_SEED,
     weights: str = "webb",
     alpha: float = 0.05,
     null: float = 0.0,
@@ -646,7 +646,7 @@ def wild_bootstrap_wald(
     coefs: Sequence[str | int],
     *,
     n_boot: int = 999,
-    seed: int = 20150310,
+    seed: int = schema.DEFAULT_SEED,
     weights: str = "webb",
     chunk: int = 250,
 ) -> tuple[float, int, float]:
@@ -789,7 +789,7 @@ def randomisation_inference(
     *,
     windows: Sequence[str] | None = None,
     n_perm: int = 999,
-    seed: int = 20150310,
+    seed: int = schema.DEFAULT_SEED,
     alpha: float = 0.05,
 ) -> RandomisationResult | dict[str, RandomisationResult]:
     """Randomisation (permutation) inference for the TWFE effects of one group.

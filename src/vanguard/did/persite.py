@@ -121,7 +121,7 @@ def outcome_matrix(panel: pd.DataFrame, outcome: str, scale: str = "rate") -> Ou
     if scale == "rate":
         pop = pd.to_numeric(df[schema.POPULATION], errors="coerce")
         _check_rows(~(pop > 0), schema.POPULATION, "a positive population", df[schema.POPULATION])
-        natural = 1000.0 * counts / pop
+        natural = schema.per_1000(counts, pop)
         y = natural
     else:
         natural = counts.astype(float)
@@ -385,7 +385,7 @@ def placebo_errors(
     noise: pd.Series | None = None,
     target_noise: float | Sequence[float] | None = None,
     n_draws: int = 999,
-    seed: int = 20150310,
+    seed: int = schema.DEFAULT_SEED,
 ) -> np.ndarray:
     """Draws from the null distribution of a DiD estimate's error, from control areas.
 
@@ -628,7 +628,7 @@ def per_site_effects(
     alpha: float = 0.05,
     site_group: Mapping[str, str] | None = None,
     n_draws: int = 999,
-    seed: int = 20150310,
+    seed: int = schema.DEFAULT_SEED,
     data_source: str = "",
 ) -> pd.DataFrame:
     """One DiD estimate per vanguard site (its areas vs never-treated controls).

@@ -111,7 +111,7 @@ def placebo_draws(
     inference: str = "cluster",
     n_perm: int = 199,
     n_boot: int = 199,
-    seed: int = 20150310,
+    seed: int = schema.DEFAULT_SEED,
     shorten: bool = True,
 ) -> PlaceboDraws:
     """Simulate pretend programmes on the pre-period and estimate each with no effect.
@@ -402,7 +402,7 @@ def minimum_detectable_effect(
     alpha: float = 0.05,
     power: float | Sequence[float] = 0.8,
     n_sims: int = 200,
-    seed: int = 20150310,
+    seed: int = schema.DEFAULT_SEED,
     pre_end: pd.Timestamp | str | None = None,
     pre_months: int = 24,
     inference: str = "auto",
@@ -592,7 +592,7 @@ def power_curve(
     alpha: float = 0.05,
     effects=None,
     n_sims: int = 200,
-    seed: int = 20150310,
+    seed: int = schema.DEFAULT_SEED,
     pre_end: pd.Timestamp | str | None = None,
     pre_months: int = 24,
     inference: str = "auto",

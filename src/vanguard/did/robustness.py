@@ -122,7 +122,7 @@ def placebo_start_dates(
     pre_months: int = 24,
     inference: str = "auto",
     n_boot: int = 999,
-    seed: int = 20150310,
+    seed: int = schema.DEFAULT_SEED,
     data_source: str | None = None,
 ) -> pd.DataFrame:
     """TWFE effects of pretend programmes that start ``shift`` months early.
@@ -219,7 +219,7 @@ def leave_one_site_out(
     pre_months: int = 24,
     inference: str = "auto",
     n_boot: int = 999,
-    seed: int = 20150310,
+    seed: int = schema.DEFAULT_SEED,
     data_source: str | None = None,
     site_group: Mapping[str, str] | None = None,
 ) -> pd.DataFrame:

@@ -30,9 +30,8 @@ import pandas as pd
 from vanguard import schema
 from vanguard.errors import DataError, EstimationError
 
-DEFAULT_SEED: int = 20150310
-"""Seed of every random draw unless a specification says otherwise (the date wave 1 of
-the vanguards was announced)."""
+DEFAULT_SEED: int = schema.DEFAULT_SEED
+"""Seed of every random draw unless a specification says otherwise."""
 
 UNITS: tuple[str, ...] = ("month", "quarter")
 """Time units of event time. Quarters are allowed only where every cohort of the sample

@@ -217,7 +217,7 @@ def placebo_se(
     *,
     estimator: str = "sdid",
     n_placebo: int = 100,
-    seed: int = 20150310,
+    seed: int = schema.DEFAULT_SEED,
     rescale: bool = True,
 ) -> tuple[float, np.ndarray]:
     """Placebo standard error (Arkhangelsky et al. 2021, Algorithm 4).
@@ -270,7 +270,7 @@ def synthetic_did(
     estimator: str = "sdid",
     n_placebo: int = 100,
     alpha: float = 0.05,
-    seed: int = 20150310,
+    seed: int = schema.DEFAULT_SEED,
     data_source: str = "",
 ) -> pd.DataFrame:
     """Synthetic DiD (or synthetic control) effect of one vanguard site.

@@ -206,7 +206,7 @@ def estimate_twfe(
     controls: str | Sequence[str] = "never",
     inference: str = "cluster",
     n_boot: int = 999,
-    seed: int = 20150310,
+    seed: int = schema.DEFAULT_SEED,
     data_source: str | None = None,
 ) -> pd.DataFrame:
     """Two-way fixed-effects DiD effects by group x post-period window.
