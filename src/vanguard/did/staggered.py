@@ -878,9 +878,11 @@ def fit_cs(
     import moderndid
 
     # the dynamic aggregation stops at the post-period's end (in the fit's unit): early
-    # cohorts of a staggered group are observed longer than post_months
+    # cohorts of a staggered group are observed longer than post_months ...
     per = 3 if sample.unit == "quarter" else 1
     max_e = math.inf if sample.unit == "period" else math.ceil(post_months / per) - 1
+    # and starts at the pre-period's: later cohorts are observed longer before their start
+    min_e = -math.inf if sample.unit == "period" else -math.ceil(pre_months / per)
     f, shift = moderndid_frame(sample)
     try:
         with warnings.catch_warnings():
@@ -911,7 +913,7 @@ def fit_cs(
                     cband=False,
                     alpha=alpha,
                     random_state=seed,
-                    **({"max_e": max_e} if a == "dynamic" else {}),
+                    **({"max_e": max_e, "min_e": min_e} if a == "dynamic" else {}),
                 )
                 for a in aggregations
             }
