@@ -27,7 +27,7 @@ PARAMS_CELL = {
     "02_trends": 'run: str = "default"  # run name\noutcomes: list = ["a"]  # outcomes',
     "03_did": (
         'run: str = "default"  # run name\noutcome: str = "a"  # outcome\n'
-        'group: str = "g"  # group\nestimator: str = "twfe"  # estimator\n'
+        'group: str = "uec"  # group\nestimator: str = "twfe"  # estimator\n'
         'seed: int = 1  # seed\nfail_on: str = ""  # outcome that raises'
     ),
     "04_event_study": 'run: str = "default"  # run name\noutcome: str = "a"  # outcome',
@@ -87,7 +87,7 @@ parameters:
   seed: 7
 grid:
   outcomes: [a, b]
-  groups: [g1, g2]
+  groups: [care_home, uec]
   estimators: [twfe]
 notebooks:
   05_robustness: {n_sims: 3}
@@ -215,10 +215,10 @@ def test_plan_expands_the_grid_per_notebook(nb_dir, tmp_path):
     assert [j.notebook for j in waves[-1]] == ["06_report"]
     did = [j for j in waves[1] if j.notebook == "03_did"]
     assert sorted((j.parameters["outcome"], j.parameters["group"]) for j in did) == [
-        ("a", "g1"),
-        ("a", "g2"),
-        ("b", "g1"),
-        ("b", "g2"),
+        ("a", "care_home"),
+        ("a", "uec"),
+        ("b", "care_home"),
+        ("b", "uec"),
     ]
     # 04 declares the singular outcome only: one run per outcome, no group axis
     assert [j.parameters for j in waves[1] if j.notebook == "04_event_study"] == [
@@ -281,18 +281,24 @@ def test_failing_notebook_is_reported_and_the_rest_still_run(
     assert err.count("FAILED 03_did") == 2  # outcome b, both groups
     assert '"outcome": "b"' in err and "planted failure for b" in err
     run = reports / "fixture"
-    # the other notebooks ran, including the last stage
+    # the other notebooks of the stage ran; the report was not built from partial results
     assert sorted(p.name for p in (run / "results").glob("*.csv")) == [
-        "did__a__g1__twfe.csv",
-        "did__a__g2__twfe.csv",
+        "did__a__care_home__twfe.csv",
+        "did__a__uec__twfe.csv",
     ]
-    assert (run / "notebooks" / "06_report.ipynb").is_file()
-    failed = nbformat.read(run / "notebooks" / "03_did__b__g1__twfe.ipynb", as_version=4)
+    assert (run / "notebooks" / "02_trends.ipynb").is_file()
+    assert not (run / "notebooks" / "06_report.ipynb").exists()
+    assert "SKIPPED 06_report: not run: earlier notebooks failed: 03_did__b__care_home" in err
+    assert "no report" in err
+    failed = nbformat.read(run / "notebooks" / "03_did__b__care_home__twfe.ipynb", as_version=4)
     assert "planted failure for b" in json.dumps(failed)  # the traceback is kept
     manifest = json.loads((run / "manifest.json").read_text())
     assert manifest["status"] == "failed"
-    bad = [n for n in manifest["notebooks"] if not n["ok"]]
+    bad = [n for n in manifest["notebooks"] if n["status"] == "failed"]
     assert [n["parameters"]["outcome"] for n in bad] == ["b", "b"]
+    assert [n["notebook"] for n in manifest["notebooks"] if n["status"] == "skipped"] == [
+        "06_report"
+    ]
     assert "planted failure" in bad[0]["error"]
     assert all(isinstance(n["failed_cell"], int) for n in bad)
 
