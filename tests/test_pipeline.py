@@ -500,3 +500,52 @@ def test_nbval_fails_when_a_headline_number_changes(tmp_path):
     assert failed and all("b_altered.ipynb" in f for f in failed), out[-3000:]
     assert len(failed) == 1  # exactly the altered cell
     assert re.search(r"^PASSED \S*a_original\.ipynb", out, flags=re.M), out[-3000:]
+
+
+# --- run control: lock, clean folder, what the panel publishes ---------------------------
+
+
+def test_a_run_name_is_locked_while_it_runs(tmp_path):
+    one = tmp_path / "reports" / "one"
+    with pipeline.RunLock(one):
+        with pytest.raises(DataError, match="run in progress"):
+            with pipeline.RunLock(one):
+                pass
+        with pipeline.RunLock(tmp_path / "reports" / "two"):  # another name is free
+            pass
+    with pipeline.RunLock(one):  # released on exit
+        pass
+
+
+def test_clean_run_folder_removes_only_the_runners_outputs(tmp_path):
+    run = tmp_path / "reports" / "r"
+    for sub in pipeline.RUN_OUTPUTS:
+        (run / sub).mkdir(parents=True)
+        (run / sub / "x.csv").write_text("old")
+    for name in (*pipeline.RUN_FILES, ".report.html.abc.tmp", "notes.md"):
+        (run / name).write_text("old")
+    pipeline.clean_run_folder(run)
+    assert sorted(p.name for p in run.iterdir()) == ["notes.md"]
+
+
+def test_the_full_panel_is_published_only_for_public_data_and_when_asked(tmp_path):
+    ps = pipeline.load_params("ci")
+    waves = pipeline.plan_jobs(ps, tmp_path / "run")
+    assert pipeline._panel_is_public(waves, config.NOTEBOOKS)  # synthetic
+    custom = dict(ps, parameters={**ps["parameters"], "data_source": "custom"})
+    waves = pipeline.plan_jobs(custom, tmp_path / "run")
+    assert not pipeline._panel_is_public(waves, config.NOTEBOOKS)
+
+
+def test_the_manifest_states_commit_and_dirty_flag(good_run):
+    manifest = json.loads((good_run["run"] / "manifest.json").read_text())
+    assert manifest["git_dirty"] in (True, False, None)
+    assert manifest["publish_panel"] is False
+    assert {n["status"] for n in manifest["notebooks"]} == {"ok"}
+
+
+def test_git_state_is_unknown_without_git(monkeypatch):
+    monkeypatch.setattr(pipeline, "_git", lambda *a: None)
+    assert pipeline.git_state() == {"git_commit": "unknown", "git_dirty": None}
+    monkeypatch.setattr(pipeline, "_git", lambda *a: "abc" if a[0] == "rev-parse" else " M x")
+    assert pipeline.git_state() == {"git_commit": "abc", "git_dirty": True}
