@@ -54,6 +54,11 @@ def panel():
     )
 
 
+def payload_of(meta, part=0):
+    """The parquet part of an entry, beside its JSON file."""
+    return meta.with_name(f"{meta.stem}.{part}.parquet")
+
+
 def entries(folder):
     """The committed entries (their JSON files)."""
     return sorted(folder.rglob("*.json"))
@@ -131,7 +136,7 @@ def test_an_entry_under_the_wrong_key_is_never_returned(panel, isolated_cache):
     target = cache._meta_path(key)
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_bytes(source.read_bytes())
-    cache._payload_path(key).write_bytes(source.with_suffix(".parquet").read_bytes())
+    cache._payload_path(key, 0).write_bytes(payload_of(source).read_bytes())
     result = cache.cached(_mean_plus, panel, column="y", shift=2.0)
     assert len(CALLS) == 2
     assert result["value"].iloc[0] == pytest.approx(panel["y"].mean() + 2.0)
@@ -142,7 +147,7 @@ def test_an_entry_under_the_wrong_key_is_never_returned(panel, isolated_cache):
 def test_a_damaged_entry_is_recomputed_and_replaced(panel, isolated_cache, damage):
     first = cache.cached(_mean_plus, panel, column="y")
     meta = entries(isolated_cache)[0]
-    payload = meta.with_suffix(".parquet")
+    payload = payload_of(meta)
     good_bytes = payload.read_bytes()
     if damage == "json_garbage":
         meta.write_bytes(b"\x80not json")
@@ -221,21 +226,38 @@ def _returns(panel: pd.DataFrame, *, kind: str):
         return pd.DataFrame({"x": [1, "a"]}, dtype=object)
     if kind == "nan":
         return {"a": [1.5, float("nan")], "b": None}
+    if kind == "vcov":  # an event study keeps its covariance matrix in attrs
+        out = pd.DataFrame({"rel_time": [-2, 0], "estimate": [0.1, -0.2]})
+        out.attrs = {"vcov": pd.DataFrame([[1.0, 0.5], [0.5, 2.0]], index=[-2, 0],
+                                          columns=[-2, 0]), "note": "ok", "n": 3}
+        return out
+    if kind == "object_attrs":
+        out = pd.DataFrame({"x": [1]})
+        out.attrs = {"when": object()}
+        return out
     return pd.DataFrame({"d": pd.to_datetime(["2015-04-01", None]), "n": pd.array([1, None],
                                                                                 dtype="Int64")},
                         index=pd.Index(["p", "q"], name="site"))
 
 
 @pytest.mark.parametrize("kind, stored", [("tuple", False), ("mixed", False), ("nan", True),
-                                          ("frame", True)])
+                                          ("frame", True), ("vcov", True),
+                                          ("object_attrs", False)])
 def test_only_exactly_representable_results_are_stored(panel, isolated_cache, kind, stored):
-    first = cache.cached(_returns, panel, kind=kind)
-    second = cache.cached(_returns, panel, kind=kind)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # storing must not warn into the notebook
+        first = cache.cached(_returns, panel, kind=kind)
+        second = cache.cached(_returns, panel, kind=kind)
     assert len(CALLS) == (1 if stored else 2)
     assert len(entries(isolated_cache)) == int(stored)
     assert not list(isolated_cache.rglob("*.parquet")) or stored
     if isinstance(first, pd.DataFrame):
         pd.testing.assert_frame_equal(first, second, check_exact=True, check_index_type=True)
+        assert cache._same(first, second) or not stored
+        if kind == "vcov":
+            assert second.attrs["note"] == "ok" and second.attrs["n"] == 3
+            pd.testing.assert_frame_equal(second.attrs["vcov"], first.attrs["vcov"],
+                                          check_exact=True, check_column_type=True)
     elif kind == "nan":
         assert second["a"][0] == 1.5 and second["a"][1] != second["a"][1] and second["b"] is None
     else:
@@ -284,11 +306,11 @@ def test_prune_evicts_unused_entries_by_age_then_by_size(panel, isolated_cache):
     assert len(metas) == 4
     now = 2_000_000_000.0
     for i, m in enumerate(metas):  # ages 0, 10, 20, 90 days
-        for p in (m, m.with_suffix(".parquet")):
+        for p in (m, payload_of(m)):
             _age(p, [0, 10, 20, 90][i], now)
     size = sum(p.stat().st_size for p in metas[0].parent.parent.rglob("*") if p.is_file()) // 4
     removed = cache.prune(isolated_cache, max_age_days=60, max_bytes=10**9, now=now)
-    assert {p.name for p in removed} == {metas[3].name, metas[3].with_suffix(".parquet").name}
+    assert {p.name for p in removed} == {metas[3].name, payload_of(metas[3]).name}
     # over the cap: the least recently used go first, the newest stays
     cache.prune(isolated_cache, max_age_days=60, max_bytes=int(size * 1.5), now=now)
     assert entries(isolated_cache) == [metas[0]]

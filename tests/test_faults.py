@@ -91,7 +91,7 @@ run: {run}
 parameters:
   seed: 7
 grid:
-  outcomes: [a, b]
+  outcomes: {outcomes}
 notebooks:
   03_did: {{mode: "{mode}", fail_on: "{fail_on}"}}
 """
@@ -126,9 +126,12 @@ def env(tmp_path):
     return out
 
 
-def write_set(tmp_path: Path, run: str = "fault", mode: str = "", fail_on: str = "") -> Path:
+def write_set(tmp_path: Path, run: str = "fault", mode: str = "", fail_on: str = "",
+              outcomes: str = "[a]") -> Path:
+    """A parameter set; one outcome unless more are needed (each is two kernel starts)."""
     path = tmp_path / f"{run}.yml"
-    path.write_text(SET.format(run=run, mode=mode, fail_on=fail_on), encoding="utf-8")
+    path.write_text(SET.format(run=run, mode=mode, fail_on=fail_on, outcomes=outcomes),
+                    encoding="utf-8")
     return path
 
 
@@ -180,7 +183,7 @@ def test_a_signal_stops_every_process_and_marks_the_run_interrupted(
     (run_path / "report.html").write_text("<p>an earlier report</p>")
     (run_path / "report.pdf").write_bytes(b"%PDF-1.7 earlier")
     (run_path / "mine.txt").write_text("a user's own note")
-    params = write_set(tmp_path, mode="hang")
+    params = write_set(tmp_path, mode="hang", outcomes="[a, b]")
     proc = subprocess.Popen(command(params, notebooks), env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     try:
@@ -267,7 +270,7 @@ def test_orphans_of_a_killed_run_are_stopped_before_the_folder_is_cleaned(tmp_pa
 
 @pytest.mark.slow
 def test_a_failed_notebook_gives_no_silent_report(tmp_path, notebooks, env):
-    params = write_set(tmp_path, mode="fail", fail_on="b")
+    params = write_set(tmp_path, mode="fail", fail_on="b", outcomes="[a, b]")
     done = run_command(params, notebooks, env)
     assert done.returncode == 1, done.stderr[-3000:]
     assert "FAILED 03_did" in done.stderr and "planted failure for b" in done.stderr
@@ -338,9 +341,9 @@ def test_a_damaged_cache_entry_is_recomputed_to_the_same_bytes(tmp_path, noteboo
     assert first.returncode == 0, first.stderr[-3000:]
     run_path = Path(env["VANGUARD_REPORTS_DIR"]) / "fault"
     results = {p.name: sha256_file(p) for p in sorted((run_path / "results").glob("*.csv"))}
-    assert len(results) == 2
+    assert len(results) == 1
     payloads = sorted(Path(env["VANGUARD_CACHE_DIR"]).rglob("*.parquet"))
-    assert len(payloads) == 2  # one entry per outcome
+    assert len(payloads) == 1
     good = {p: p.read_bytes() for p in payloads}
     for p in payloads:  # flip one byte in the middle of every entry
         data = bytearray(good[p])
@@ -377,6 +380,6 @@ def test_two_concurrent_runs_of_different_names_do_not_touch_each_other(
         assert (reports / run / "report.html").read_text() == f"<p>report of {run}</p>"
         digests[run] = {p.name: sha256_file(p)
                         for p in sorted((reports / run / "results").glob("*.csv"))}
-    assert digests["one"] == digests["two"] and len(digests["one"]) == 2
+    assert digests["one"] == digests["two"] and len(digests["one"]) == 1
     assert sorted(p.name for p in reports.iterdir() if not p.name.startswith(".")) == [
         "one", "two"]

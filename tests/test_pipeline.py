@@ -407,7 +407,7 @@ def test_ci_parameter_set_runs_and_is_reproducible(reports, tmp_path, monkeypatc
     power = schema.read_results(run / "results" / f"power__{cell}.csv")
     assert mde["estimate"].tolist() == power["estimate"].tolist()
 
-    assert list((tmp_path / "cache").rglob("*.pkl")), "the analyses were not cached"
+    assert list((tmp_path / "cache").rglob("*.parquet")), "the analyses were not cached"
     pipeline.run_pipeline("ci", progress=False)
     assert tidy_files() == first
 

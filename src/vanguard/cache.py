@@ -18,8 +18,8 @@ is what makes the results deterministic and therefore safe to cache.
 Entries hold data, never code: a DataFrame result is stored as parquet, any other
 result as JSON, and the warnings raised while computing it as JSON. An entry is two
 files in ``data/processed/cache/`` (or ``$VANGUARD_CACHE_DIR``): ``<key>.json`` (the
-key, the kind of result, the sha256 of the payload, the warnings) and, for a
-DataFrame, ``<key>.parquet``. Both are written atomically (:mod:`vanguard.io`), the
+key, the kind of result, the sha256 of each payload file, the warnings) and, for a
+DataFrame, ``<key>.0.parquet`` (plus one more part per DataFrame in its ``attrs``). Both are written atomically (:mod:`vanguard.io`), the
 payload first, so the JSON file is the entry's commit mark. An entry that cannot be
 read, whose key differs or whose payload does not match its sha256 is recomputed and
 replaced, never trusted. A result that does not come back from its stored form exactly
@@ -249,40 +249,98 @@ def _meta_path(key: str) -> Path:
     return cache_dir() / key[:2] / f"{key}.json"
 
 
-def _payload_path(key: str) -> Path:
-    return cache_dir() / key[:2] / f"{key}.parquet"
+def _payload_path(key: str, part: int = 0) -> Path:
+    return cache_dir() / key[:2] / f"{key}.{part}.parquet"
 
 
-def _frame_bytes(frame: pd.DataFrame) -> bytes:
-    """Parquet bytes of a result frame (index and ``attrs`` kept by pandas' metadata)."""
+_JSON_LABEL_TYPES = (str, int, float, bool, type(None))
+
+
+def _encode_frame(frame: pd.DataFrame, parts: list[bytes]) -> dict:
+    """Describe a frame for the entry's JSON and append its parquet bytes to ``parts``.
+
+    Parquet needs unique text column names and pandas can keep only JSON ``attrs``
+    there, so the columns are stored as ``c0, c1, ...`` with the real labels (and the
+    label dtype) in the JSON, and every ``attrs`` value is stored by this package: JSON
+    values as they are, DataFrames (an event study's covariance matrix) as parts of
+    their own.
+
+    Raises
+    ------
+    TypeError
+        If a column label or an ``attrs`` value has no exact JSON or parquet form.
+    """
     import io
 
+    labels = list(frame.columns)
+    if not all(isinstance(x, _JSON_LABEL_TYPES) for x in labels):
+        raise TypeError("column labels must be plain values")
+    attrs: dict[str, Any] = {}
+    for name, v in frame.attrs.items():
+        if not isinstance(name, str):
+            raise TypeError("attrs names must be text")
+        if isinstance(v, pd.DataFrame):
+            attrs[name] = {"frame": _encode_frame(v, parts)}
+        elif _json_exact(v):
+            attrs[name] = {"json": v}
+        else:
+            raise TypeError(f"attrs[{name!r}] has no exact stored form")
+    body = frame.copy(deep=False)
+    body.attrs = {}
+    body.columns = [f"c{i}" for i in range(len(labels))]
     buf = io.BytesIO()
-    frame.to_parquet(buf, engine="pyarrow", index=None)
-    return buf.getvalue()
+    body.to_parquet(buf, engine="pyarrow", index=None)
+    parts.append(buf.getvalue())
+    return {
+        "part": len(parts) - 1,
+        "columns": [(type(x).__name__, x) for x in labels],
+        "columns_dtype": str(frame.columns.dtype),
+        "columns_name": frame.columns.name if isinstance(
+            frame.columns.name, _JSON_LABEL_TYPES) else None,
+        "attrs": attrs,
+    }
 
 
-def _read_frame(path: Path) -> pd.DataFrame:
-    return pd.read_parquet(path, engine="pyarrow")
+def _decode_frame(spec: dict, read_part: Callable[[int], pd.DataFrame]) -> pd.DataFrame:
+    """Inverse of :func:`_encode_frame` (raises on anything malformed)."""
+    frame = read_part(int(spec["part"]))
+    labels = [v for _, v in spec["columns"]]
+    if len(labels) != frame.shape[1]:
+        raise ValueError("column count differs from the entry's description")
+    frame.columns = pd.Index(labels, dtype=spec["columns_dtype"], name=spec["columns_name"])
+    frame.attrs = {
+        name: _decode_frame(v["frame"], read_part) if "frame" in v else v["json"]
+        for name, v in spec["attrs"].items()
+    }
+    return frame
 
 
-def _same_frame(a: pd.DataFrame, b: pd.DataFrame) -> bool:
-    try:
-        pd.testing.assert_frame_equal(
-            a, b, check_exact=True, check_index_type=True, check_column_type=True
+def _same(a: Any, b: Any) -> bool:
+    """Exact equality of results: frames cell by cell, with dtypes, labels and attrs."""
+    if isinstance(a, pd.DataFrame) or isinstance(b, pd.DataFrame):
+        if not (isinstance(a, pd.DataFrame) and isinstance(b, pd.DataFrame)):
+            return False
+        try:
+            pd.testing.assert_frame_equal(
+                a, b, check_exact=True, check_index_type=True, check_column_type=True
+            )
+        except AssertionError:
+            return False
+        return a.attrs.keys() == b.attrs.keys() and all(
+            _same(a.attrs[k], b.attrs[k]) for k in a.attrs
         )
-    except AssertionError:
-        return False
-    return a.attrs == b.attrs
+    if isinstance(a, float) and isinstance(b, float) and a != a and b != b:
+        return True  # NaN
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    return type(a) is type(b) and a == b
 
 
 def _json_exact(value: Any) -> bool:
     """Whether ``value`` survives JSON unchanged, type by type (a tuple does not)."""
-    if value is None or isinstance(value, (bool, str)):
-        return True
-    if isinstance(value, int):
-        return True
-    if isinstance(value, float):
+    if value is None or isinstance(value, (bool, str, int, float)):
         return True  # NaN and inf are written as the JSON extensions Python reads back
     if isinstance(value, list):
         return all(_json_exact(v) for v in value)
@@ -302,19 +360,24 @@ def _load(key: str) -> dict | None:
         return None
     if not isinstance(meta, dict) or meta.get("key") != key or meta.get("format") != _FORMAT:
         return None
-    warnings_ = meta.get("warnings")
-    if not isinstance(warnings_, list) or not all(isinstance(w, dict) for w in warnings_):
+    caught = meta.get("warnings")
+    if not isinstance(caught, list) or not all(isinstance(w, dict) for w in caught):
         return None
     kind = meta.get("kind")
     if kind == "json" and "value" in meta:
         value = meta["value"]
     elif kind == "frame":
-        path = _payload_path(key)
+        digests = meta.get("sha256")
+
+        def read_part(i: int) -> pd.DataFrame:
+            path = _payload_path(key, i)
+            if sha256_file(path) != digests[i]:
+                raise ValueError(f"{path.name}: content differs from its checksum")
+            return pd.read_parquet(path, engine="pyarrow")
+
         try:
-            if sha256_file(path) != meta.get("sha256"):
-                return None
-            value = _read_frame(path)
-        except Exception:  # noqa: BLE001 - any unreadable payload is a miss, then rewritten
+            value = _decode_frame(meta["frame"], read_part)
+        except Exception:  # noqa: BLE001 - any unreadable or altered part is a miss, rewritten
             return None
     else:
         return None
@@ -323,7 +386,7 @@ def _load(key: str) -> dict | None:
         os.utime(meta_path)
     except OSError:
         pass
-    return {"key": key, "value": value, "warnings": warnings_}
+    return {"key": key, "value": value, "warnings": caught}
 
 
 def _store(key: str, value: Any, caught: list[dict]) -> bool:
@@ -331,19 +394,27 @@ def _store(key: str, value: Any, caught: list[dict]) -> bool:
     meta: dict[str, Any] = {"format": _FORMAT, "key": key, "warnings": caught,
                             "created_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     if isinstance(value, pd.DataFrame):
-        try:
-            data = _frame_bytes(value)
-        except Exception:  # noqa: BLE001 - not representable in parquet: do not cache
+        parts: list[bytes] = []
+        # pandas and pyarrow may warn about what they cannot store; those warnings are
+        # about the cache, not the analysis, and must not reach the notebook's output
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            try:
+                spec = _encode_frame(value, parts)
+            except Exception:  # noqa: BLE001 - no exact parquet form: do not cache
+                return False
+            paths = [write_bytes(_payload_path(key, i), data) for i, data in enumerate(parts)]
+            try:
+                back = _decode_frame(
+                    spec, lambda i: pd.read_parquet(paths[i], engine="pyarrow"))
+            except Exception:  # noqa: BLE001 - written but unreadable: do not cache
+                back = None
+        if back is None or not _same(value, back):
+            for path in paths:
+                path.unlink(missing_ok=True)
             return False
-        path = write_bytes(_payload_path(key), data)
-        try:
-            back = _read_frame(path)
-        except Exception:  # noqa: BLE001 - written but unreadable: do not cache
-            back = None
-        if back is None or not _same_frame(value, back):
-            path.unlink(missing_ok=True)
-            return False
-        meta.update(kind="frame", sha256=hashlib.sha256(data).hexdigest())
+        meta.update(kind="frame", frame=spec,
+                    sha256=[hashlib.sha256(data).hexdigest() for data in parts])
     elif _json_exact(value):
         meta.update(kind="json", value=value)
     else:
@@ -436,8 +507,11 @@ def prune(
             if now - st.st_mtime > 3600:
                 remove(path)
             continue
-        stem, suffix = name.rsplit(".", 1) if "." in name else (name, "")
-        if suffix not in ("json", "parquet") or len(stem) != 64:
+        stem, _, suffix = name.partition(".")
+        ours = suffix == "json" or (
+            suffix.endswith(".parquet") and suffix.removesuffix(".parquet").isdigit()
+        )
+        if not ours or len(stem) != 64:
             remove(path)  # the pickles of format 1 and anything else not ours
             continue
         e = entries.setdefault(stem, {"files": [], "size": 0, "used": 0.0})

@@ -15,17 +15,28 @@ A *parameter set* is a YAML file in ``params/`` (or anywhere, given by path)::
       estimators: [twfe, cs_never]
     notebooks:                   # per-notebook parameters
       05_robustness: {n_placebo: 3}
+    publish_panel: false         # true: keep the full panel in the run folder (public
+                                 # data only); default: a disclosure-controlled copy
 
 Each grid key is plural (``outcomes``); a notebook that declares the singular
 (``outcome``) runs once per value, a notebook that declares the plural gets the whole
 list. Every name must be declared in the ``parameters`` cell of a notebook it is given
-to, with a value of the declared type; :func:`check_param_set` enforces this before
-anything runs.
+to, with a value of the declared type that its rule in :mod:`vanguard.params` allows;
+:func:`check_param_set` enforces this before anything runs. A key given twice in the
+YAML is an error, not "the last one wins".
 
 Stages run in order (``01_data``; then trends, estimates, event studies and robustness
-in parallel; ``06_report`` last). A failing notebook does not stop the others; the
-runner exits non-zero, names the notebook and its parameters, and keeps the executed
-copy with the traceback. Every run writes ``reports/<run>/manifest.json``.
+in parallel; ``06_report`` last). A failing notebook does not stop the others of its
+stage, but the later stages are skipped (so no report is built from partial results);
+the runner exits non-zero, names the notebook and its parameters, and keeps the
+executed copy with the traceback. Every run writes ``reports/<run>/manifest.json``.
+
+A run holds a lock on its name, starts by removing what an earlier run of that name
+wrote (report included), and can be stopped with SIGTERM or Ctrl-C: every worker and
+kernel is stopped, the manifest says ``interrupted`` and the report and the executed
+copies of the stopped notebooks are removed or renamed, so nothing partial looks
+finished. The panel notebooks 02-05 read from ``data/panel.parquet`` is replaced by a
+disclosure-controlled copy once they are done (:func:`vanguard.sdc.publish_run_panel`).
 
 Each notebook is a kernel start (about two seconds before any work), so the notebooks
 that loop over a grid dimension themselves (``03_did`` over groups and estimators,
