@@ -794,6 +794,22 @@ def stop_signals():
             signal.signal(sig, old)
 
 
+def _helper_pids() -> set[int]:
+    """multiprocessing's resource tracker of this process: it serves the process, not a run."""
+    from multiprocessing import resource_tracker
+
+    pid = getattr(resource_tracker._resource_tracker, "_pid", None)
+    return {pid} if pid else set()
+
+
+def _start_helpers() -> None:
+    """Start the resource tracker before a run tags the environment, so it is never tagged
+    (it outlives the run and is shared by every later run of this process)."""
+    from multiprocessing import resource_tracker
+
+    resource_tracker.ensure_running()
+
+
 def run_processes(run_path: Path) -> list:
     """Live processes of this user started for ``run_path`` (found by :data:`RUN_ENV`).
 
@@ -809,7 +825,7 @@ def run_processes(run_path: Path) -> list:
     import psutil  # a dependency of ipykernel, always installed with the project
 
     me = psutil.Process()
-    exclude = {me.pid, *(p.pid for p in me.parents())}
+    exclude = {me.pid, *(p.pid for p in me.parents()), *_helper_pids()}
     token = str(Path(run_path).resolve())
     found = []
     for proc in psutil.process_iter(["pid", "uids"]):
@@ -1396,6 +1412,7 @@ def run_pipeline(
             record(so_far)
 
         previous = os.environ.get(RUN_ENV)
+        _start_helpers()
         # every worker, kernel and their children inherit the tag (see RUN_ENV)
         os.environ[RUN_ENV] = str(run_path.resolve())
         results: list[JobResult] = []
