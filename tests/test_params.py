@@ -288,3 +288,24 @@ def test_papermill_cli_injection_is_caught_inside_the_kernel(tmp_path):
         with pytest.raises(pm.PapermillExecutionError, match=re.escape(expected)):
             pm.execute_notebook(str(src / "03_did.ipynb"), str(out), parameters=given,
                                 kernel_name=config.KERNEL_NAME, progress_bar=False)
+
+
+def test_an_executed_notebook_is_checked_against_its_parameters_cell(tmp_path):
+    import nbformat
+
+    from vanguard import params
+
+    nb = nbformat.read(config.NOTEBOOKS / "03_did.ipynb", as_version=4)
+    cells = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
+    injected = nbformat.v4.new_code_cell('# Parameters\nn_boot = "abc"\nnbot = 5\nrun = "ci"\n')
+    injected.metadata.tags = ["injected-parameters"]
+    nb.cells.insert(nb.cells.index(cells[0]) + 1, injected)
+    nbformat.write(nb, tmp_path / "03_did__x.ipynb")
+    problems = params.check_executed_notebook(tmp_path / "03_did__x.ipynb")
+    assert problems == [
+        "03_did__x.ipynb: parameter 'nbot' is not declared",
+        "03_did__x.ipynb: parameter 'n_boot': expected a whole number (int); found 'abc'",
+    ]
+    assert params.check_executed_notebook(config.NOTEBOOKS / "03_did.ipynb") == []
+    for golden in sorted(pipeline.GOLDEN_DIR.glob("*.ipynb")):  # what the runner injected
+        assert params.check_executed_notebook(golden) == [], golden.name

@@ -365,3 +365,44 @@ def check_parameters(
             problems.append(f"parameter {name!r}: {why}")
     if problems:
         raise ParameterError(f"{notebook}.ipynb", "valid parameters:\n  " + "\n  ".join(problems))
+
+
+def check_executed_notebook(path: str | Path) -> list[str]:
+    """Problems with the parameters papermill injected into an executed notebook.
+
+    For a notebook run outside the pipeline (``papermill -p ...``): the cell tagged
+    ``injected-parameters`` is compared with the notebook's own ``parameters`` cell.
+
+    Parameters
+    ----------
+    path : str or pathlib.Path
+        An executed ``.ipynb``.
+
+    Returns
+    -------
+    list of str
+        One line per injected name the notebook does not declare and per value its
+        type or rule refuses; empty when everything is allowed (or nothing was injected).
+
+    Raises
+    ------
+    DataError
+        If the notebook's parameters cell cannot be parsed.
+    """
+    import nbformat
+
+    from vanguard.pipeline import notebook_parameters
+
+    declared = notebook_parameters(path)
+    nb = nbformat.read(path, as_version=4)
+    cells = [c.source for c in nb.cells
+             if "injected-parameters" in c.get("metadata", {}).get("tags", [])]
+    given = injected_names(["# Parameters\n" + c for c in cells])
+    name = Path(path).name
+    problems = [f"{name}: parameter {k!r} is not declared" for k in given if k not in declared]
+    for k, v in given.items():
+        if k in declared:
+            why = value_problem(k, v, declared[k].type)
+            if why:
+                problems.append(f"{name}: parameter {k!r}: {why}")
+    return problems
