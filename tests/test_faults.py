@@ -201,6 +201,10 @@ def test_a_signal_stops_every_process_and_marks_the_run_interrupted(
         assert "run in progress" in second.stderr
 
         tree = psutil.Process(proc.pid).children(recursive=True)
+        # multiprocessing's resource tracker belongs to the runner's interpreter, not to
+        # the run: it leaves by itself once the runner has exited
+        trackers = [p for p in tree if "resource_tracker" in " ".join(p.cmdline())]
+        tree = [p for p in tree if p not in trackers]
         kernels = [p for p in tree if "ipykernel" in " ".join(p.cmdline())]
         assert len(kernels) >= 2
         grandchildren = [int(p.read_text()) for p in pids]
@@ -220,6 +224,8 @@ def test_a_signal_stops_every_process_and_marks_the_run_interrupted(
     assert [p.pid for p in tree if alive(p.pid)] == []
     assert [pid for pid in grandchildren if alive(pid)] == []
     assert pipeline.run_processes(run_path) == []
+    psutil.wait_procs(trackers, timeout=60)
+    assert [p.pid for p in trackers if alive(p.pid)] == []
     sizes = [b.stat().st_size for b in beats]
     assert [b.stat().st_size for b in beats] == sizes  # nothing writes any more
 
