@@ -59,12 +59,12 @@ def test_estimate_matches_the_estimator_called_directly_and_is_cached(panel, iso
     )
     pd.testing.assert_frame_equal(first, direct)
     pd.testing.assert_frame_equal(again, direct)
-    assert len(list(isolated_cache.rglob("*.pkl"))) == 1
+    assert len(list(isolated_cache.rglob("*.json"))) == 1
     other = analysis.estimate(
         panel, "emergency_admissions", estimator="twfe", group="population_based", **kwargs
     )
     assert set(other["group"]) == {"population_based"}
-    assert len(list(isolated_cache.rglob("*.pkl"))) == 2
+    assert len(list(isolated_cache.rglob("*.json"))) == 2
 
 
 def test_per_site_returns_one_group_from_one_shared_fit(panel, isolated_cache):
@@ -73,4 +73,4 @@ def test_per_site_returns_one_group_from_one_shared_fit(panel, isolated_cache):
     pop = analysis.per_site(panel, "emergency_admissions", group="population_based", **kwargs)
     assert set(care["group"]) == {"care_home"} and set(pop["group"]) == {"population_based"}
     assert care.index.tolist() == list(range(len(care)))
-    assert len(list(isolated_cache.rglob("*.pkl"))) == 1  # the second group read the first fit
+    assert len(list(isolated_cache.rglob("*.json"))) == 1  # the second group read the first fit

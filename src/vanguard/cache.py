@@ -16,13 +16,15 @@ computed before. Every random draw in the project is seeded through the argument
 is what makes the results deterministic and therefore safe to cache.
 
 Entries hold data, never code: a DataFrame result is stored as parquet, any other
-result as JSON, and the warnings raised while computing it as JSON. An entry is two
-files in ``data/processed/cache/`` (or ``$VANGUARD_CACHE_DIR``): ``<key>.json`` (the
-key, the kind of result, the sha256 of each payload file, the warnings) and, for a
-DataFrame, ``<key>.0.parquet`` (plus one more part per DataFrame in its ``attrs``). Both are written atomically (:mod:`vanguard.io`), the
-payload first, so the JSON file is the entry's commit mark. An entry that cannot be
-read, whose key differs or whose payload does not match its sha256 is recomputed and
-replaced, never trusted. A result that does not come back from its stored form exactly
+result as JSON, and the warnings raised while computing it as JSON. An entry lives in
+``data/processed/cache/`` (or ``$VANGUARD_CACHE_DIR``) as ``<key>.json`` (the key, the
+kind of result, the sha256 of each payload file, the warnings) and, for a DataFrame,
+``<key>.0.parquet`` (plus one part per DataFrame in its ``attrs``). Every file is
+written atomically (:mod:`vanguard.io`), the payload first, so the JSON file is the
+entry's commit mark. An entry that cannot be read, whose key differs or whose payload
+does not match its sha256 is recomputed and replaced, never trusted. Reading one can
+neither run code nor import a module (a warning class is looked up only among modules
+already imported). A result that does not come back from its stored form exactly
 as it was computed (a frame of mixed-type object columns, a tuple, a custom class) is
 returned but not stored, so a hit can never differ from a miss.
 
