@@ -27,7 +27,7 @@ PARAMS_CELL = {
     "02_trends": 'run: str = "default"  # run name\noutcomes: list = ["a"]  # outcomes',
     "03_did": (
         'run: str = "default"  # run name\noutcome: str = "a"  # outcome\n'
-        'group: str = "g"  # group\nestimator: str = "twfe"  # estimator\n'
+        'group: str = "uec"  # group\nestimator: str = "twfe"  # estimator\n'
         'seed: int = 1  # seed\nfail_on: str = ""  # outcome that raises'
     ),
     "04_event_study": 'run: str = "default"  # run name\noutcome: str = "a"  # outcome',
@@ -87,7 +87,7 @@ parameters:
   seed: 7
 grid:
   outcomes: [a, b]
-  groups: [g1, g2]
+  groups: [care_home, uec]
   estimators: [twfe]
 notebooks:
   05_robustness: {n_sims: 3}
@@ -215,10 +215,10 @@ def test_plan_expands_the_grid_per_notebook(nb_dir, tmp_path):
     assert [j.notebook for j in waves[-1]] == ["06_report"]
     did = [j for j in waves[1] if j.notebook == "03_did"]
     assert sorted((j.parameters["outcome"], j.parameters["group"]) for j in did) == [
-        ("a", "g1"),
-        ("a", "g2"),
-        ("b", "g1"),
-        ("b", "g2"),
+        ("a", "care_home"),
+        ("a", "uec"),
+        ("b", "care_home"),
+        ("b", "uec"),
     ]
     # 04 declares the singular outcome only: one run per outcome, no group axis
     assert [j.parameters for j in waves[1] if j.notebook == "04_event_study"] == [
@@ -281,18 +281,24 @@ def test_failing_notebook_is_reported_and_the_rest_still_run(
     assert err.count("FAILED 03_did") == 2  # outcome b, both groups
     assert '"outcome": "b"' in err and "planted failure for b" in err
     run = reports / "fixture"
-    # the other notebooks ran, including the last stage
+    # the other notebooks of the stage ran; the report was not built from partial results
     assert sorted(p.name for p in (run / "results").glob("*.csv")) == [
-        "did__a__g1__twfe.csv",
-        "did__a__g2__twfe.csv",
+        "did__a__care_home__twfe.csv",
+        "did__a__uec__twfe.csv",
     ]
-    assert (run / "notebooks" / "06_report.ipynb").is_file()
-    failed = nbformat.read(run / "notebooks" / "03_did__b__g1__twfe.ipynb", as_version=4)
+    assert (run / "notebooks" / "02_trends.ipynb").is_file()
+    assert not (run / "notebooks" / "06_report.ipynb").exists()
+    assert "SKIPPED 06_report: not run: earlier notebooks failed: 03_did__b__care_home" in err
+    assert "no report" in err
+    failed = nbformat.read(run / "notebooks" / "03_did__b__care_home__twfe.ipynb", as_version=4)
     assert "planted failure for b" in json.dumps(failed)  # the traceback is kept
     manifest = json.loads((run / "manifest.json").read_text())
     assert manifest["status"] == "failed"
-    bad = [n for n in manifest["notebooks"] if not n["ok"]]
+    bad = [n for n in manifest["notebooks"] if n["status"] == "failed"]
     assert [n["parameters"]["outcome"] for n in bad] == ["b", "b"]
+    assert [n["notebook"] for n in manifest["notebooks"] if n["status"] == "skipped"] == [
+        "06_report"
+    ]
     assert "planted failure" in bad[0]["error"]
     assert all(isinstance(n["failed_cell"], int) for n in bad)
 
@@ -401,7 +407,7 @@ def test_ci_parameter_set_runs_and_is_reproducible(reports, tmp_path, monkeypatc
     power = schema.read_results(run / "results" / f"power__{cell}.csv")
     assert mde["estimate"].tolist() == power["estimate"].tolist()
 
-    assert list((tmp_path / "cache").rglob("*.pkl")), "the analyses were not cached"
+    assert list((tmp_path / "cache").rglob("*.parquet")), "the analyses were not cached"
     pipeline.run_pipeline("ci", progress=False)
     assert tidy_files() == first
 
@@ -494,3 +500,52 @@ def test_nbval_fails_when_a_headline_number_changes(tmp_path):
     assert failed and all("b_altered.ipynb" in f for f in failed), out[-3000:]
     assert len(failed) == 1  # exactly the altered cell
     assert re.search(r"^PASSED \S*a_original\.ipynb", out, flags=re.M), out[-3000:]
+
+
+# --- run control: lock, clean folder, what the panel publishes ---------------------------
+
+
+def test_a_run_name_is_locked_while_it_runs(tmp_path):
+    one = tmp_path / "reports" / "one"
+    with pipeline.RunLock(one):
+        with pytest.raises(DataError, match="run in progress"):
+            with pipeline.RunLock(one):
+                pass
+        with pipeline.RunLock(tmp_path / "reports" / "two"):  # another name is free
+            pass
+    with pipeline.RunLock(one):  # released on exit
+        pass
+
+
+def test_clean_run_folder_removes_only_the_runners_outputs(tmp_path):
+    run = tmp_path / "reports" / "r"
+    for sub in pipeline.RUN_OUTPUTS:
+        (run / sub).mkdir(parents=True)
+        (run / sub / "x.csv").write_text("old")
+    for name in (*pipeline.RUN_FILES, ".report.html.abc.tmp", "notes.md"):
+        (run / name).write_text("old")
+    pipeline.clean_run_folder(run)
+    assert sorted(p.name for p in run.iterdir()) == ["notes.md"]
+
+
+def test_the_full_panel_is_published_only_for_public_data_and_when_asked(tmp_path):
+    ps = pipeline.load_params("ci")
+    waves = pipeline.plan_jobs(ps, tmp_path / "run")
+    assert pipeline._panel_is_public(waves, config.NOTEBOOKS)  # synthetic
+    custom = dict(ps, parameters={**ps["parameters"], "data_source": "custom"})
+    waves = pipeline.plan_jobs(custom, tmp_path / "run")
+    assert not pipeline._panel_is_public(waves, config.NOTEBOOKS)
+
+
+def test_the_manifest_states_commit_and_dirty_flag(good_run):
+    manifest = json.loads((good_run["run"] / "manifest.json").read_text())
+    assert manifest["git_dirty"] in (True, False, None)
+    assert manifest["publish_panel"] is False
+    assert {n["status"] for n in manifest["notebooks"]} == {"ok"}
+
+
+def test_git_state_is_unknown_without_git(monkeypatch):
+    monkeypatch.setattr(pipeline, "_git", lambda *a: None)
+    assert pipeline.git_state() == {"git_commit": "unknown", "git_dirty": None}
+    monkeypatch.setattr(pipeline, "_git", lambda *a: "abc" if a[0] == "rev-parse" else " M x")
+    assert pipeline.git_state() == {"git_commit": "abc", "git_dirty": True}

@@ -16,6 +16,8 @@ import os
 import re
 from pathlib import Path
 
+from vanguard.errors import DataError
+
 ROOT: Path = Path(__file__).resolve().parents[2]
 """Project root (the folder holding ``pyproject.toml``)."""
 
@@ -53,16 +55,36 @@ DOWNLOADED_MAR_DIR: Path = DATA_RAW / "nhs-mar"
 """Where ``make data-nhs`` downloads the MAR files (not committed)."""
 
 
+REPORTS_DIR_ENV = "VANGUARD_REPORTS_DIR"
+
+
 def reports_dir() -> Path:
     """Folder holding one sub-folder per run.
 
     Returns
     -------
     pathlib.Path
-        ``$VANGUARD_REPORTS_DIR`` when set, else ``reports/`` in the project.
+        ``$VANGUARD_REPORTS_DIR`` when set, else ``reports/`` in the project. The folder
+        need not exist yet.
+
+    Raises
+    ------
+    DataError
+        If ``$VANGUARD_REPORTS_DIR`` names an existing file, or a path below one: every
+        run would otherwise fail later with an operating-system error about a sub-folder.
     """
-    env = os.environ.get("VANGUARD_REPORTS_DIR")
-    return Path(env).resolve() if env else ROOT / "reports"
+    env = os.environ.get(REPORTS_DIR_ENV)
+    if not env:
+        return ROOT / "reports"
+    path = Path(env).resolve()
+    for part in (path, *path.parents):
+        if part.exists() and not part.is_dir():
+            raise DataError(
+                f"${REPORTS_DIR_ENV}={env}",
+                "a folder for the run outputs (or a path where one can be created)",
+                found=f"{part} is a file",
+            )
+    return path
 
 
 _RUN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")

@@ -15,17 +15,28 @@ A *parameter set* is a YAML file in ``params/`` (or anywhere, given by path)::
       estimators: [twfe, cs_never]
     notebooks:                   # per-notebook parameters
       05_robustness: {n_placebo: 3}
+    publish_panel: false         # true: keep the full panel in the run folder (public
+                                 # data only); default: a disclosure-controlled copy
 
 Each grid key is plural (``outcomes``); a notebook that declares the singular
 (``outcome``) runs once per value, a notebook that declares the plural gets the whole
 list. Every name must be declared in the ``parameters`` cell of a notebook it is given
-to, with a value of the declared type; :func:`check_param_set` enforces this before
-anything runs.
+to, with a value of the declared type that its rule in :mod:`vanguard.params` allows;
+:func:`check_param_set` enforces this before anything runs. A key given twice in the
+YAML is an error, not "the last one wins".
 
 Stages run in order (``01_data``; then trends, estimates, event studies and robustness
-in parallel; ``06_report`` last). A failing notebook does not stop the others; the
-runner exits non-zero, names the notebook and its parameters, and keeps the executed
-copy with the traceback. Every run writes ``reports/<run>/manifest.json``.
+in parallel; ``06_report`` last). A failing notebook does not stop the others of its
+stage, but the later stages are skipped (so no report is built from partial results);
+the runner exits non-zero, names the notebook and its parameters, and keeps the
+executed copy with the traceback. Every run writes ``reports/<run>/manifest.json``.
+
+A run holds a lock on its name, starts by removing what an earlier run of that name
+wrote (report included), and can be stopped with SIGTERM or Ctrl-C: every worker and
+kernel is stopped, the manifest says ``interrupted`` and the report and the executed
+copies of the stopped notebooks are removed or renamed, so nothing partial looks
+finished. The panel notebooks 02-05 read from ``data/panel.parquet`` is replaced by a
+disclosure-controlled copy once they are done (:func:`vanguard.sdc.publish_run_panel`).
 
 Each notebook is a kernel start (about two seconds before any work), so the notebooks
 that loop over a grid dimension themselves (``03_did`` over groups and estimators,
@@ -39,6 +50,7 @@ from __future__ import annotations
 import argparse
 import ast
 import concurrent.futures as cf
+import contextlib
 import copy
 import datetime as dt
 import importlib.metadata
@@ -48,8 +60,10 @@ import multiprocessing
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
+import threading
 import time
 import tokenize
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -59,9 +73,9 @@ from pathlib import Path
 from typing import Any
 
 import nbformat
-import yaml
 
 from vanguard import config
+from vanguard import params as params_module
 from vanguard.errors import DataError
 from vanguard.io import sha256_file, write_text
 
@@ -94,7 +108,8 @@ GRID_KEYS: dict[str, str] = {"outcomes": "outcome", "groups": "group", "estimato
 """Grid dimension (plural, in the YAML) -> the per-cell notebook parameter (singular)."""
 
 TOP_LEVEL_KEYS: frozenset[str] = frozenset(
-    {"run", "description", "timeout", "workers", "parameters", "grid", "notebooks"}
+    {"run", "description", "timeout", "workers", "parameters", "grid", "notebooks",
+     "publish_panel"}
 )
 
 DEFAULT_TIMEOUT = 1800
@@ -134,16 +149,6 @@ GOLDEN_RUN = "golden"
 """Run name of the reference notebooks: when nbval re-executes them they write to
 ``reports/golden/``, never over a user's own run."""
 
-_TYPES: dict[str, tuple[type, ...]] = {
-    "str": (str,),
-    "int": (int,),
-    "float": (int, float),
-    "bool": (bool,),
-    "list": (list,),
-    "dict": (dict,),
-}
-
-
 @dataclass(frozen=True)
 class NotebookParameter:
     """One line of a notebook's ``parameters`` cell."""
@@ -167,7 +172,13 @@ class Job:
 
 @dataclass
 class JobResult:
-    """What happened to one :class:`Job`."""
+    """What happened to one :class:`Job`.
+
+    ``status`` is ``ok``, ``failed`` (the notebook raised or its worker crashed),
+    ``skipped`` (not started because an earlier stage failed), ``interrupted`` (stopped
+    by a signal while it ran) or ``not run`` (the run was stopped before it started);
+    left empty it follows ``ok``.
+    """
 
     job: Job
     ok: bool
@@ -175,6 +186,11 @@ class JobResult:
     wall_seconds: float = 0.0
     cell_seconds: float = 0.0
     failed_cell: int | None = None
+    status: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.status:
+            self.status = "ok" if self.ok else "failed"
 
     @property
     def overhead_seconds(self) -> float:
@@ -235,14 +251,12 @@ def load_params(spec: str | Path) -> dict:
     Raises
     ------
     DataError
-        If the file is not a mapping, has unknown top-level keys, a grid key that is not
-        one of :data:`GRID_KEYS`, an empty grid list, or a bad run name.
+        If the file is not valid YAML, repeats a key, is not a mapping, has unknown
+        top-level keys, a grid key that is not one of :data:`GRID_KEYS`, an empty grid
+        list, a bad run name or a ``publish_panel`` that is not true or false.
     """
     path = resolve_params_path(spec)
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise DataError(path, f"valid YAML ({exc})") from exc
+    raw = params_module.load_yaml(path)
     if not isinstance(raw, dict):
         raise DataError(
             path, "a mapping of run, parameters, grid and notebooks", found=type(raw).__name__
@@ -258,14 +272,15 @@ def load_params(spec: str | Path) -> dict:
         "parameters": raw.get("parameters") or {},
         "grid": raw.get("grid") or {},
         "notebooks": raw.get("notebooks") or {},
+        "publish_panel": raw.get("publish_panel", False),
         "path": path,
     }
-    try:
-        config.run_dir(ps["run"])
-    except ValueError as exc:
+    if params_module.value_problem("run", ps["run"]):
         raise DataError(
             path, "a plain run name (letters, digits, _ - .)", column="run", found=ps["run"]
-        ) from exc
+        )
+    if not isinstance(ps["publish_panel"], bool):
+        raise DataError(path, "true or false", column="publish_panel", found=ps["publish_panel"])
     for key in ("parameters", "grid", "notebooks"):
         if not isinstance(ps[key], dict):
             raise DataError(path, "a mapping", column=key, found=ps[key])
@@ -373,15 +388,6 @@ def notebook_parameters(path: str | Path) -> dict[str, NotebookParameter]:
     return out
 
 
-def _type_ok(value: Any, type_name: str) -> bool:
-    allowed = _TYPES.get(type_name)
-    if allowed is None:
-        return True
-    if isinstance(value, bool) and type_name != "bool":
-        return False
-    return isinstance(value, allowed)
-
-
 # --- planning -------------------------------------------------------------------------
 
 
@@ -412,7 +418,9 @@ def check_param_set(ps: Mapping, notebooks_dir: Path = config.NOTEBOOKS) -> list
     list of str
         Empty when every shared parameter is declared by at least one notebook, every
         per-notebook parameter by that notebook, every grid key by some notebook
-        (singular or plural), and every value has the declared type.
+        (singular or plural), and every value has the declared type and a value its
+        rule in :data:`vanguard.params.RULES` allows (a grid list value by value, as the
+        singular parameter it becomes).
 
     Raises
     ------
@@ -425,10 +433,18 @@ def check_param_set(ps: Mapping, notebooks_dir: Path = config.NOTEBOOKS) -> list
 
     def check_value(nb: str, name: str, value: Any, context: str) -> None:
         p = declared[nb].get(name)
-        if p is not None and not _type_ok(value, p.type):
+        if p is None:
+            return
+        if not params_module.type_ok(value, p.type):
             problems.append(
                 f"{where}: {context} {name}={value!r}: notebook {nb} declares type {p.type}"
             )
+            return
+        why = params_module.value_problem(name, value)
+        if why:
+            text = f"{where}: {context}{name}: {why}"
+            if text not in problems:  # a shared parameter is given to several notebooks
+                problems.append(text)
 
     for name, value in ps["parameters"].items():
         takers = [nb for nb, params in declared.items() if name in params]
@@ -444,7 +460,7 @@ def check_param_set(ps: Mapping, notebooks_dir: Path = config.NOTEBOOKS) -> list
         for nb in takers:
             if single in declared[nb]:
                 for v in values:
-                    check_value(nb, single, v, f"grid.{key}:")
+                    check_value(nb, single, v, f"grid.{key}: ")
             else:
                 check_value(nb, key, values, "grid.")
     for nb, overrides in ps["notebooks"].items():
@@ -594,6 +610,20 @@ def execute_job(job: Job, timeout: int = DEFAULT_TIMEOUT, threads: int | None = 
     return JobResult(job, ok, error, wall, _cell_seconds(job.output_path), failed)
 
 
+def _worker_init() -> None:
+    """Pool worker set-up: leave Ctrl-C to the runner.
+
+    A terminal sends SIGINT to the whole foreground process group; the runner then
+    stops every worker and kernel itself, in order, rather than each worker dying
+    half-way through writing a notebook.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _skipped(job: Job, why: str) -> JobResult:
+    return JobResult(job, False, why, status="skipped")
+
+
 def run_jobs(
     waves: Sequence[Sequence[Job]],
     *,
@@ -603,6 +633,12 @@ def run_jobs(
     after_stage: Callable[[list[JobResult]], None] | None = None,
 ) -> list[JobResult]:
     """Run stages in order, the jobs of each stage in a process pool.
+
+    A stage starts only when every notebook of the earlier stages succeeded: the later
+    notebooks read what the earlier ones wrote (``06_report`` reads everything), so
+    running them after a failure would build on missing or partial results. Their
+    results say ``skipped`` and name the failures. Within a stage a failing notebook
+    does not stop the others.
 
     Parameters
     ----------
@@ -622,6 +658,14 @@ def run_jobs(
     -------
     list of JobResult
         In plan order.
+
+    Raises
+    ------
+    RunInterrupted
+        When SIGTERM or SIGINT arrives (see :func:`stop_signals`): every worker and kernel
+        has been stopped before it propagates, and its ``results`` hold one result per
+        planned job (``interrupted`` for those that were running, ``not run`` for those
+        not started).
     """
     from tqdm.auto import tqdm
 
@@ -632,39 +676,398 @@ def run_jobs(
     n_workers = max(1, min(workers, total or 1))
     threads = max(1, default_workers() // n_workers)
     rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
-    with (
-        tqdm(
+    pool = cf.ProcessPoolExecutor(max_workers=n_workers, mp_context=ctx, initializer=_worker_init)
+    running: set[str] = set()
+    try:
+        with tqdm(
             total=total, desc="notebooks", unit="nb", disable=not progress, file=sys.stderr
-        ) as bar,
-        cf.ProcessPoolExecutor(max_workers=n_workers, mp_context=ctx) as pool,
-    ):
-        for wave in waves:
-            ordered = sorted(wave, key=lambda j: rank.get(j.notebook, len(rank)))
-            futures = {pool.submit(execute_job, job, timeout, threads): job for job in ordered}
-            for fut in cf.as_completed(futures):
-                job = futures[fut]
-                try:
-                    res = fut.result()
-                except Exception as exc:  # noqa: BLE001 - a crashed worker is one failure
-                    res = JobResult(job, False, f"{type(exc).__name__}: {exc}")
-                results[job.label] = res
-                bar.set_postfix_str(job.label[:40], refresh=False)
-                bar.update()
-            if after_stage is not None:
-                after_stage([results[j.label] for w in waves for j in w if j.label in results])
+        ) as bar:
+            for wave in waves:
+                failed = [r.job.label for r in results.values() if not r.ok]
+                if failed:
+                    for job in wave:
+                        results[job.label] = _skipped(
+                            job, f"not run: earlier notebooks failed: {', '.join(failed)}"
+                        )
+                        bar.update()
+                    continue
+                ordered = sorted(wave, key=lambda j: rank.get(j.notebook, len(rank)))
+                futures = {}
+                for job in ordered:
+                    running.add(job.label)  # before submit: a signal may come in between
+                    futures[pool.submit(execute_job, job, timeout, threads)] = job
+                for fut in cf.as_completed(futures):
+                    job = futures[fut]
+                    try:
+                        res = fut.result()
+                    except Exception as exc:  # noqa: BLE001 - a crashed worker is one failure
+                        res = JobResult(job, False, f"{type(exc).__name__}: {exc}")
+                    results[job.label] = res
+                    running.discard(job.label)
+                    bar.set_postfix_str(job.label[:40], refresh=False)
+                    bar.update()
+                if after_stage is not None:
+                    after_stage([results[j.label] for w in waves for j in w if j.label in results])
+    except RunInterrupted as stop:
+        # stop the processes first: nothing may write into the run folder after this
+        stop.stopped = stop_processes(pool)
+        pool.shutdown(wait=False, cancel_futures=True)
+        for w in waves:
+            for j in w:
+                if j.label in results:
+                    continue
+                if j.label in running:
+                    results[j.label] = JobResult(
+                        j, False, f"interrupted by {stop.signal_name}", status="interrupted"
+                    )
+                else:
+                    results[j.label] = JobResult(
+                        j, False, f"not run: run stopped by {stop.signal_name}", status="not run"
+                    )
+        stop.results = [results[j.label] for w in waves for j in w]
+        raise
+    else:
+        pool.shutdown(wait=True)
     return [results[j.label] for w in waves for j in w]
+
+
+# --- stopping a run ------------------------------------------------------------------------
+
+RUN_ENV = "VANGUARD_RUN_FOLDER"
+"""Set, for the length of a run, to the run folder: every worker, kernel and process they
+start inherits it, so the processes of a run can be found even after their parent died
+(a kernel runs in a session of its own and is no child of the runner's process group)."""
+
+STOP_GRACE_SECONDS = 5.0
+"""How long a stopped process may take to exit after SIGTERM before it gets SIGKILL."""
+
+
+class RunInterrupted(Exception):  # noqa: N818 - it is the event, not an error of the code
+    """SIGTERM or SIGINT arrived while a run was executing."""
+
+    def __init__(self, signum: int) -> None:
+        self.signum = signum
+        self.signal_name = signal.Signals(signum).name
+        self.results: list[JobResult] = []
+        self.stopped: list[int] = []
+        super().__init__(f"run stopped by {self.signal_name}")
+
+    @property
+    def exit_code(self) -> int:
+        """``128 + signal number``, as a shell reports a process a signal stopped."""
+        return 128 + self.signum
+
+
+@contextlib.contextmanager
+def stop_signals():
+    """Turn the first SIGTERM or SIGINT into :class:`RunInterrupted` in the main thread.
+
+    A second signal while the run cleans up is ignored, so that pressing Ctrl-C twice
+    cannot leave the workers running and the manifest unwritten. Outside the main thread
+    (where Python cannot install handlers) this does nothing.
+
+    Yields
+    ------
+    None
+
+    Raises
+    ------
+    RunInterrupted
+        From wherever the main thread is when the signal arrives.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    fired: list[int] = []
+
+    def handler(signum, frame):
+        if fired:
+            return
+        fired.append(signum)
+        raise RunInterrupted(signum)
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+def _helper_pids() -> set[int]:
+    """multiprocessing's resource tracker of this process: it serves the process, not a run."""
+    from multiprocessing import resource_tracker
+
+    pid = getattr(resource_tracker._resource_tracker, "_pid", None)
+    return {pid} if pid else set()
+
+
+def _start_helpers() -> None:
+    """Start the resource tracker before a run tags the environment, so it is never tagged
+    (it outlives the run and is shared by every later run of this process)."""
+    from multiprocessing import resource_tracker
+
+    resource_tracker.ensure_running()
+
+
+def run_processes(run_path: Path) -> list:
+    """Live processes of this user started for ``run_path`` (found by :data:`RUN_ENV`).
+
+    Parameters
+    ----------
+    run_path : pathlib.Path
+
+    Returns
+    -------
+    list of psutil.Process
+        Excluding this process and its ancestors.
+    """
+    import psutil  # a dependency of ipykernel, always installed with the project
+
+    me = psutil.Process()
+    exclude = {me.pid, *(p.pid for p in me.parents()), *_helper_pids()}
+    token = str(Path(run_path).resolve())
+    found = []
+    for proc in psutil.process_iter(["pid", "uids"]):
+        if proc.pid in exclude:
+            continue
+        try:
+            if proc.environ().get(RUN_ENV) == token:
+                found.append(proc)
+        except (psutil.AccessDenied, psutil.NoSuchProcess, psutil.ZombieProcess, OSError):
+            continue  # another user's process, or one that just exited
+    return found
+
+
+def _terminate(procs: Iterable) -> list[int]:
+    import psutil
+
+    procs = {p.pid: p for p in procs}
+    for p in procs.values():
+        try:
+            p.terminate()
+        except psutil.NoSuchProcess:
+            pass
+    _, alive = psutil.wait_procs(list(procs.values()), timeout=STOP_GRACE_SECONDS)
+    for p in alive:
+        try:
+            p.kill()
+        except psutil.NoSuchProcess:
+            pass
+    psutil.wait_procs(alive, timeout=STOP_GRACE_SECONDS)
+    return sorted(procs)
+
+
+def stop_processes(pool: cf.ProcessPoolExecutor | None = None, run_path: Path | None = None
+                   ) -> list[int]:
+    """Stop every worker and kernel of a run, and whatever they started.
+
+    The whole tree is collected before anything is signalled (a kernel whose worker
+    died first would be re-parented and lost from the tree); processes that carry the
+    run's :data:`RUN_ENV` are added, which finds kernels of a worker that died earlier.
+    Each gets SIGTERM, then SIGKILL after :data:`STOP_GRACE_SECONDS`; the search is
+    repeated until nothing of the run is left (a kernel may have been starting).
+
+    Parameters
+    ----------
+    pool : concurrent.futures.ProcessPoolExecutor, optional
+        The run's pool (its workers and their descendants).
+    run_path : pathlib.Path, optional
+        Run folder; default the one in this process's :data:`RUN_ENV`.
+
+    Returns
+    -------
+    list of int
+        Process ids stopped.
+    """
+    import psutil
+
+    token = run_path or os.environ.get(RUN_ENV)
+    procs: dict[int, psutil.Process] = {}
+    workers = list(getattr(pool, "_processes", {}) or {}) if pool is not None else []
+    for pid in workers:
+        try:
+            root = psutil.Process(pid)
+            procs[pid] = root
+            procs.update({c.pid: c for c in root.children(recursive=True)})
+        except psutil.NoSuchProcess:
+            continue
+    stopped: list[int] = []
+    for _ in range(5):
+        if token:
+            procs.update({p.pid: p for p in run_processes(Path(token))})
+        if not procs:
+            break
+        stopped += _terminate(procs.values())
+        procs = {}
+    return sorted(set(stopped))
+
+
+# --- the run folder ------------------------------------------------------------------------
+
+REPORT_FILES: tuple[str, ...] = ("report.html", "report.pdf")
+RUN_FILES: tuple[str, ...] = (*REPORT_FILES, "manifest.json")
+"""Files of a run folder the runner owns (with the sub-folders :data:`RUN_OUTPUTS`)."""
+
+INTERRUPTED_SUFFIX = ".interrupted.ipynb"
+
+
+class RunLock:
+    """An exclusive lock on one run name, held for the length of the run.
+
+    ``reports/.<run>.lock`` is locked with ``flock``, which the operating system
+    releases when the process ends however it ends, so a crashed run never leaves a
+    stale lock. Two runs of the same name would empty and fill one folder at once;
+    runs of different names do not share a lock. Where ``fcntl`` does not exist (not on
+    POSIX) the lock is a no-op.
+
+    Parameters
+    ----------
+    run_path : pathlib.Path
+
+    Raises
+    ------
+    DataError
+        On entering, if another process holds the lock.
+    """
+
+    def __init__(self, run_path: Path) -> None:
+        self.path = run_path.parent / f".{run_path.name}.lock"
+        self._fh = None
+
+    def __enter__(self) -> RunLock:
+        try:
+            import fcntl
+        except ImportError:
+            return self
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fh = open(self.path, "a+", encoding="utf-8")  # noqa: SIM115 - held until __exit__
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            fh.seek(0)
+            holder = fh.read().strip() or "another process"
+            fh.close()
+            raise DataError(
+                self.path.parent / self.path.name.removeprefix(".").removesuffix(".lock"),
+                "a run name no other run is using; wait for it or choose another --run",
+                found=f"run in progress ({holder})",
+            ) from None
+        fh.seek(0)
+        fh.truncate()
+        fh.write(f"pid {os.getpid()}\n")
+        fh.flush()
+        self._fh = fh
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._fh is not None:
+            self._fh.close()  # closing releases the flock
+            self._fh = None
+
+
+def clean_run_folder(run_path: Path) -> list[Path]:
+    """Empty a run folder of everything an earlier run of the same name wrote.
+
+    Processes still running for this folder (orphans of a run that was killed with
+    SIGKILL, which no handler can see) are stopped first, then the runner's own outputs
+    are removed: the sub-folders :data:`RUN_OUTPUTS`, the report, the manifest and
+    hidden temporary files. Anything else a user put there is left alone.
+
+    Parameters
+    ----------
+    run_path : pathlib.Path
+
+    Returns
+    -------
+    list of pathlib.Path
+        What was removed.
+    """
+    stop_processes(run_path=run_path)
+    removed = []
+    for sub in RUN_OUTPUTS:
+        if (run_path / sub).exists():
+            shutil.rmtree(run_path / sub, ignore_errors=True)
+            removed.append(run_path / sub)
+    for name in RUN_FILES:
+        if (run_path / name).exists():
+            (run_path / name).unlink()
+            removed.append(run_path / name)
+    if run_path.is_dir():
+        for tmp in run_path.glob(".*.tmp"):
+            tmp.unlink(missing_ok=True)
+            removed.append(tmp)
+    return removed
+
+
+def discard_partial_outputs(run_path: Path, results: Sequence[JobResult]) -> list[Path]:
+    """After an interruption: leave nothing that could pass for a finished output.
+
+    Each results file is complete (written atomically) but the set is not, which the
+    manifest says. What is removed or renamed: temporary files of writes that were cut
+    off, the report unless ``06_report`` finished, and the executed notebooks of the
+    notebooks that were stopped (kept, for their tracebacks, as
+    ``<name>.interrupted.ipynb``).
+
+    Parameters
+    ----------
+    run_path : pathlib.Path
+    results : sequence of JobResult
+        One per planned job, with the ``interrupted`` ones marked.
+
+    Returns
+    -------
+    list of pathlib.Path
+        Files removed or renamed (their old names).
+    """
+    touched = []
+    if run_path.is_dir():
+        for tmp in run_path.rglob(".*.tmp"):
+            tmp.unlink(missing_ok=True)
+            touched.append(tmp)
+    report_ok = any(r.job.notebook == STAGES[-1][0] and r.ok for r in results)
+    if not report_ok:
+        for name in REPORT_FILES:
+            if (run_path / name).exists():
+                (run_path / name).unlink()
+                touched.append(run_path / name)
+    for r in results:
+        out = r.job.output_path
+        if r.status == "interrupted" and out.exists():
+            out.replace(out.with_name(out.name.removesuffix(".ipynb") + INTERRUPTED_SUFFIX))
+            touched.append(out)
+    return touched
 
 
 # --- the manifest ------------------------------------------------------------------------
 
 
-def _git(*args: str) -> str:
+def _git(*args: str) -> str | None:
+    """Output of a git command in the project, or None when git cannot answer."""
     try:
         return subprocess.run(
             ["git", *args], cwd=config.ROOT, capture_output=True, text=True, check=True, timeout=30
         ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
-        return ""
+        return None
+
+
+def git_state() -> dict:
+    """The code a run used: ``git_commit`` and ``git_dirty``.
+
+    Returns
+    -------
+    dict
+        ``git_commit``: the commit hash, or ``"unknown"`` outside a git checkout;
+        ``git_dirty``: True when tracked or untracked files differ from that commit
+        (ignored files such as ``reports/`` do not count), None when unknown.
+    """
+    commit = _git("rev-parse", "HEAD")
+    status = _git("status", "--porcelain") if commit else None
+    return {
+        "git_commit": commit or "unknown",
+        "git_dirty": None if status is None else bool(status),
+    }
 
 
 def _rel(path: Path) -> str:
@@ -751,6 +1154,9 @@ def write_manifest(
     wall_seconds: float,
     workers: int,
     finished: bool = True,
+    *,
+    interrupted_by: str | None = None,
+    panel_published: str | None = None,
 ) -> Path:
     """Write ``manifest.json`` for a run.
 
@@ -772,23 +1178,35 @@ def write_manifest(
     workers : int
     finished : bool
         False while notebooks are still to run.
+    interrupted_by : str, optional
+        Name of the signal that stopped the run; the status is then ``interrupted``.
+    panel_published : str, optional
+        What ``data/panel.parquet`` holds once the run is over (``full`` or
+        ``disclosure-controlled``).
 
     Returns
     -------
     pathlib.Path
     """
-    status = _git("status", "--porcelain")
     results = list(results or [])
+    if interrupted_by:
+        status = "interrupted"
+    elif not finished:
+        status = "running"
+    else:
+        status = "ok" if all(r.ok for r in results) else "failed"
     manifest = {
         "run": ps["run"],
-        "status": ("ok" if all(r.ok for r in results) else "failed") if finished else "running",
+        "status": status,
+        "interrupted_by": interrupted_by,
         "created_utc": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "git_commit": _git("rev-parse", "HEAD") or "unknown",
-        "git_dirty": bool(status),
+        **git_state(),
         "parameter_set": _rel(ps["path"]),
         "description": ps["description"],
         "timeout_seconds": ps["timeout"],
         "parameters": run_parameters(ps),
+        "publish_panel": bool(ps.get("publish_panel", False)),
+        "panel_published": panel_published,
         "inputs": dict(inputs),
         "packages": package_versions(),
         "workers": workers,
@@ -800,6 +1218,7 @@ def write_manifest(
                 "output": _rel(r.job.output_path),
                 "parameters": r.job.parameters,
                 "ok": r.ok,
+                "status": r.status,
                 "error": r.error,
                 "failed_cell": r.failed_cell,
                 "wall_seconds": round(r.wall_seconds, 2),
@@ -896,6 +1315,14 @@ def default_workers() -> int:
         return os.cpu_count() or 1
 
 
+def _panel_is_public(waves: Sequence[Sequence[Job]], notebooks_dir: Path) -> bool:
+    """Whether the data of a run are public (the data source 01_data is given)."""
+    declared = notebook_parameters(_notebook_path(notebooks_dir, STAGES[0][0]))
+    first = waves[0][0].parameters if waves and waves[0] else {}
+    default = declared["data_source"].default if "data_source" in declared else None
+    return first.get("data_source", default) in params_module.PUBLIC_DATA_SOURCES
+
+
 def run_pipeline(
     params: str | Path,
     *,
@@ -906,6 +1333,17 @@ def run_pipeline(
     progress: bool = True,
 ) -> tuple[Path, list[JobResult]]:
     """Run every notebook of a parameter set and write the run manifest.
+
+    Before anything runs: the parameter set and every value in it are checked, the run
+    name is locked (:class:`RunLock`), and the run folder is emptied of an earlier run's
+    outputs (:func:`clean_run_folder`). While it runs, SIGTERM and SIGINT stop it
+    (:func:`stop_signals`); every worker and kernel is then stopped, the manifest says
+    ``interrupted`` and nothing partial is left that looks finished.
+
+    ``data/panel.parquet`` is the analysis input of notebooks 02-05; once they are done
+    (and whatever happens), it is replaced by a disclosure-controlled copy
+    (:func:`vanguard.sdc.publish_run_panel`) unless the data are public and the
+    parameter set says ``publish_panel: true``.
 
     Parameters
     ----------
@@ -926,37 +1364,80 @@ def run_pipeline(
     Returns
     -------
     (pathlib.Path, list of JobResult)
-        The run folder and one result per executed notebook.
+        The run folder and one result per planned notebook (``skipped`` ones included).
 
     Raises
     ------
     DataError
-        If the parameter set is malformed or names a parameter no notebook declares.
+        If the parameter set is malformed, names a parameter no notebook declares or a
+        value its rule refuses, the reports folder cannot be used, or another run of
+        the same name is in progress.
+    RunInterrupted
+        If SIGTERM or SIGINT stopped the run (after the clean-up above).
     """
+    from vanguard import sdc
+
     notebooks_dir = notebooks_dir or config.NOTEBOOKS
     ps = load_params(params)
     if run is None and golden:
         run = GOLDEN_RUN
     if run is not None:
+        if params_module.value_problem("run", run):
+            raise DataError("--run", "a plain run name (letters, digits, _ - .)", found=run)
         ps["run"] = run
     run_path = config.run_dir(ps["run"])
     waves = plan_jobs(ps, run_path, notebooks_dir)
+    full_panel = bool(ps["publish_panel"]) and _panel_is_public(waves, notebooks_dir)
     n_workers = workers or ps["workers"] or default_workers()
     inputs = input_checksums(input_files(ps, notebooks_dir))
-    for sub in RUN_OUTPUTS:
-        shutil.rmtree(run_path / sub, ignore_errors=True)
-    t0 = time.perf_counter()
+    try:
+        run_path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise DataError(run_path, "a run folder that can be created", found=str(exc)) from exc
+    panel_file = run_path / "data" / "panel.parquet"
+    with RunLock(run_path), stop_signals():
+        clean_run_folder(run_path)
+        t0 = time.perf_counter()
+        published: list[str | None] = [None]
 
-    def record(so_far: list[JobResult], finished: bool = False) -> None:
-        write_manifest(
-            run_path, ps, so_far, inputs, time.perf_counter() - t0, n_workers, finished=finished
-        )
+        def record(so_far, finished=False, interrupted_by=None):
+            write_manifest(run_path, ps, so_far, inputs, time.perf_counter() - t0, n_workers,
+                           finished=finished, interrupted_by=interrupted_by,
+                           panel_published=published[0])
 
-    record([])
-    results = run_jobs(
-        waves, workers=n_workers, timeout=ps["timeout"], progress=progress, after_stage=record
-    )
-    record(results, finished=True)
+        def after_stage(so_far: list[JobResult]) -> None:
+            done = {r.job.notebook for r in so_far}
+            if set(STAGES[1]) <= done:  # the last readers of the full panel have finished
+                published[0] = sdc.publish_run_panel(panel_file, full=full_panel)
+            record(so_far)
+
+        previous = os.environ.get(RUN_ENV)
+        _start_helpers()
+        # every worker, kernel and their children inherit the tag (see RUN_ENV)
+        os.environ[RUN_ENV] = str(run_path.resolve())
+        results: list[JobResult] = []
+        try:
+            record([])
+            results = run_jobs(waves, workers=n_workers, timeout=ps["timeout"],
+                               progress=progress, after_stage=after_stage)
+            # a run whose analysis stage did not finish has not published its panel yet
+            published[0] = sdc.publish_run_panel(panel_file, full=full_panel)
+            record(results, finished=True)
+        except RunInterrupted as stop:
+            if not stop.results:  # stopped outside run_jobs: before it, or after it returned
+                stop.stopped = stop_processes(run_path=run_path)
+                stop.results = results or [
+                    JobResult(j, False, f"not run: run stopped by {stop.signal_name}",
+                              status="not run") for w in waves for j in w]
+            discard_partial_outputs(run_path, stop.results)
+            published[0] = sdc.publish_run_panel(panel_file, full=full_panel)
+            record(stop.results, finished=True, interrupted_by=stop.signal_name)
+            raise
+        finally:
+            if previous is None:
+                os.environ.pop(RUN_ENV, None)
+            else:
+                os.environ[RUN_ENV] = previous
     if golden and all(r.ok for r in results):
         refresh_golden(results)
     return run_path, results
@@ -968,7 +1449,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     Returns
     -------
     int
-        0 when every notebook ran; 1 when any failed; 2 for a bad parameter set.
+        0 when every notebook ran; 1 when any failed or was skipped; 2 for a bad
+        parameter set, a reports folder that cannot be used or a run name in use;
+        128 + the signal number when SIGTERM (143) or SIGINT (130) stopped the run.
     """
     parser = argparse.ArgumentParser(
         prog="vanguard-report",
@@ -984,6 +1467,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--workers", type=int, default=None, help="notebooks run in parallel (default: CPU cores)"
     )
     parser.add_argument(
+        "--notebooks",
+        type=Path,
+        default=None,
+        help="folder of the notebooks to run (default: the project's notebooks/)",
+    )
+    parser.add_argument(
         "--golden",
         action="store_true",
         help="refresh the reference notebooks in tests/golden/ (use with ci)",
@@ -995,12 +1484,22 @@ def main(argv: Sequence[str] | None = None) -> int:
             args.params,
             run=args.run,
             workers=args.workers,
+            notebooks_dir=args.notebooks,
             golden=args.golden,
             progress=not args.no_progress,
         )
     except (DataError, ValueError) as exc:
         print(f"vanguard-report: {exc}", file=sys.stderr)
         return 2
+    except RunInterrupted as stop:
+        done = sum(r.ok for r in stop.results)
+        print(
+            f"vanguard-report: {stop}; {done}/{len(stop.results)} notebooks had finished; "
+            f"{len(stop.stopped)} worker and kernel processes stopped; manifest status "
+            "'interrupted'. Run again to start from a clean run folder.",
+            file=sys.stderr,
+        )
+        return stop.exit_code
     failed = [r for r in results if not r.ok]
     wall = json.loads((run_path / "manifest.json").read_text(encoding="utf-8"))["wall_seconds"]
     print(
@@ -1008,9 +1507,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"outputs in {run_path}"
     )
     for r in failed:
+        if r.status == "skipped":
+            print(f"SKIPPED {r.job.label}: {r.error}", file=sys.stderr)
+            continue
         print(
             f"FAILED {r.job.notebook} with parameters {json.dumps(r.job.parameters)}\n"
             f"  {r.error}\n  executed copy with the traceback: {r.job.output_path}",
+            file=sys.stderr,
+        )
+    if any(r.job.notebook == STAGES[-1][0] and r.status == "skipped" for r in results):
+        print(
+            f"no report: {STAGES[-1][0]} was not run because notebooks failed; a report "
+            "built from partial results would not say what is missing",
             file=sys.stderr,
         )
     if args.golden and not failed:

@@ -214,14 +214,89 @@ def _json_default(obj):
     raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
 
 
-def build_report(run: str) -> tuple[Path, Path]:
+class IncompleteRunError(RuntimeError):
+    """The run a report was asked for has failed, skipped or interrupted notebooks."""
+
+
+REPORT_NOTEBOOK = "06_report"
+
+
+def incomplete_notebooks(manifest: dict) -> list[str]:
+    """Notebooks of a run that did not finish, as ``"<output name> (<status>)"``.
+
+    Parameters
+    ----------
+    manifest : dict
+        ``manifest.json`` of the run (empty for a folder the runner did not write).
+
+    Returns
+    -------
+    list of str
+        Empty when every notebook listed so far ran; the report notebook itself is not
+        listed (it is the one asking). A manifest whose run was interrupted lists at
+        least that.
+    """
+    out = []
+    for nb in manifest.get("notebooks", []) or []:
+        status = nb.get("status") or ("ok" if nb.get("ok", True) else "failed")
+        if status != "ok" and nb.get("notebook") != REPORT_NOTEBOOK:
+            out.append(f"{Path(str(nb.get('output', nb.get('notebook', '?')))).stem} ({status})")
+    if manifest.get("status") == "interrupted" and not out:
+        out.append(f"the run itself (interrupted by {manifest.get('interrupted_by') or 'a signal'})")
+    return out
+
+
+def failure_banner(incomplete: list[str]) -> str:
+    """Banner text of a report built from an incomplete run ("" when complete)."""
+    if not incomplete:
+        return ""
+    return ("INCOMPLETE RUN - these notebooks did not finish: " + "; ".join(incomplete)
+            + ". Everything they would have produced is missing from this report; no "
+            "figure or number was filled in from elsewhere. Do not cite it as the "
+            "run's result.")
+
+
+def reproducibility_note(manifest: dict) -> str:
+    """One sentence stating the code version of a run and whether it was committed.
+
+    Parameters
+    ----------
+    manifest : dict
+
+    Returns
+    -------
+    str
+    """
+    commit = str(manifest.get("git_commit") or "unknown")
+    dirty = manifest.get("git_dirty")
+    if commit == "unknown":
+        state = "code version unknown (not run from a git checkout)"
+    elif dirty is True:
+        state = (f"code version {commit} with uncommitted changes (the working tree was "
+                 "dirty: this commit alone does not reproduce the run)")
+    elif dirty is False:
+        state = f"code version {commit} (clean working tree)"
+    else:
+        state = f"code version {commit} (whether the working tree was clean is unknown)"
+    source = manifest.get("parameter_set")
+    return state[0].upper() + state[1:] + (f"; parameter set {source}." if source else ".")
+
+
+def build_report(run: str, *, allow_incomplete: bool = False) -> tuple[Path, Path]:
     """Write ``reports/<run>/report.html`` and ``reports/<run>/report.pdf``.
+
+    A run whose manifest lists a notebook that failed, was skipped or was interrupted
+    gets no report unless ``allow_incomplete``; then the report carries a banner naming
+    those notebooks at the top of the HTML and of every PDF page, and no missing figure
+    is drawn in their place.
 
     Parameters
     ----------
     run : str
         Run name (see :func:`vanguard.config.run_dir`); the run folder must hold
         ``results/*.csv`` and usually ``manifest.json`` and ``figures/``.
+    allow_incomplete : bool
+        Build a report of an incomplete run, with the failure banner.
 
     Returns
     -------
@@ -233,6 +308,8 @@ def build_report(run: str) -> tuple[Path, Path]:
     DataError
         If the run folder, its results, the lessons register or the published results
         are missing or malformed, or a figure has no alt text.
+    IncompleteRunError
+        If notebooks of the run did not finish and ``allow_incomplete`` is False.
     RuntimeError
         If the PDF cannot be typeset.
     """
@@ -240,8 +317,23 @@ def build_report(run: str) -> tuple[Path, Path]:
     if not run_path.is_dir():
         raise DataError(run_path, "a run folder (run the pipeline first)",
                         found="no such folder")
-    ensure_figures(run)
+    manifest = load_manifest(run_path)
+    incomplete = incomplete_notebooks(manifest)
+    if incomplete and not allow_incomplete:
+        raise IncompleteRunError(
+            f"run {run!r} is incomplete, so no report is built from its partial results: "
+            + "; ".join(incomplete)
+            + ". Fix and re-run, or build_report(run, allow_incomplete=True) for a draft "
+            "with a failure banner.")
+    if not incomplete:
+        # drawing the standard figures from the results is only safe when every
+        # notebook ran: otherwise a figure would stand in for one that failed
+        ensure_figures(run)
     content = build_content(run)
+    content["failure_banner"] = failure_banner(incomplete)
+    content["incomplete_notebooks"] = incomplete
+    content["reproducibility"] = reproducibility_note(manifest)
+    content["git_dirty"] = manifest.get("git_dirty")
     html = render_html(content, run_path)
     pdf = render_pdf(content, run_path)
     html_path = write_text(run_path / "report.html", html)
@@ -249,4 +341,13 @@ def build_report(run: str) -> tuple[Path, Path]:
     return html_path, pdf_path
 
 
-__all__ = ["build_report", "ensure_figures", "render_html", "render_pdf"]
+__all__ = [
+    "IncompleteRunError",
+    "build_report",
+    "ensure_figures",
+    "failure_banner",
+    "incomplete_notebooks",
+    "render_html",
+    "render_pdf",
+    "reproducibility_note",
+]

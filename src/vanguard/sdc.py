@@ -127,3 +127,118 @@ def small_counts_in_cells(cells: Iterable[str]) -> list[str]:
         if m and is_small(int(m.group(1).replace(",", ""))):
             bad.append(cell)
     return bad
+
+
+# --- the panel copied into a run folder ------------------------------------------------
+
+PUBLISHED_ATTR = "disclosure_control"
+"""Key of the panel's ``attrs`` (kept in the parquet metadata) saying what was done."""
+
+NOT_COUNTS: frozenset[str] = frozenset({"area", "month", "group", "start", "site"})
+"""Panel columns that are never counts of people or events (keys and design)."""
+
+
+def panel_count_columns(panel: pd.DataFrame) -> list[str]:
+    """Columns of a panel that hold counts of people or events.
+
+    Every numeric column outside :data:`NOT_COUNTS` whose values are all non-negative
+    whole numbers (or missing): the outcomes and the population. A column with a
+    fraction in it (a rate, a share) is not a count and is left as it is.
+
+    Parameters
+    ----------
+    panel : pandas.DataFrame
+
+    Returns
+    -------
+    list of str
+        In the panel's column order.
+    """
+    out = []
+    for col in panel.columns:
+        if col in NOT_COUNTS or not pd.api.types.is_numeric_dtype(panel[col]):
+            continue
+        if pd.api.types.is_bool_dtype(panel[col]):
+            continue
+        values = pd.to_numeric(panel[col], errors="coerce").dropna().to_numpy(dtype=float)
+        if values.size and np.all(np.isfinite(values)) and np.all(values >= 0) and np.all(
+            values == np.floor(values)
+        ):
+            out.append(col)
+    return out
+
+
+def suppress_panel(panel: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
+    """A copy of a panel fit to publish: counts between 1 and 7 blanked and flagged.
+
+    The rule is :func:`is_small`, as for every published table. A suppressed cell
+    becomes missing (parquet has no room for the :data:`MARKER` in a number column) and
+    a boolean column ``<column>_suppressed`` says which missing values were suppressed
+    rather than missing in the source. ``attrs`` keep only :data:`PUBLISHED_ATTR` (the
+    footnote) and ``data_source``: the source path is a detail of the machine it ran on.
+
+    Parameters
+    ----------
+    panel : pandas.DataFrame
+        Not modified.
+
+    Returns
+    -------
+    (pandas.DataFrame, list of str)
+        The copy, and the count columns in which something was suppressed.
+    """
+    out = panel.copy()
+    touched = []
+    for col in panel_count_columns(panel):
+        small = panel[col].map(is_small).astype(bool)
+        if not small.any():
+            continue
+        touched.append(col)
+        values = panel[col]
+        if pd.api.types.is_integer_dtype(values):
+            values = values.astype("Int64")
+        out[col] = values.mask(small)
+        out[f"{col}_suppressed"] = small.to_numpy()
+    note = FOOTNOTE if touched else (
+        f"Checked for counts between {SMALL_MIN} and {SMALL_MAX}; none found.")
+    out.attrs = {k: v for k, v in panel.attrs.items() if k == "data_source"}
+    out.attrs[PUBLISHED_ATTR] = note
+    return out, touched
+
+
+def publish_run_panel(path, *, full: bool) -> str | None:
+    """Make the panel of a run folder safe to publish, in place and atomically.
+
+    Parameters
+    ----------
+    path : str or pathlib.Path
+        ``reports/<run>/data/panel.parquet`` (the analysis input notebook 01 wrote).
+    full : bool
+        Keep the full panel: only for public data whose parameter set says
+        ``publish_panel: true``.
+
+    Returns
+    -------
+    str or None
+        ``"full"``, ``"disclosure-controlled"``, or None when there is no panel.
+
+    Raises
+    ------
+    OSError
+        If the file cannot be read or replaced.
+    """
+    from pathlib import Path
+
+    from vanguard.io import write_parquet
+
+    path = Path(path)
+    if not path.is_file():
+        return None
+    if full:
+        return "full"
+    panel = pd.read_parquet(path)
+    if PUBLISHED_ATTR in panel.attrs:  # already done (the runner may call this twice)
+        return "disclosure-controlled"
+    safe, _ = suppress_panel(panel)
+    write_parquet(path, safe)
+    return "disclosure-controlled"
