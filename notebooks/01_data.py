@@ -33,6 +33,7 @@
 from vanguard import config, schema
 from vanguard.io import write_parquet
 from vanguard.panel import CORE_COLUMNS, MAR_DENOMINATORS, load_panel
+from vanguard.params import check_parameters
 
 # %% tags=["parameters"]
 run: str = "default"  # run name; outputs go to reports/<run>/
@@ -46,6 +47,11 @@ mar_end: str = ""  # nhs_mar only: last month of the panel; "" means 2018-03 (en
 mar_mixed: str = "exclude"  # nhs_mar only: areas mixing vanguard and control CCGs: exclude or keep
 mar_quality: str = "drop"  # nhs_mar only: areas failing the data-quality rule: drop or keep
 
+
+# %%
+# every parameter checked for its value, whether it came from a parameter set or from
+# papermill -p (an unknown name or a value such as n_boot "abc" stops here)
+check_parameters("01_data", globals())
 # %% [markdown]
 # ## Load and validate
 #

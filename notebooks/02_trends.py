@@ -26,6 +26,7 @@ import pandas as pd
 
 from vanguard import config, descriptives, plots
 from vanguard.io import write_csv
+from vanguard.params import check_parameters
 
 # %% tags=["parameters"]
 run: str = "default"  # run name; reads reports/<run>/data/panel.parquet written by 01_data
@@ -33,6 +34,11 @@ outcomes: list = ["emergency_admissions", "bed_days", "ae_attendances"]  # outco
 pre_months: int = 24  # months before the earliest start that form the base and pre-period
 freq: str = "Q"  # period of the trend charts: M (month), Q (quarter), Y or FY (financial year)
 
+
+# %%
+# every parameter checked for its value, whether it came from a parameter set or from
+# papermill -p (an unknown name or a value such as n_boot "abc" stops here)
+check_parameters("02_trends", globals())
 # %%
 panel = pd.read_parquet(config.run_dir(run) / "data" / "panel.parquet")
 data_source = panel.attrs.get("data_source", "custom")

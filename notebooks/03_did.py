@@ -39,6 +39,7 @@
 import pandas as pd
 
 from vanguard import analysis, config, schema
+from vanguard.params import check_parameters
 
 # %% tags=["parameters"]
 run: str = "default"  # run name; reads reports/<run>/data/panel.parquet written by 01_data
@@ -51,6 +52,11 @@ inference: str = "auto"  # auto (the headline rule), cluster, wild_bootstrap or 
 n_boot: int = 999  # bootstrap or permutation draws
 seed: int = 20150310  # seed of every random draw
 
+
+# %%
+# every parameter checked for its value, whether it came from a parameter set or from
+# papermill -p (an unknown name or a value such as n_boot "abc" stops here)
+check_parameters("03_did", globals())
 # %%
 panel = pd.read_parquet(config.run_dir(run) / "data" / "panel.parquet")
 data_source = panel.attrs.get("data_source", "custom")

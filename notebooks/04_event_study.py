@@ -26,6 +26,7 @@
 import pandas as pd
 
 from vanguard import analysis, config, plots, schema
+from vanguard.params import check_parameters
 
 # %% tags=["parameters"]
 run: str = "default"  # run name; reads reports/<run>/data/panel.parquet written by 01_data
@@ -41,6 +42,11 @@ inference: str = "auto"  # auto (the headline rule), cluster or wild_bootstrap
 n_boot: int = 999  # bootstrap draws (pointwise intervals and the pre-trend test)
 seed: int = 20150310  # seed of every random draw
 
+
+# %%
+# every parameter checked for its value, whether it came from a parameter set or from
+# papermill -p (an unknown name or a value such as n_boot "abc" stops here)
+check_parameters("04_event_study", globals())
 # %%
 panel = pd.read_parquet(config.run_dir(run) / "data" / "panel.parquet")
 data_source = panel.attrs.get("data_source", "custom")

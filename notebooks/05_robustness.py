@@ -29,6 +29,7 @@
 import pandas as pd
 
 from vanguard import analysis, config, plots, schema
+from vanguard.params import check_parameters
 
 # %% tags=["parameters"]
 run: str = "default"  # run name; reads reports/<run>/data/panel.parquet written by 01_data
@@ -47,6 +48,11 @@ powers: list = [0.8, 0.9]  # statistical power(s) at which to report the minimum
 hoped_for_pct: float = 3.0  # % reduction the programme hoped for, drawn on the MDE chart
 seed: int = 20150310  # seed of every random draw
 
+
+# %%
+# every parameter checked for its value, whether it came from a parameter set or from
+# papermill -p (an unknown name or a value such as n_boot "abc" stops here)
+check_parameters("05_robustness", globals())
 # %%
 panel = pd.read_parquet(config.run_dir(run) / "data" / "panel.parquet")
 data_source = panel.attrs.get("data_source", "custom")

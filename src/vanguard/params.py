@@ -99,27 +99,39 @@ def _month(v: Any) -> bool:
     return bool(m and 1990 <= int(m.group(1)) <= 2100 and 1 <= int(m.group(2)) <= 12)
 
 
-def _relative_path(v: Any) -> bool:
-    # custom files are named relative to data/raw/: an absolute path or `..` would read
-    # from anywhere and make the run depend on the machine it ran on
+def _data_path(v: Any) -> bool:
+    # custom files are named relative to data/raw/ or given in full (the run manifest
+    # records the sha256 of both); a relative path climbing out with `..` would make the
+    # run depend on the folder it happened to start from
     if not isinstance(v, str):
         return False
-    return v == "" or (not Path(v).is_absolute() and ".." not in Path(v).parts)
+    return v == "" or Path(v).is_absolute() or ".." not in Path(v).parts
 
 
 _OUTCOME_RULE = Rule(lambda v: isinstance(v, str) and bool(_OUTCOME.match(v)),
                      "a column name (letters, digits and _)")
-_GROUP_RULE = _one_of(("population_based", "care_home", "uec"))
+_GROUP_RULE = Rule(
+    lambda v: isinstance(v, str) and bool(re.fullmatch(r"[A-Za-z][A-Za-z0-9_]*", v))
+    and v not in ("control", "both"),
+    "a treatment group name (letters, digits and _; the vanguard groups are "
+    "population_based, care_home and uec)",
+)
 _ESTIMATOR_RULE = _one_of(ESTIMATORS)
+_PATH_WORDS = "a path relative to data/raw/ without '..', a full path, or empty"
 _DRAWS = _int_in(1, 1_000_000)
 
 RULES: dict[str, Rule] = {
     "run": Rule(lambda v: isinstance(v, str) and bool(_RUN_NAME.match(v)),
                 "a plain run name (letters, digits, _ - .)"),
     "data_source": _one_of(DATA_SOURCES),
-    "custom_panel": Rule(_relative_path, "a path relative to data/raw/ (or empty)"),
-    "custom_sites": Rule(_relative_path, "a path relative to data/raw/ (or empty)"),
-    "custom_site_areas": Rule(_relative_path, "a path relative to data/raw/ (or empty)"),
+    "custom_panel": Rule(_data_path, _PATH_WORDS),
+    "custom_sites": Rule(_data_path, _PATH_WORDS),
+    "custom_site_areas": Rule(_data_path, _PATH_WORDS),
+    "custom_groups": Rule(_data_path, _PATH_WORDS),
+    "mar_end": Rule(_month, 'a month "YYYY-MM" (month 01-12, year 1990-2100) or ""'),
+    "mar_mixed": _one_of(("exclude", "keep")),
+    "mar_quality": _one_of(("drop", "keep")),
+    "mde_draws": _DRAWS,
     "first_month": Rule(_month, 'a month "YYYY-MM" (month 01-12, year 1990-2100) or ""'),
     "publish_panel": Rule(lambda v: isinstance(v, bool), "true or false"),
     "outcome": _OUTCOME_RULE,
@@ -149,6 +161,7 @@ RULES: dict[str, Rule] = {
     "hoped_for_pct": Rule(lambda v: _is_number(v) and 0 < v < 100,
                           "a percentage between 0 and 100"),
     "require_all": Rule(lambda v: isinstance(v, bool), "true or false"),
+    "allow_incomplete": Rule(lambda v: isinstance(v, bool), "true or false"),
 }
 """Parameter name -> the values it may take. A name without a rule is checked for its
 declared type only."""

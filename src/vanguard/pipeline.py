@@ -1111,6 +1111,10 @@ def input_files(ps: Mapping, notebooks_dir: Path = config.NOTEBOOKS) -> list[Pat
     sources.update(v.get("data_source") for v in ps["notebooks"].values() if isinstance(v, dict))
     if "nhs_mar" in sources and config.mar_dir().is_dir():
         files.update(p for p in config.mar_dir().iterdir() if p.is_file())
+    # a user's own files named outside data/raw/ are inputs too
+    for values in [ps["parameters"], *(v for v in ps["notebooks"].values() if isinstance(v, dict))]:
+        files.update(config.DATA_RAW / v for k, v in values.items()
+                     if k.startswith("custom_") and isinstance(v, str) and v)
     return sorted(f.resolve() for f in files if f.is_file())
 
 
