@@ -248,3 +248,24 @@ def test_spark_dataframe_and_table_sources(spark, files):
     duck = aggregate_records(files["date parquet"], los_col="los")
     pd.testing.assert_frame_equal(from_table, duck)
     spark.catalog.dropTempView("hes_like")
+
+
+def test_bench_worker_task_measures_the_spark_route(spark, tmp_path):
+    """The bench's Spark task gives the DuckDB panel's fingerprint and counts the JVM."""
+    import sys
+
+    from vanguard import config
+
+    if str(config.ROOT) not in sys.path:  # the benchmarks folder is not installed
+        sys.path.insert(0, str(config.ROOT))
+    from benchmarks import scale_records
+
+    path = scale_records.generate_records(tmp_path / "r.parquet", 30_000, n_areas=9)
+    prepare, step = scale_records.task_spark(str(path), threads=2)
+    out = step(prepare())
+    duck = aggregate_records(path, los_col="los")
+    assert out["digest"] == scale_records.panel_digest(duck)
+    assert out["total"] == 30_000 and out["rows_out"] == len(duck)
+    # The JVM is a child of this process and far larger than nothing.
+    assert out["jvm_mb"] > 100 and out["peak_mb"] > out["jvm_mb"]
+    assert scale_records.spark_available() == ""
