@@ -159,7 +159,8 @@ def test_spark_panel_identical_to_duckdb(spark, files, fmt, kwargs):
 
 def test_window_edges_are_counted_like_duckdb(spark, files):
     """The last instant of June is in June; the first of July is dropped."""
-    panel = aggregate_records_spark(files["csv"], start=START, end=END, los_col="los")
+    with pytest.warns(UserWarning, match=r"dropped 3 record\(s\).*\(2 before, 1 after\)"):
+        panel = aggregate_records_spark(files["csv"], start=START, end=END, los_col="los")
     df = files["frame"]
     in_june = df[(df["admission_date"] >= "2015-06-01") & (df["admission_date"] < "2015-07-01")]
     got = panel[panel["month"] == pd.Timestamp("2015-06-01")]
@@ -244,8 +245,10 @@ def test_spark_dataframe_and_table_sources(spark, files):
     """A notebook's DataFrame or catalog table goes straight in, no files involved."""
     df = spark.read.parquet(str(files["date parquet"]))
     df.createOrReplaceTempView("hes_like")
-    from_table = aggregate_records_spark(spark.table("hes_like"), los_col="los")
-    duck = aggregate_records(files["date parquet"], los_col="los")
+    with pytest.warns(UserWarning, match="<Spark DataFrame>: 30 record.*empty 'los'"):
+        from_table = aggregate_records_spark(spark.table("hes_like"), los_col="los")
+    with pytest.warns(UserWarning, match="30 record.*empty 'los'"):
+        duck = aggregate_records(files["date parquet"], los_col="los")
     pd.testing.assert_frame_equal(from_table, duck)
     spark.catalog.dropTempView("hes_like")
 
@@ -269,3 +272,9 @@ def test_bench_worker_task_measures_the_spark_route(spark, tmp_path):
     # The JVM is a child of this process and far larger than nothing.
     assert out["jvm_mb"] > 100 and out["peak_mb"] > out["jvm_mb"]
     assert scale_records.spark_available() == ""
+
+
+def test_area_code_with_a_backslash_is_refused_not_mismatched(spark, files):
+    # Spark SQL reads a backslash in a literal as an escape: "A\\1" would become "A1".
+    with pytest.raises(ValueError, match="backslash|cannot contain"):
+        aggregate_records_spark(files["csv"], areas=AREAS + ["A\\1"])

@@ -371,6 +371,13 @@ def _check(
     return got
 
 
+def _column(name: str):
+    """A column by its exact name: backtick-quoted, so dots and spaces are not parsed."""
+    from pyspark.sql import functions as F
+
+    return F.col("`" + str(name).replace("`", "``") + "`")
+
+
 # --- the driver -------------------------------------------------------------------------
 
 
@@ -423,8 +430,8 @@ def aggregate_records_spark(
         As :func:`vanguard.records.aggregate_records`. Spark keeps no row order, so a
         message names the file and an offending value but not its row.
     ValueError
-        If ``start``/``end`` are not months, ``end`` is before ``start``, or the
-        columns are not distinct.
+        If ``start``/``end`` are not months, ``end`` is before ``start``, the columns
+        are not distinct, or a code in ``areas`` contains a backslash.
 
     Warns
     -----
@@ -448,12 +455,16 @@ def aggregate_records_spark(
     if lo is not None and hi is not None:
         month_range(lo, hi)  # rejects a reversed range before any Spark work
     area_list = sorted({str(x) for x in areas}) if areas is not None else None
+    if area_list and any("\\" in a for a in area_list):
+        # The codes become SQL literals, and Spark SQL reads a backslash in a literal as
+        # an escape, so such a code would silently stop matching its records.
+        raise ValueError("aggregate_records_spark: area codes in 'areas' cannot contain '\\'")
 
     raw, label = read_records(spark, source, delimiter=delimiter, fmt=fmt)
     _check_columns(raw, label, needed)
-    picked = [F.col(f"`{date_col}`").alias(DATE), F.col(f"`{area_col}`").alias(AREA)]
+    picked = [_column(date_col).alias(DATE), _column(area_col).alias(AREA)]
     if los_col:
-        picked.append(F.col(f"`{los_col}`").alias(LOS))
+        picked.append(_column(los_col).alias(LOS))
     cols = {"date": date_col, "area": area_col, "los": los_col}
 
     view = f"vanguard_records_{uuid.uuid4().hex}"
