@@ -74,6 +74,15 @@ def machine() -> str:
     )
 
 
+def _load() -> str:
+    """Load averages now: on a shared machine they say how much the figures were crowded."""
+    try:
+        one, five, fifteen = os.getloadavg()
+    except OSError:
+        return "unknown"
+    return f"load average {one:.1f} / {five:.1f} / {fifteen:.1f} (1 / 5 / 15 min) when written"
+
+
 def run_sections(
     sections: Sequence[str],
     *,
@@ -163,6 +172,7 @@ def _header(quick: bool, repeats: int, report_repeats: int, seconds: float, done
             "",
             f"- run: {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC, {seconds:.0f} s",
             f"- machine: {machine()}",
+            f"- load: {_load()}",
             f"- packages: {_versions()}",
             f"- figures: median of {repeats} run(s) ({report_repeats} for the whole report); "
             "`ratio` = median / the case's baseline measured in the same run; `value` = "
