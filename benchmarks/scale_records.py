@@ -386,7 +386,7 @@ def _note(label: str, out: dict, threads: int, duck_digest: str | None) -> str:
         )
     if label == SPARK:
         return (
-            f"local[{threads}]; JVM {out['jvm_mb']:.0f} MB of the peak; session start-up "
+            f"local[{threads}]; JVM {out['jvm_mb']:.0f} MB of the peak; session start and warm-up "
             f"{out['session_s']:.0f} s, not timed{same}"
         )
     return f"import footprint {out['base_mb']:.0f} MB{same}"
