@@ -278,3 +278,12 @@ def test_area_code_with_a_backslash_is_refused_not_mismatched(spark, files):
     # Spark SQL reads a backslash in a literal as an escape: "A\\1" would become "A1".
     with pytest.raises(ValueError, match="backslash|cannot contain"):
         aggregate_records_spark(files["csv"], areas=AREAS + ["A\\1"])
+
+
+def test_bad_record_in_an_in_memory_dataframe_names_the_value(spark):
+    """A DataFrame not read from files has no file to name: the message says what it is."""
+    df = spark.createDataFrame(
+        [("2015-01-02", "A"), ("2015-13-01", "B")], ["admission_date", "area"]
+    )
+    with pytest.raises(DataError, match=r"<Spark DataFrame>.*found '2015-13-01'"):
+        aggregate_records_spark(df)

@@ -104,10 +104,19 @@ def local_session(
     pyspark.sql.SparkSession
         A new session, or the running one if a session already exists in this process
         (Spark allows one per process; its settings are then left as they are).
+
+    Notes
+    -----
+    Sets ``PYSPARK_PYTHON`` to this interpreter unless it is already set.
     """
     _require_pyspark()
     from pyspark.sql import SparkSession
 
+    # Python workers (needed by DataFrames built from Python objects) must run this
+    # interpreter: pyspark otherwise starts whatever `python3` is first on PATH, and
+    # refuses to run when its minor version differs from the driver's. pyspark reads
+    # only the environment variable for this, so it is set (unless already set).
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     builder = (
         SparkSession.builder.master(f"local[{int(cores)}]")
         .appName(app_name)
