@@ -1,4 +1,7 @@
-"""Benchmarks behind ``make bench`` (``python -m vanguard.bench``).
+"""Benchmarks behind ``make bench`` (``python -m benchmarks``, from the project root).
+
+They live beside ``src/``, not inside the ``vanguard`` package: they are a development
+tool that measures the package, and an installed ``vanguard`` has no use for them.
 
 Each benchmark family lives in its own module and returns :class:`Result` rows; this
 module holds what they share: interleaved timing, running a measurement in a fresh
@@ -17,9 +20,11 @@ Families
 ``inference``
     Wild cluster bootstrap and randomisation inference at 999 and 9,999 draws.
 ``records``
-    The record-level route (:mod:`vanguard.records`): 1 M, 10 M and 50 M synthetic
-    admission records aggregated with DuckDB next to a pandas group-by, with peak memory
-    and the growth exponent. Goal: 50 M rows in 30 s and 4 GB, linear growth.
+    The record-level route: 1 M, 10 M and 50 M synthetic admission records aggregated
+    with DuckDB (:mod:`vanguard.records`) next to a pandas group-by and, where pyspark
+    and Java are installed, a local Spark session (:mod:`vanguard.records_spark`, up to
+    10 M), with peak memory and the growth exponent of each. Goal: 50 M rows in 30 s and
+    4 GB, linear growth.
 ``panel``
     A 50,000-unit x 24-period panel through fixed-effects regression, with peak memory.
 
@@ -39,6 +44,7 @@ import sys
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pandas as pd
 
@@ -154,7 +160,7 @@ def run_worker(task: str, params: Mapping, timeout: float = 1800) -> dict:
     Parameters
     ----------
     task : str
-        Name of a task in :data:`vanguard.bench._worker.TASKS`.
+        Name of a task in :data:`benchmarks._worker.TASKS`.
     params : mapping
         JSON-serialisable keyword arguments of the task.
     timeout : float
@@ -172,8 +178,12 @@ def run_worker(task: str, params: Mapping, timeout: float = 1800) -> dict:
     RuntimeError
         If the worker fails or times out; the message carries its stderr tail.
     """
-    cmd = [sys.executable, "-m", "vanguard.bench._worker", task, json.dumps(dict(params))]
-    env = dict(os.environ, MPLBACKEND="Agg")
+    cmd = [sys.executable, "-m", "benchmarks._worker", task, json.dumps(dict(params))]
+    # The benchmarks are not installed with the package: the worker finds them through
+    # the project root, whatever the current folder.
+    root = str(Path(__file__).resolve().parents[1])
+    path = os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH", "")) if p)
+    env = dict(os.environ, MPLBACKEND="Agg", PYTHONPATH=path)
     try:
         proc = subprocess.run(
             cmd, capture_output=True, text=True, timeout=timeout, env=env, check=False
@@ -278,8 +288,6 @@ def write_table(table: pd.DataFrame, out_dir, header: str = ""):
     tuple of pathlib.Path
         The CSV and Markdown paths.
     """
-    from pathlib import Path
-
     from vanguard.io import write_csv, write_text
 
     out_dir = Path(out_dir)

@@ -1,22 +1,25 @@
-"""``python -m vanguard.bench`` (``make bench``): run the benchmarks, print one table and
+"""``python -m benchmarks`` (``make bench``): run the benchmarks, print one table and
 write it to ``reports/bench/bench.csv`` and ``bench.md``."""
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
+import functools
 import os
 import platform
+import shutil
+import subprocess
 import sys
 import time
 from collections.abc import Callable, Sequence
 from importlib import metadata
 from pathlib import Path
 
+from benchmarks import SECTIONS, Result, to_frame, to_markdown, write_table
 from vanguard import config
-from vanguard.bench import SECTIONS, Result, to_frame, to_markdown, write_table
 
-PACKAGES = ("duckdb", "pandas", "numpy", "pyfixest", "moderndid", "statsmodels")
+PACKAGES = ("duckdb", "pandas", "numpy", "pyfixest", "moderndid", "statsmodels", "pyspark")
 
 
 def _versions() -> str:
@@ -29,6 +32,57 @@ def _versions() -> str:
     return ", ".join(out)
 
 
+def _memory_gb() -> float | None:
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 1024**3
+    except (ValueError, OSError, AttributeError):  # not every platform names these
+        return None
+
+
+def _cpu_model() -> str:
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.is_file():
+        for line in cpuinfo.read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or platform.machine()
+
+
+def _java() -> str:
+    """The Java runtime Spark would use, as ``java -version`` names it."""
+    java = shutil.which("java")
+    if java is None:
+        return "none"
+    try:
+        proc = subprocess.run(
+            [java, "-version"], capture_output=True, text=True, timeout=30, check=False
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return "unknown"
+    lines = (proc.stderr or proc.stdout).strip().splitlines()
+    return lines[0] if lines else "unknown"
+
+
+@functools.cache
+def machine() -> str:
+    """One line describing this machine: CPU, cores, memory, Python, Java."""
+    mem = _memory_gb()
+    return (
+        f"{_cpu_model()} ({platform.machine()}), {os.cpu_count()} logical cores, "
+        + (f"{mem:.0f} GB memory, " if mem else "")
+        + f"{platform.system()}, Python {platform.python_version()}, Java: {_java()}"
+    )
+
+
+def _load() -> str:
+    """Load averages now: on a shared machine they say how much the figures were crowded."""
+    try:
+        one, five, fifteen = os.getloadavg()
+    except OSError:
+        return "unknown"
+    return f"load average {one:.1f} / {five:.1f} / {fifteen:.1f} (1 / 5 / 15 min) when written"
+
+
 def run_sections(
     sections: Sequence[str],
     *,
@@ -38,25 +92,28 @@ def run_sections(
     params: str,
     report_repeats: int | None = None,
     after_each: Callable[[list[Result]], None] | None = None,
+    spark: bool = True,
 ) -> list[Result]:
-    """Run the chosen benchmark families in the order of :data:`vanguard.bench.SECTIONS`.
+    """Run the chosen benchmark families in the order of :data:`benchmarks.SECTIONS`.
 
     Parameters
     ----------
     sections : sequence of str
-        Subset of :data:`vanguard.bench.SECTIONS`.
+        Subset of :data:`benchmarks.SECTIONS`.
     quick : bool
         Tiny sizes for a smoke test.
     repeats : int
         Timed runs per figure.
     threads : int
-        DuckDB threads for the record-level route.
+        DuckDB threads and Spark local cores for the record-level route.
     params : str
         Parameter set of the whole-report benchmark.
     report_repeats : int, optional
         Runs of the whole report (default ``repeats``).
     after_each : callable, optional
         Called with the results so far after each family (to save partial tables).
+    spark : bool
+        Include local Spark in the record-level family (where pyspark and Java exist).
 
     Returns
     -------
@@ -77,24 +134,24 @@ def run_sections(
         print(f"[bench] {name}", flush=True)
         t0 = time.perf_counter()
         if name == "report":
-            from vanguard.bench import report
+            from benchmarks import report
 
             n = report_repeats if report_repeats is not None else repeats
             results += report.run(quick=quick, repeats=n, params=params)
         elif name == "estimators":
-            from vanguard.bench import estimators
+            from benchmarks import estimators
 
             results += estimators.run(quick=quick, repeats=repeats)
         elif name == "inference":
-            from vanguard.bench import inference
+            from benchmarks import inference
 
             results += inference.run(quick=quick, repeats=repeats)
         elif name == "records":
-            from vanguard.bench import scale_records
+            from benchmarks import scale_records
 
-            results += scale_records.run(quick=quick, repeats=repeats, threads=threads)
+            results += scale_records.run(quick=quick, repeats=repeats, threads=threads, spark=spark)
         elif name == "panel":
-            from vanguard.bench import scale_panel
+            from benchmarks import scale_panel
 
             results += scale_panel.run(quick=quick, repeats=repeats)
         print(f"[bench] {name} done in {time.perf_counter() - t0:.0f} s", flush=True)
@@ -114,8 +171,8 @@ def _header(quick: bool, repeats: int, report_repeats: int, seconds: float, done
             title,
             "",
             f"- run: {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC, {seconds:.0f} s",
-            f"- machine: {platform.machine()}, {os.cpu_count()} logical cores, "
-            f"Python {platform.python_version()}",
+            f"- machine: {machine()}",
+            f"- load: {_load()}",
             f"- packages: {_versions()}",
             f"- figures: median of {repeats} run(s) ({report_repeats} for the whole report); "
             "`ratio` = median / the case's baseline measured in the same run; `value` = "
@@ -133,7 +190,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         0 when the table was written (goals not met do not fail the run).
     """
     parser = argparse.ArgumentParser(
-        prog="python -m vanguard.bench",
+        prog="python -m benchmarks",
         description="Benchmarks: estimators next to the library calls they wrap, "
         "resampling inference, the record-level route, a large fixed-effects panel and the "
         "whole report. Writes reports/bench/bench.csv and bench.md.",
@@ -165,7 +222,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--out", type=Path, default=None, help="output folder (default: reports/bench)"
     )
     parser.add_argument(
-        "--threads", type=int, default=2, help="DuckDB threads for the record-level route"
+        "--threads",
+        type=int,
+        default=2,
+        help="DuckDB threads and Spark local cores for the record-level route",
+    )
+    parser.add_argument(
+        "--no-spark",
+        action="store_true",
+        help="leave local Spark out of the record-level route even where it is installed",
     )
     parser.add_argument(
         "--params", default="default", help="parameter set of the whole-report benchmark"
@@ -197,10 +262,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         params=args.params,
         report_repeats=report_repeats,
         after_each=save,
+        spark=not args.no_spark,
     )
     table, header, (csv_path, md_path) = save(results, done=True)
     if args.profile:
-        from vanguard.bench.profile import profile_twfe
+        from benchmarks.profile import profile_twfe
         from vanguard.io import write_text
 
         write_text(out / "profile_twfe.txt", profile_twfe(quick=args.quick))

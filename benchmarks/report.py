@@ -21,7 +21,7 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
-from vanguard.bench import Result, skipped, yes_no
+from benchmarks import Result, skipped, yes_no
 
 GOAL_SECONDS: float = 60.0
 RUN_NAME = "bench"

@@ -26,8 +26,8 @@ import warnings
 import numpy as np
 import pandas as pd
 
+from benchmarks import Result, interleaved, skipped, yes_no
 from vanguard import schema
-from vanguard.bench import Result, interleaved, skipped, yes_no
 
 OUTCOME = "emergency_admissions"
 SCALE = "rate"

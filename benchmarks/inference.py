@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import warnings
 
+from benchmarks import Result, interleaved, skipped
+from benchmarks.estimators import OUTCOME, SCALE, _importable, synthetic_panel
 from vanguard import schema
-from vanguard.bench import Result, interleaved, skipped
-from vanguard.bench.estimators import OUTCOME, SCALE, _importable, synthetic_panel
 
 DRAWS: tuple[int, ...] = (999, 9_999)
 QUICK_DRAWS: tuple[int, ...] = (49, 199)

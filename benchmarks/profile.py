@@ -1,6 +1,6 @@
 """Where the time goes in one estimator call: a cProfile summary.
 
-``python -m vanguard.bench --profile`` writes ``profile_twfe.txt`` beside the benchmark
+``python -m benchmarks --profile`` writes ``profile_twfe.txt`` beside the benchmark
 table: the functions with the largest cumulative time in one call of
 :func:`vanguard.did.twfe.estimate_twfe` on the synthetic panel (after a warm-up call, so
 one-off compilation and imports are not counted).
@@ -60,7 +60,7 @@ def profile_twfe(quick: bool = False, top: int = 30) -> str:
     ImportError
         If :mod:`vanguard.did.twfe` cannot be imported.
     """
-    from vanguard.bench.estimators import OUTCOME, SCALE, synthetic_panel
+    from benchmarks.estimators import OUTCOME, SCALE, synthetic_panel
     from vanguard.did.twfe import estimate_twfe
 
     with warnings.catch_warnings():

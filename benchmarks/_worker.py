@@ -1,6 +1,6 @@
 """Run one benchmark task in this process and print its timing and peak memory as JSON.
 
-Used by :func:`vanguard.bench.run_worker`: ``python -m vanguard.bench._worker TASK JSON``.
+Used by :func:`benchmarks.run_worker`: ``python -m benchmarks._worker TASK JSON``.
 Each task prepares its inputs, then the timed step runs once; the process exits so the
 next measurement starts clean.
 """
@@ -15,10 +15,11 @@ import time
 from pathlib import Path
 
 TASKS: dict[str, str] = {
-    "records_duckdb": "vanguard.bench.scale_records:task_duckdb",
-    "records_pandas": "vanguard.bench.scale_records:task_pandas",
-    "panel_feols": "vanguard.bench.scale_panel:task_feols",
-    "panel_twfe": "vanguard.bench.scale_panel:task_twfe",
+    "records_duckdb": "benchmarks.scale_records:task_duckdb",
+    "records_pandas": "benchmarks.scale_records:task_pandas",
+    "records_spark": "benchmarks.scale_records:task_spark",
+    "panel_feols": "benchmarks.scale_panel:task_feols",
+    "panel_twfe": "benchmarks.scale_panel:task_twfe",
 }
 """Task name to ``module:function``. A task function takes the parameters and returns
 ``(prepare, step)``: ``prepare()`` builds inputs untimed, ``step(inputs)`` is timed and

@@ -16,8 +16,8 @@ import math
 import numpy as np
 import pandas as pd
 
+from benchmarks import Result, skipped, worker_repeats
 from vanguard import schema
-from vanguard.bench import Result, skipped, worker_repeats
 
 N_UNITS: int = 50_000
 QUICK_UNITS: int = 600
