@@ -108,7 +108,8 @@ def bench_twfe(panel: pd.DataFrame, repeats: int, quick: bool) -> list[Result]:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         design = prepare(panel, OUTCOME, scale=SCALE, pre_months=24, post_months=36)
-        frames = [twfe.add_window_dummies(design, ws) for ws in twfe._window_sets(windows)]
+        sets = twfe.window_sets(schema.resolve_windows(windows))
+        frames = [twfe.add_window_dummies(design, ws) for ws in sets]
 
     def wrapper():
         with warnings.catch_warnings():

@@ -176,7 +176,7 @@ def fit_fixest(frame: pd.DataFrame, regressors: Sequence[str], scale: str):
     return fit
 
 
-def _window_sets(windows: Mapping[str, tuple[int, int]]) -> list[dict[str, tuple[int, int]]]:
+def window_sets(windows: Mapping[str, tuple[int, int]]) -> list[dict[str, tuple[int, int]]]:
     """Group windows into regressions of non-overlapping windows, in the order given.
 
     The Morciano windows give two regressions: years 1-3 alone, and the three years
@@ -225,7 +225,7 @@ def estimate_twfe(
     windows : sequence of str or mapping
         Keys of :data:`vanguard.schema.WINDOWS`, or ``{name: (lo, hi)}`` months since
         start. Overlapping windows are fitted in separate regressions
-        (:func:`_window_sets`).
+        (:func:`window_sets`).
     pre_months : int or None
     balanced : bool
     controls : {"never", "notyet"} or sequence of str
@@ -299,7 +299,7 @@ def estimate_twfe(
     estimator = "twfe_poisson" if design.scale == "poisson" else "twfe"
     rows = []
     ri_cache: dict = {}
-    for wset in _window_sets(fitted):
+    for wset in window_sets(fitted):
         frame, cols = add_window_dummies(design, wset)
         regs = list(cols.values()) + nuisance_columns(frame, design.groups)
         fit = fit_fixest(frame, regs, design.scale)
