@@ -72,18 +72,25 @@ data_source = panel.attrs.get("data_source", "custom")
 results_dir = config.run_dir(run) / "results"
 main = []
 cohorts = []
+failures = []  # analyses a group's data cannot support: recorded, the others go on
 for group in groups:
     spec = analysis.Spec(outcome, group, scale=scale, pre_months=pre_months, inference=inference,
-                n_boot=n_boot, seed=seed, data_source=data_source)
+                         n_boot=n_boot, seed=seed, data_source=data_source)
     for estimator in estimators:
-        results = analysis.estimate(panel, spec, estimator)
-        schema.write_results(results, results_dir / f"did__{outcome}__{group}__{estimator}.csv")
-        main.append(results[results["analysis"] == "main"]
-                    .assign(grid_group=group, grid_estimator=estimator))
-        cohorts.append(results[results["analysis"] == "cohort"])
-main = pd.concat(main, ignore_index=True)
-cohorts = pd.concat(cohorts, ignore_index=True)
+        with analysis.group_guard(failures, notebook="03_did", outcome=outcome, group=group,
+                                  analysis=estimator):
+            results = analysis.estimate(panel, spec, estimator)
+            schema.write_results(results,
+                                 results_dir / f"did__{outcome}__{group}__{estimator}.csv")
+            main.append(results[results["analysis"] == "main"]
+                        .assign(grid_group=group, grid_estimator=estimator))
+            cohorts.append(results[results["analysis"] == "cohort"])
+main = (pd.concat(main, ignore_index=True) if main
+        else schema.results_frame([]).assign(grid_group="", grid_estimator=""))
+cohorts = pd.concat(cohorts, ignore_index=True) if cohorts else schema.results_frame([])
 schema.write_results(cohorts, results_dir / f"cohort__{outcome}.csv")
+analysis.write_failures(failures, config.run_dir(run) / "tables" / f"failures__03_did__{outcome}.csv")
+print(f"not estimated: {len(failures)} analyses" if failures else "every analysis estimated")
 
 # %% [markdown]
 # ## Headline estimates

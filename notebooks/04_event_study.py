@@ -61,8 +61,12 @@ specs = {group: analysis.Spec(outcome, group, scale=scale, pre_months=pre_months
 # One event study per site group, each against the control areas.
 
 # %%
-studies = {group: analysis.event_study(panel, specs[group], leads=leads, lags=lags)
-           for group in groups}
+studies = {}
+failures = []  # analyses a group's data cannot support: recorded, the others go on
+for group in groups:
+    with analysis.group_guard(failures, notebook="04_event_study", outcome=outcome,
+                              group=group, analysis="event study"):
+        studies[group] = analysis.event_study(panel, specs[group], leads=leads, lags=lags)
 
 # %%
 # NBVAL_CHECK_OUTPUT
@@ -79,7 +83,7 @@ for group, es in studies.items():
           .round(3).to_string(index=False))
 
 # %%
-for group in groups:
+for group in studies:
     fig = plots.plot_event_study(coefs[group], pretrend_p=pretrend_p[group])
     png = plots.save_figure(
         fig, f"event_study_{outcome}__{group}", run, data=coefs[group],
@@ -103,9 +107,15 @@ for group in groups:
 
 # %%
 # NBVAL_CHECK_OUTPUT
-for group in groups:
-    honest = analysis.honest(panel, specs[group].replace(inference="cluster"), mbar=mbar)
-    print(f"{outcome} | {group} | HonestDiD, relative magnitudes")
-    print(honest[["param", "estimate", "ci_low", "ci_high"]].round(3).to_string(index=False))
+for group in studies:
+    honest = schema.results_frame([])
+    with analysis.group_guard(failures, notebook="04_event_study", outcome=outcome,
+                              group=group, analysis="HonestDiD"):
+        honest = analysis.honest(panel, specs[group].replace(inference="cluster"), mbar=mbar)
+        print(f"{outcome} | {group} | HonestDiD, relative magnitudes")
+        print(honest[["param", "estimate", "ci_low", "ci_high"]].round(3).to_string(index=False))
     schema.write_results(pd.concat([studies[group], honest], ignore_index=True),
                          results_dir / f"event_study__{outcome}__{group}.csv")
+analysis.write_failures(failures, config.run_dir(run) / "tables"
+                        / f"failures__04_event_study__{outcome}.csv")
+print(f"not estimated: {len(failures)} analyses" if failures else "every analysis estimated")

@@ -58,9 +58,11 @@ panel = pd.read_parquet(config.run_dir(run) / "data" / "panel.parquet")
 data_source = panel.attrs.get("data_source", "custom")
 note = plots.source_note(data_source)
 results_dir = config.run_dir(run) / "results"
-specs = {group: analysis.Spec(outcome, group, scale=scale, pre_months=pre_months, inference=inference,
-                     n_boot=n_boot, seed=seed, data_source=data_source)
+specs = {group: analysis.Spec(outcome, group, scale=scale, pre_months=pre_months,
+                              inference=inference, n_boot=n_boot, seed=seed,
+                              data_source=data_source)
          for group in groups}
+failures = []  # analyses a group's data cannot support: recorded, the others go on
 
 # %% [markdown]
 # ## 1. Placebo start dates
@@ -68,11 +70,13 @@ specs = {group: analysis.Spec(outcome, group, scale=scale, pre_months=pre_months
 # %%
 # NBVAL_CHECK_OUTPUT
 for group in groups:
-    placebo = analysis.placebo(panel, specs[group], shifts=placebo_shifts)
-    schema.write_results(placebo, results_dir / f"placebo__{outcome}__{group}.csv")
-    print(f"{outcome} | {group}")
-    print(placebo[["param", "window", "estimate", "ci_low", "ci_high", "p_value"]]
-          .round(3).to_string(index=False))
+    with analysis.group_guard(failures, notebook="05_robustness", outcome=outcome,
+                              group=group, analysis="placebo start dates"):
+        placebo = analysis.placebo(panel, specs[group], shifts=placebo_shifts)
+        schema.write_results(placebo, results_dir / f"placebo__{outcome}__{group}.csv")
+        print(f"{outcome} | {group}")
+        print(placebo[["param", "window", "estimate", "ci_low", "ci_high", "p_value"]]
+              .round(3).to_string(index=False))
 
 # %% [markdown]
 # ## 2. Inference variants
@@ -81,21 +85,22 @@ for group in groups:
 # NBVAL_CHECK_OUTPUT
 variants = {}
 for group in groups:
-    variants[group] = pd.concat(
-        [analysis.estimate(panel, specs[group].replace(
-            inference=method, n_boot=n_perm if method == "randomisation" else n_boot), "twfe")
-         for method in inference_variants],
-        ignore_index=True,
-    )
-    variants[group] = variants[group][variants[group]["analysis"] == "main"].assign(
-        analysis="inference")
-    schema.write_results(variants[group], results_dir / f"inference__{outcome}__{group}.csv")
-    print(f"{outcome} | {group}")
-    print(variants[group][["window", "inference", "estimate", "ci_low", "ci_high", "p_value"]]
-          .round(3).to_string(index=False))
+    with analysis.group_guard(failures, notebook="05_robustness", outcome=outcome,
+                              group=group, analysis="inference variants"):
+        both = pd.concat(
+            [analysis.estimate(panel, specs[group].replace(
+                inference=method, n_boot=n_perm if method == "randomisation" else n_boot),
+                "twfe") for method in inference_variants],
+            ignore_index=True,
+        )
+        variants[group] = both[both["analysis"] == "main"].assign(analysis="inference")
+        schema.write_results(variants[group], results_dir / f"inference__{outcome}__{group}.csv")
+        print(f"{outcome} | {group}")
+        print(variants[group][["window", "inference", "estimate", "ci_low", "ci_high",
+                               "p_value"]].round(3).to_string(index=False))
 
 # %%
-for group in groups:
+for group in variants:
     fig = plots.plot_estimator_comparison(variants[group])
     png = plots.save_figure(
         fig, f"inference_{outcome}__{group}", run, data=variants[group], source_note=note,
@@ -109,29 +114,33 @@ for group in groups:
 
 # %%
 for group in groups:
-    loo = analysis.leave_one_out(panel, specs[group])
-    schema.write_results(loo, results_dir / f"leave_one_out__{outcome}__{group}.csv")
-    print(f"{outcome} | {group}")
-    print(loo[["site", "window", "estimate", "ci_low", "ci_high"]]
-          .round(3).to_string(index=False))
+    with analysis.group_guard(failures, notebook="05_robustness", outcome=outcome,
+                              group=group, analysis="leave one site out"):
+        loo = analysis.leave_one_out(panel, specs[group])
+        schema.write_results(loo, results_dir / f"leave_one_out__{outcome}__{group}.csv")
+        print(f"{outcome} | {group}")
+        print(loo[["site", "window", "estimate", "ci_low", "ci_high"]]
+              .round(3).to_string(index=False))
 
 # %% [markdown]
 # ## 4. Per-site effects
 
 # %%
 for group in groups:
-    # per site, "auto" is the placebo-based interval: one treated area has no usable
-    # cluster-robust or bootstrap error
-    per_site = analysis.per_site(panel, specs[group].replace(windows=("years_1_3",),
-                                                             inference="auto"))
-    schema.write_results(per_site, results_dir / f"per_site__{outcome}__{group}.csv")
-    fig = plots.plot_forest(per_site)
-    png = plots.save_figure(
-        fig, f"forest_{outcome}__{group}", run, data=per_site, source_note=note,
-        alt_text=(f"Forest plot of each {plots.group_label(group)} site's own effect on "
-                  f"{plots.outcome_label(outcome).lower()} over years 1-3, with 95% intervals "
-                  f"and the pooled estimate."),
-    )
+    with analysis.group_guard(failures, notebook="05_robustness", outcome=outcome,
+                              group=group, analysis="per-site effects"):
+        # per site, "auto" is the placebo-based interval: one treated area has no usable
+        # cluster-robust or bootstrap error
+        per_site = analysis.per_site(panel, specs[group].replace(windows=("years_1_3",),
+                                                                 inference="auto"))
+        schema.write_results(per_site, results_dir / f"per_site__{outcome}__{group}.csv")
+        fig = plots.plot_forest(per_site)
+        png = plots.save_figure(
+            fig, f"forest_{outcome}__{group}", run, data=per_site, source_note=note,
+            alt_text=(f"Forest plot of each {plots.group_label(group)} site's own effect on "
+                      f"{plots.outcome_label(outcome).lower()} over years 1-3, with 95% "
+                      f"intervals and the pooled estimate."),
+        )
 
 # %% [markdown]
 # ## 5. Minimum detectable effect
@@ -140,14 +149,17 @@ for group in groups:
 # NBVAL_CHECK_OUTPUT
 mde = {}
 for group in groups:
-    mde[group] = analysis.mde(panel, specs[group].replace(n_boot=mde_draws), powers=powers,
-                              n_sims=n_sims)
-    schema.write_results(mde[group], results_dir / f"power__{outcome}__{group}.csv")
-    print(f"{outcome} | {group}")
-    print(mde[group][["window", "param", "estimate", "pct"]].round(3).to_string(index=False))
+    with analysis.group_guard(failures, notebook="05_robustness", outcome=outcome,
+                              group=group, analysis="minimum detectable effect"):
+        mde[group] = analysis.mde(panel, specs[group].replace(n_boot=mde_draws), powers=powers,
+                                  n_sims=n_sims)
+        schema.write_results(mde[group], results_dir / f"power__{outcome}__{group}.csv")
+        print(f"{outcome} | {group}")
+        print(mde[group][["window", "param", "estimate", "pct"]].round(3)
+              .to_string(index=False))
 
 # %%
-for group in groups:
+for group in mde:
     fig = plots.plot_mde(mde[group], hoped_for_pct=hoped_for_pct)
     png = plots.save_figure(
         fig, f"mde_{outcome}__{group}", run, data=mde[group], source_note=note,
@@ -155,3 +167,18 @@ for group in groups:
                   f"{plots.group_label(group)} vanguards against statistical power, beside the "
                   f"hoped-for reduction of {hoped_for_pct}%."),
     )
+
+# %% [markdown]
+# ## What could not be estimated
+#
+# An analysis that a group's data cannot support (for example leaving one site out of a
+# group with a single site) is recorded here and named in the report; the other groups'
+# analyses still ran.
+
+# %%
+# NBVAL_CHECK_OUTPUT
+analysis.write_failures(failures, config.run_dir(run) / "tables"
+                        / f"failures__05_robustness__{outcome}.csv")
+for f in failures:
+    print(f"{f['analysis']} | {f['group']}: {f['error']}")
+print(f"not estimated: {len(failures)} analyses" if failures else "every analysis estimated")

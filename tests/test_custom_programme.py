@@ -1,8 +1,11 @@
 """A programme that is not an NHS vanguard runs end to end through ``vanguard-report``.
 
 A made-up falls-prevention scheme in 40 areas with three start dates (one off the quarter
-grid of the others) and 80 comparison areas, given as a panel file and a groups file of
-its own; the run must estimate its group, report its three cohorts and build the report.
+grid of the others), and a frailty scheme of a single site (5 areas, no effect planted),
+given as a panel file and a groups file of their own, with 75 comparison areas. The run
+must estimate both groups, report the falls scheme's three cohorts, record what a
+single-site group cannot support (leaving one site out) without losing the rest, and
+build the report.
 """
 
 from __future__ import annotations
@@ -12,11 +15,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from staggered_sim import staggered_panel
 
 from vanguard import schema
 
+FRAILTY = [f"X{i:03d}" for i in range(41, 46)]
 PARAMS = """\
 run: falls
 description: A made-up falls-prevention scheme in 40 areas with three start dates.
@@ -31,7 +36,7 @@ parameters:
   hoped_for_pct: 3.0
 grid:
   outcomes: [admissions]
-  groups: [falls_prevention]
+  groups: [falls_prevention, frailty]
   estimators: [twfe, cs_never, imputation]
 notebooks:
   01_data:
@@ -60,8 +65,11 @@ def run(tmp_path_factory):
         month=p[schema.MONTH].dt.strftime("%Y-%m")
     ).to_csv(tmp / "panel.csv", index=False)
     g = p.drop_duplicates(schema.AREA).dropna(subset=[schema.START])
-    g.assign(group="falls_prevention", start_month=g[schema.START].dt.strftime("%Y-%m"),
-             label="Falls prevention")[["group", "area", "start_month", "site", "label"]].to_csv(
+    falls = g.assign(group="falls_prevention", start_month=g[schema.START].dt.strftime("%Y-%m"),
+                     label="Falls prevention")
+    frailty = pd.DataFrame({"group": "frailty", "area": FRAILTY, "start_month": "2016-07",
+                            "site": "frailty_1", "label": "Frailty"})
+    pd.concat([falls, frailty])[["group", "area", "start_month", "site", "label"]].to_csv(
         tmp / "groups.csv", index=False)
     params = tmp / "falls.yml"
     params.write_text(PARAMS.format(panel=tmp / "panel.csv", groups=tmp / "groups.csv"))
@@ -89,10 +97,25 @@ def test_its_own_group_and_cohorts_are_estimated(run):
     assert proc.returncode == 0
     main = schema.read_results(out / "results" / "did__admissions__falls_prevention__twfe.csv")
     pooled = main.query("analysis == 'main' and window == 'years_1_3'").iloc[0]
-    assert pooled["n_treated"] == 40 and pooled["n_control"] == 80
+    assert pooled["n_treated"] == 40 and pooled["n_control"] == 75
     assert abs(pooled["estimate"] - sim.truth(0, 36)) < 2 * pooled["se"]
     cohorts = schema.read_results(out / "results" / "cohort__admissions.csv")
     assert sorted(cohorts["window"].unique()) == [f"cohort_{c}" for c in sorted(sim.cohorts)]
     per_site = schema.read_results(
         out / "results" / "per_site__admissions__falls_prevention.csv")
     assert set(per_site["group"]) == {"falls_prevention"} and len(per_site) >= 8
+
+
+@pytest.mark.slow
+def test_a_group_that_cannot_support_an_analysis_is_recorded_not_fatal(run):
+    sim, out, proc = run
+    assert proc.returncode == 0
+    failures = pd.read_csv(out / "tables" / "failures__05_robustness__admissions.csv")
+    rows = failures[failures["group"] == "frailty"]
+    assert list(rows["analysis"]) == ["leave one site out"]
+    assert "at least two" in rows["error"].iloc[0]
+    # the other group's analysis and the single-site group's other analyses still ran
+    assert (out / "results" / "leave_one_out__admissions__falls_prevention.csv").is_file()
+    assert (out / "results" / "placebo__admissions__frailty.csv").is_file()
+    html = (out / "report.html").read_text()
+    assert "NOT ESTIMATED" in html and "leave one site out for frailty" in html

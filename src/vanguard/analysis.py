@@ -11,18 +11,27 @@ analysis shared by several notebooks) reads the stored result. See
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import warnings
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
 
 import pandas as pd
 
 from vanguard.cache import cached
 from vanguard.did import fit
 from vanguard.did.spec import Programme, Spec, TreatmentGroup
+from vanguard.errors import DataError, EstimationError
+from vanguard.io import write_csv
 
 __all__ = [
-    "ESTIMATORS", "Programme", "Spec", "TreatmentGroup", "estimate", "event_study", "honest",
-    "leave_one_out", "mde", "per_site", "placebo",
+    "ESTIMATORS", "FAILURE_COLUMNS", "Programme", "Spec", "TreatmentGroup", "estimate",
+    "event_study", "group_guard", "honest", "leave_one_out", "mde", "per_site", "placebo",
+    "write_failures",
 ]
+
+FAILURE_COLUMNS: tuple[str, ...] = ("notebook", "outcome", "group", "analysis", "error")
+"""Columns of a notebook's table of analyses that could not be estimated."""
 
 ESTIMATORS: tuple[str, ...] = tuple(fit.ESTIMATORS)
 """Estimators of the difference-in-differences grid (notebook 03)."""
@@ -71,3 +80,47 @@ def mde(
         fit.mde, panel, spec=spec, powers=[float(p) for p in powers], n_sims=int(n_sims),
         window=window,
     )
+
+
+@contextmanager
+def group_guard(
+    failures: list[dict], *, notebook: str, outcome: str, group: str, analysis: str
+) -> Iterator[None]:
+    """Run one group's analysis; if its data cannot support it, record why and go on.
+
+    A design that cannot be estimated for one group (a single site for leave-one-out, no
+    pre-period for a late cohort, a setting the estimator cannot honour) must not take
+    the other groups of the notebook down with it. Only the project's own errors about
+    data and designs are caught; anything else is a bug and propagates.
+
+    Parameters
+    ----------
+    failures : list of dict
+        Appended to: one row of :data:`FAILURE_COLUMNS` per failure.
+    notebook, outcome, group, analysis : str
+        What was attempted, for the row and the message.
+
+    Warns
+    -----
+    UserWarning
+        Naming the group, the analysis and the reason.
+    """
+    try:
+        yield
+    except (EstimationError, DataError) as exc:
+        failures.append({"notebook": notebook, "outcome": outcome, "group": group,
+                         "analysis": analysis, "error": str(exc)})
+        warnings.warn(f"{analysis} for group {group!r} ({outcome}) not estimated: {exc}",
+                      UserWarning, stacklevel=3)
+
+
+def write_failures(failures: list[dict], path: str | Path) -> Path:
+    """Write the analyses that could not be estimated (possibly none) as a CSV table.
+
+    The report reads every such table of a run and names each failure on its first page.
+
+    Returns
+    -------
+    pathlib.Path
+    """
+    return write_csv(path, pd.DataFrame(failures, columns=list(FAILURE_COLUMNS)))

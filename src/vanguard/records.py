@@ -308,7 +308,15 @@ class _Source:
         return self.files[0] if len(self.files) == 1 else f"{len(self.files)} files"
 
 
-def _resolve_source(source) -> _Source:
+def resolve_source(source) -> _Source:
+    """The records behind ``source`` (a DataFrame, a file, a glob or a list of them), with
+    every file checked to exist and all of one kind; shared by the DuckDB and Spark routes.
+
+    Raises
+    ------
+    DataError
+        No file, a glob matching nothing, a missing file, or CSV and parquet mixed.
+    """
     if isinstance(source, pd.DataFrame):
         return _Source("frame", frame=source)
     items = [source] if isinstance(source, (str, Path)) else list(source)
@@ -861,7 +869,7 @@ def aggregate_records(
     """
     import duckdb
 
-    src = _resolve_source(source)
+    src = resolve_source(source)
     needed = [date_col, area_col] + ([los_col] if los_col else [])
     if len(set(needed)) != len(needed):
         raise ValueError(f"aggregate_records: date, area and LOS columns must differ: {needed}")
@@ -907,7 +915,7 @@ def aggregate_records(
     finally:
         con.close()
 
-    panel = _tidy(panel, count_name, los_name if los_col else None)
+    panel = tidy_panel(panel, count_name, los_name if los_col else None)
     if panel[count_name].sum() == 0:
         raise DataError(
             src.label(),
@@ -1251,7 +1259,8 @@ def _check_known_areas(con, src, area_list, date_col, area_col, los_col, delimit
         )
 
 
-def _tidy(panel: pd.DataFrame, count_name: str, los_name: str | None) -> pd.DataFrame:
+def tidy_panel(panel: pd.DataFrame, count_name: str, los_name: str | None) -> pd.DataFrame:
+    """The aggregated panel in its published types and order (both engines' output)."""
     panel[schema.AREA] = panel[schema.AREA].astype(str)
     panel[schema.MONTH] = pd.to_datetime(panel[schema.MONTH]).astype("datetime64[ns]")
     panel[count_name] = panel[count_name].astype("int64")

@@ -47,10 +47,10 @@ from vanguard.errors import DataError
 from vanguard.records import (
     DEFAULT_COUNT,
     DEFAULT_LOS_SUM,
-    _resolve_source,
-    _tidy,
     aggregation_sql,
     month_range,
+    resolve_source,
+    tidy_panel,
     write_panel,
 )
 
@@ -221,7 +221,7 @@ def read_records(
     else:
         # Local files get exactly the DuckDB route's checks, so both routes reject the
         # same inputs with the same messages.
-        src = _resolve_source(items)
+        src = resolve_source(items)
         kind, files, label = src.kind, list(src.files), src.label()
     if kind == "parquet":
         return spark.read.option("mergeSchema", "true").parquet(*files), label
@@ -531,7 +531,7 @@ def aggregate_records_spark(
 
     names = [schema.AREA, schema.MONTH, count_name] + ([los_name] if los_col else [])
     panel = pd.DataFrame(rows, columns=names)
-    panel = _tidy(panel, count_name, los_name if los_col else None)
+    panel = tidy_panel(panel, count_name, los_name if los_col else None)
     if panel[count_name].sum() == 0:
         raise DataError(
             label,

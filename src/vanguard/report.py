@@ -246,14 +246,37 @@ def incomplete_notebooks(manifest: dict) -> list[str]:
     return out
 
 
-def failure_banner(incomplete: list[str]) -> str:
-    """Banner text of a report built from an incomplete run ("" when complete)."""
-    if not incomplete:
-        return ""
-    return ("INCOMPLETE RUN - these notebooks did not finish: " + "; ".join(incomplete)
+def failure_banner(incomplete: list[str], not_estimated: list[str] | None = None) -> str:
+    """Banner text of a report built from an incomplete run ("" when complete).
+
+    ``not_estimated`` lists analyses a notebook could not estimate for one group while
+    the others ran (see :func:`analyses_not_estimated`).
+    """
+    parts = []
+    if incomplete:
+        parts.append(
+            "INCOMPLETE RUN - these notebooks did not finish: " + "; ".join(incomplete)
             + ". Everything they would have produced is missing from this report; no "
             "figure or number was filled in from elsewhere. Do not cite it as the "
             "run's result.")
+    if not_estimated:
+        parts.append(
+            "NOT ESTIMATED - the data could not support these analyses, which are missing "
+            "from this report: " + "; ".join(not_estimated) + ".")
+    return " ".join(parts)
+
+
+def analyses_not_estimated(run_path: Path) -> list[str]:
+    """The analyses the notebooks of a run recorded as not estimated, one line each.
+
+    Read from ``tables/failures__<notebook>__<outcome>.csv``
+    (:func:`vanguard.analysis.write_failures`).
+    """
+    lines = []
+    for path in sorted((run_path / "tables").glob("failures__*.csv")):
+        for r in pd.read_csv(path, dtype=str, keep_default_na=False).itertuples(index=False):
+            lines.append(f"{r.analysis} for {r.group} ({r.outcome}): {r.error}")
+    return lines
 
 
 def reproducibility_note(manifest: dict) -> str:
@@ -330,7 +353,8 @@ def build_report(run: str, *, allow_incomplete: bool = False) -> tuple[Path, Pat
         # notebook ran: otherwise a figure would stand in for one that failed
         ensure_figures(run)
     content = build_content(run)
-    content["failure_banner"] = failure_banner(incomplete)
+    content["not_estimated"] = analyses_not_estimated(run_path)
+    content["failure_banner"] = failure_banner(incomplete, content["not_estimated"])
     content["incomplete_notebooks"] = incomplete
     content["reproducibility"] = reproducibility_note(manifest)
     content["git_dirty"] = manifest.get("git_dirty")
