@@ -52,6 +52,7 @@ mar_quality: str = "drop"  # nhs_mar only: areas failing the data-quality rule: 
 # every parameter checked for its value, whether it came from a parameter set or from
 # papermill -p (an unknown name or a value such as n_boot "abc" stops here)
 check_parameters("01_data", globals())
+
 # %% [markdown]
 # ## Load and validate
 #

@@ -24,7 +24,7 @@
 # %%
 import pandas as pd
 
-from vanguard import config, descriptives, plots
+from vanguard import config, descriptives, plots, schema
 from vanguard.io import write_csv
 from vanguard.params import check_parameters
 
@@ -39,6 +39,7 @@ freq: str = "Q"  # period of the trend charts: M (month), Q (quarter), Y or FY (
 # every parameter checked for its value, whether it came from a parameter set or from
 # papermill -p (an unknown name or a value such as n_boot "abc" stops here)
 check_parameters("02_trends", globals())
+
 # %%
 panel = pd.read_parquet(config.run_dir(run) / "data" / "panel.parquet")
 data_source = panel.attrs.get("data_source", "custom")
@@ -50,7 +51,7 @@ note = plots.source_note(data_source)
 # %%
 for outcome in outcomes:
     trends = descriptives.indexed_trends(panel, outcome, freq=freq, pre_months=pre_months)
-    fig = plots.plot_trends(trends)
+    fig = plots.plot_trends(trends, first_start=panel[schema.START].min())
     png = plots.save_figure(
         fig, f"trends_{outcome}", run, data=trends, source_note=note,
         alt_text=(f"Line chart of {plots.outcome_label(outcome).lower()} by vanguard site type, "

@@ -57,6 +57,7 @@ seed: int = 20150310  # seed of every random draw
 # every parameter checked for its value, whether it came from a parameter set or from
 # papermill -p (an unknown name or a value such as n_boot "abc" stops here)
 check_parameters("03_did", globals())
+
 # %%
 panel = pd.read_parquet(config.run_dir(run) / "data" / "panel.parquet")
 data_source = panel.attrs.get("data_source", "custom")

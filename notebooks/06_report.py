@@ -30,6 +30,7 @@ allow_incomplete: bool = False  # True: build a draft with a failure banner afte
 # every parameter checked for its value, whether it came from a parameter set or from
 # papermill -p (an unknown name or a value such as n_boot "abc" stops here)
 check_parameters("06_report", globals())
+
 # %% [markdown]
 # ## Did every analysis run?
 #

@@ -208,14 +208,14 @@ def test_trends_plots_one_line_per_group():
     trends = pd.DataFrame([dict(group=g, month=m, index=100 + i * k, outcome=OUT)
                            for k, g in enumerate(("control", "care_home", "population_based"))
                            for i, m in enumerate(months)])
-    fig = plots.plot_trends(trends)
+    fig = plots.plot_trends(trends, first_start="2015-04-01")
     ax = fig.axes[0]
     np.testing.assert_allclose(_by_gid(fig, "trend-care_home").get_ydata(),
                                100 + np.arange(24))
     assert "Index" in ax.get_ylabel() and "Emergency admissions" in ax.get_title(loc="left")
     labels = [t.get_text() for t in ax.get_legend().get_texts()]
     assert schema.GROUP_LABELS["control"] in labels
-    start = _by_gid(fig, "wave1-start")
+    start = _by_gid(fig, "first-start")
     x0 = start.get_xdata()[0]
     x0 = matplotlib.dates.num2date(x0) if isinstance(x0, float) else pd.Timestamp(x0)
     assert x0.strftime("%Y-%m") == "2015-04"

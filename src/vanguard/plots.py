@@ -39,7 +39,6 @@ GROUP_COLOURS: dict[str, str] = {
 }
 
 DPI = 150
-WAVE1_START = pd.Timestamp("2015-04-01")
 """First exposed month of the wave-1 vanguards (announced 10 March 2015)."""
 SOURCE_SYNTHETIC = "Source: synthetic data (not real NHS data)."
 SOURCE_NHS_MAR = "Source: NHS England Monthly Activity Return, Open Government Licence v3.0."
@@ -217,7 +216,7 @@ _TIME_COLUMNS = ("month", "period", "date", "quarter")
 _VALUE_COLUMNS = ("index", "indexed", "value")
 
 
-def plot_trends(trends: pd.DataFrame) -> Figure:
+def plot_trends(trends: pd.DataFrame, first_start: pd.Timestamp | str | None = None) -> Figure:
     """Indexed trends of an outcome by site type.
 
     Parameters
@@ -226,6 +225,9 @@ def plot_trends(trends: pd.DataFrame) -> Figure:
         Tidy group x period table: ``group``, a time column (``month`` or ``period``),
         and an index column (``index`` or ``value``; pre-period mean = 100). An
         ``outcome`` column, when constant, names the outcome in the title.
+    first_start : month, optional
+        The programme's earliest start, marked with a dashed line (the panel's own, so a
+        user's programme is not marked with the vanguards' April 2015).
 
     Returns
     -------
@@ -247,9 +249,10 @@ def plot_trends(trends: pd.DataFrame) -> Figure:
             ax.plot(g[time_col], g[value_col], label=group_label(group),
                     color=GROUP_COLOURS.get(group), gid=f"trend-{group}")
         ax.axhline(100, color="#444444", linewidth=0.8, linestyle=":")
-        if pd.api.types.is_datetime64_any_dtype(trends[time_col]):
-            ax.axvline(WAVE1_START, color="#444444", linewidth=0.9, linestyle="--",
-                       label="First vanguards start (Apr 2015)", gid="wave1-start")
+        if first_start is not None and pd.api.types.is_datetime64_any_dtype(trends[time_col]):
+            first_start = pd.Timestamp(first_start)
+            ax.axvline(first_start, color="#444444", linewidth=0.9, linestyle="--",
+                       label=f"First start ({first_start:%b %Y})", gid="first-start")
         ax.set_title(f"{outcome_label(outcome)}: indexed trend by site type")
         ax.set_xlabel("Month" if time_col == "month" else time_col.capitalize())
         ax.set_ylabel("Index (pre-period mean = 100)")
