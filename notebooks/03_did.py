@@ -61,6 +61,7 @@ check_parameters("03_did", globals())
 # %%
 panel = pd.read_parquet(config.run_dir(run) / "data" / "panel.parquet")
 data_source = panel.attrs.get("data_source", "custom")
+analysis.require_groups(panel, groups)
 
 # %% [markdown]
 # ## Estimate

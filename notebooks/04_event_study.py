@@ -51,6 +51,7 @@ check_parameters("04_event_study", globals())
 # %%
 panel = pd.read_parquet(config.run_dir(run) / "data" / "panel.parquet")
 data_source = panel.attrs.get("data_source", "custom")
+analysis.require_groups(panel, groups)
 results_dir = config.run_dir(run) / "results"
 specs = {group: analysis.Spec(outcome, group, scale=scale, pre_months=pre_months, unit=unit,
                      inference=inference, n_boot=n_boot, seed=seed, data_source=data_source)

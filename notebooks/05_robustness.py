@@ -57,6 +57,7 @@ check_parameters("05_robustness", globals())
 # %%
 panel = pd.read_parquet(config.run_dir(run) / "data" / "panel.parquet")
 data_source = panel.attrs.get("data_source", "custom")
+analysis.require_groups(panel, groups)
 note = plots.source_note(data_source)
 results_dir = config.run_dir(run) / "results"
 specs = {group: analysis.Spec(outcome, group, scale=scale, pre_months=pre_months,

@@ -46,3 +46,10 @@ def test_an_empty_table_is_written_when_nothing_failed(tmp_path):
     assert pd.read_csv(path).empty
     assert analyses_not_estimated(tmp_path) == []
 
+
+
+def test_a_group_the_panel_does_not_have_is_a_clear_error():
+    panel = pd.DataFrame({"area": ["A", "B"], "group": ["falls", "control"]})
+    analysis.require_groups(panel, ["falls"])
+    with pytest.raises(DataError, match=r"column 'group'.*among \['falls'\].*'fals'"):
+        analysis.require_groups(panel, ["fals"])

@@ -26,7 +26,7 @@ from vanguard.io import write_csv
 
 __all__ = [
     "ESTIMATORS", "FAILURE_COLUMNS", "Programme", "Spec", "TreatmentGroup", "estimate",
-    "event_study", "group_guard", "honest", "leave_one_out", "mde", "per_site", "placebo",
+    "event_study", "group_guard", "honest", "require_groups", "leave_one_out", "mde", "per_site", "placebo",
     "write_failures",
 ]
 
@@ -80,6 +80,25 @@ def mde(
         fit.mde, panel, spec=spec, powers=[float(p) for p in powers], n_sims=int(n_sims),
         window=window,
     )
+
+
+def require_groups(panel: pd.DataFrame, groups: Sequence[str]) -> None:
+    """Stop if a requested treatment group has no areas in the panel.
+
+    A misspelt group would otherwise fail only inside each analysis, one at a time.
+
+    Raises
+    ------
+    DataError
+        Naming the missing groups and the groups the panel has.
+    """
+    from vanguard import schema
+
+    present = schema.groups_in(panel[schema.GROUP].astype(str).unique())
+    missing = [g for g in groups if g not in present]
+    if missing:
+        raise DataError("panel", f"treatment groups among {present}", column=schema.GROUP,
+                        found=missing)
 
 
 @contextmanager
