@@ -47,7 +47,6 @@ mar_end: str = ""  # nhs_mar only: last month of the panel; "" means 2018-03 (en
 mar_mixed: str = "exclude"  # nhs_mar only: areas mixing vanguard and control CCGs: exclude or keep
 mar_quality: str = "drop"  # nhs_mar only: areas failing the data-quality rule: drop or keep
 
-
 # %%
 # every parameter checked for its value, whether it came from a parameter set or from
 # papermill -p (an unknown name or a value such as n_boot "abc" stops here)

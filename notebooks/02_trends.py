@@ -34,7 +34,6 @@ outcomes: list = ["emergency_admissions", "bed_days", "ae_attendances"]  # outco
 pre_months: int = 24  # months before the earliest start that form the base and pre-period
 freq: str = "Q"  # period of the trend charts: M (month), Q (quarter), Y or FY (financial year)
 
-
 # %%
 # every parameter checked for its value, whether it came from a parameter set or from
 # papermill -p (an unknown name or a value such as n_boot "abc" stops here)

@@ -52,7 +52,6 @@ inference: str = "auto"  # auto (the headline rule), cluster, wild_bootstrap or 
 n_boot: int = 999  # bootstrap or permutation draws
 seed: int = 20150310  # seed of every random draw
 
-
 # %%
 # every parameter checked for its value, whether it came from a parameter set or from
 # papermill -p (an unknown name or a value such as n_boot "abc" stops here)

@@ -48,7 +48,6 @@ powers: list = [0.8, 0.9]  # statistical power(s) at which to report the minimum
 hoped_for_pct: float = 3.0  # % reduction the programme hoped for, drawn on the MDE chart
 seed: int = 20150310  # seed of every random draw
 
-
 # %%
 # every parameter checked for its value, whether it came from a parameter set or from
 # papermill -p (an unknown name or a value such as n_boot "abc" stops here)

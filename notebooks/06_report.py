@@ -25,7 +25,6 @@ from vanguard.report import build_report
 run: str = "default"  # run name; assembles reports/<run>/
 allow_incomplete: bool = False  # True: build a draft with a failure banner after a failure
 
-
 # %%
 # every parameter checked for its value, whether it came from a parameter set or from
 # papermill -p (an unknown name or a value such as n_boot "abc" stops here)
