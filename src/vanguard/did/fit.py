@@ -342,6 +342,13 @@ def placebo(panel: pd.DataFrame, spec: Spec, *, shifts: Sequence[int]) -> pd.Dat
     )
 
 
+def _named_window(spec: Spec, window: str, who: str) -> None:
+    """Refuse a window that is not both a named window and one of the specification's."""
+    if window not in spec.window_map or window not in schema.WINDOWS:
+        raise SpecError("windows", f"{who} needs the named window {window!r} among the "
+                        f"specification's windows {list(spec.window_map)}")
+
+
 def _site_groups(spec: Spec) -> dict[str, str] | None:
     return None if spec.programme is None else spec.programme.site_groups()
 
@@ -359,8 +366,7 @@ def leave_one_out(panel: pd.DataFrame, spec: Spec, *, window: str = "years_1_3")
 
     spec.require("leave-one-site-out", unit=("month",), controls=("never",),
                  inference=TWFE_INFERENCE, alpha=(0.05,))
-    if window not in spec.window_map or window not in schema.WINDOWS:
-        raise SpecError("windows", f"leave-one-site-out needs the named window {window!r}")
+    _named_window(spec, window, "leave-one-site-out")
     return leave_one_site_out(
         spec.panel(panel),
         spec.outcome,
@@ -439,8 +445,7 @@ def mde(
     spec.require("the power simulation", scale=("rate", "log", "count"), unit=("month",),
                  controls=("never",),
                  inference=("auto", "cluster", "wild_bootstrap", "randomisation"))
-    if window not in spec.window_map or window not in schema.WINDOWS:
-        raise SpecError("windows", f"the power simulation needs the named window {window!r}")
+    _named_window(spec, window, "the power simulation")
     # one set of simulations serves every power
     return minimum_detectable_effect(
         spec.panel(panel),
