@@ -330,3 +330,11 @@ def test_every_other_analysis_runs_on_the_staggered_programme(sim, spec):
     mde = fit.mde(sim.panel, small, powers=[0.8, 0.9], n_sims=20)
     assert list(mde["param"]) == [0.8, 0.9]
     assert mde["estimate"].iloc[0] <= mde["estimate"].iloc[1]
+
+
+def test_power_and_leave_one_out_need_a_named_window(sim, spec):
+    custom = spec.replace(windows=(("first_two_years", 0, 24),))
+    with pytest.raises(SpecError, match="'windows'.*first_two_years"):
+        fit.leave_one_out(sim.panel, custom)
+    with pytest.raises(SpecError, match="'windows'.*first_two_years"):
+        fit.mde(sim.panel, custom, powers=[0.8], n_sims=5)
