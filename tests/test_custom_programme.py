@@ -100,7 +100,9 @@ def test_its_own_group_and_cohorts_are_estimated(run):
     assert pooled["n_treated"] == 40 and pooled["n_control"] == 75
     assert abs(pooled["estimate"] - sim.truth(0, 36)) < 2 * pooled["se"]
     cohorts = schema.read_results(out / "results" / "cohort__admissions.csv")
-    assert sorted(cohorts["window"].unique()) == [f"cohort_{c}" for c in sorted(sim.cohorts)]
+    falls = cohorts[cohorts["group"] == "falls_prevention"]
+    assert sorted(falls["window"].unique()) == [f"cohort_{c}" for c in sorted(sim.cohorts)]
+    assert set(cohorts.loc[cohorts["group"] == "frailty", "window"]) == {"cohort_2016-07"}
     per_site = schema.read_results(
         out / "results" / "per_site__admissions__falls_prevention.csv")
     assert set(per_site["group"]) == {"falls_prevention"} and len(per_site) >= 8
