@@ -338,3 +338,16 @@ def test_power_and_leave_one_out_need_a_named_window(sim, spec):
         fit.leave_one_out(sim.panel, custom)
     with pytest.raises(SpecError, match="'windows'.*first_two_years"):
         fit.mde(sim.panel, custom, powers=[0.8], n_sims=5)
+
+
+def test_honest_bounds_on_the_poisson_scale_use_the_poisson_event_study():
+    from vanguard.panel import load_panel
+
+    panel = load_panel("synthetic")
+    spec = Spec("emergency_admissions", "care_home", scale="poisson", unit="quarter",
+                inference="cluster", data_source="synthetic")
+    bounds = fit.honest(panel, spec, mbar=[1.0])
+    assert set(bounds["estimator"]) == {"event_study_poisson"}
+    robust = bounds[bounds["param"] == 1.0].iloc[0]
+    plain = bounds[bounds["param"].isna()].iloc[0]
+    assert robust["ci_low"] <= plain["ci_low"] and robust["ci_high"] >= plain["ci_high"]

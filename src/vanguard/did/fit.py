@@ -291,7 +291,8 @@ def honest(panel: pd.DataFrame, spec: Spec, *, mbar: Sequence[float]) -> pd.Data
         es = event_study(panel, spec.replace(inference="cluster"),
                          leads=spec.pre_months // per, lags=spec.post_months // per - 1)
         return honest_bounds(
-            es, Mbar=mbar, alpha=spec.alpha, seed=spec.seed, estimator="event_study_poisson",
+            es, vcov=es.attrs["vcov"].to_numpy(), Mbar=mbar, alpha=spec.alpha, seed=spec.seed,
+            estimator="event_study_poisson",
             outcome=spec.outcome, scale=spec.scale, group=spec.group,
             data_source=spec.data_source,
         )
