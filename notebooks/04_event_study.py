@@ -85,7 +85,7 @@ for group, es in studies.items():
 
 # %%
 for group in studies:
-    fig = plots.plot_event_study(coefs[group], pretrend_p=pretrend_p[group])
+    fig = plots.plot_event_study(coefs[group], pretrend_p=pretrend_p[group], unit=unit)
     png = plots.save_figure(
         fig, f"event_study_{outcome}__{group}", run, data=coefs[group],
         source_note=plots.source_note(data_source),

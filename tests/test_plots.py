@@ -265,3 +265,11 @@ def test_source_notes():
     assert "not real NHS data" in plots.source_note("synthetic")
     assert "Open Government Licence" in plots.source_note("nhs_mar")
     assert "custom" in plots.source_note("custom")
+
+
+def test_event_study_axis_names_its_unit():
+    es = pd.DataFrame({"rel_time": [-1.0, 0.0, 1.0], "estimate": [0.0, -0.1, -0.2],
+                       "ci_low": [0.0, -0.2, -0.3], "ci_high": [0.0, 0.0, -0.1],
+                       "group": "care_home", "outcome": OUT, "scale": "rate"})
+    ax = plots.plot_event_study(es, unit="quarter").axes[0]
+    assert ax.get_xlabel().startswith("Quarters since the area's start")

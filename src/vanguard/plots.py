@@ -260,7 +260,9 @@ def plot_trends(trends: pd.DataFrame, first_start: pd.Timestamp | str | None = N
     return fig
 
 
-def plot_event_study(es: pd.DataFrame, pretrend_p: float | None = None) -> Figure:
+def plot_event_study(
+    es: pd.DataFrame, pretrend_p: float | None = None, unit: str | None = None
+) -> Figure:
     """Event-study coefficients with confidence intervals.
 
     Parameters
@@ -270,6 +272,8 @@ def plot_event_study(es: pd.DataFrame, pretrend_p: float | None = None) -> Figur
         ``group``, ``outcome``, ``scale``). One series per group.
     pretrend_p : float, optional
         p-value of the joint pre-trend test, printed in the caption.
+    unit : {"month", "quarter"}, optional
+        Unit of ``rel_time``, named on the x axis.
 
     Returns
     -------
@@ -310,7 +314,8 @@ def plot_event_study(es: pd.DataFrame, pretrend_p: float | None = None) -> Figur
             ax.plot([-step], [0.0], marker="o", markerfacecolor="white", color="#333333",
                     linestyle="none", label="Reference period (set to 0)", gid="reference")
         ax.set_title(f"{outcome_label(outcome)}: event study")
-        ax.set_xlabel("Time relative to start (0 = first exposed period)")
+        ax.set_xlabel(f"{unit.capitalize()}s since the area's start (0 = first exposed {unit})"
+                      if unit else "Time relative to start (0 = first exposed period)")
         ax.set_ylabel(effect_label(outcome, scale))
         ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0))
         caption = "Points: estimates relative to the period before start; bars: 95% CI."
