@@ -272,10 +272,15 @@ def analyses_not_estimated(run_path: Path) -> list[str]:
     Read from ``tables/failures__<notebook>__<outcome>.csv``
     (:func:`vanguard.analysis.write_failures`).
     """
+    tables = [pd.read_csv(p, dtype=str, keep_default_na=False)
+              for p in sorted((run_path / "tables").glob("failures__*.csv"))]
+    rows = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame()
+    if rows.empty:
+        return []
+    # one line per analysis, group and reason, naming every outcome it applies to
     lines = []
-    for path in sorted((run_path / "tables").glob("failures__*.csv")):
-        for r in pd.read_csv(path, dtype=str, keep_default_na=False).itertuples(index=False):
-            lines.append(f"{r.analysis} for {r.group} ({r.outcome}): {r.error}")
+    for (name, group, error), g in rows.groupby(["analysis", "group", "error"], sort=False):
+        lines.append(f"{name} for {group} ({', '.join(dict.fromkeys(g['outcome']))}): {error}")
     return lines
 
 

@@ -405,8 +405,13 @@ def per_site(panel: pd.DataFrame, spec: Spec) -> pd.DataFrame:
     if len(named) != len(spec.windows):
         raise SpecError("windows", "per-site effects use the named windows "
                         f"{list(schema.WINDOWS)}")
+    # only this group's areas and the controls: another group's sites (whose window may
+    # not fit the panel) are neither estimated nor used as comparisons here
+    p = spec.panel(panel)
+    labels = p[schema.GROUP].astype(str)
+    p = p[schema.member_mask(labels, spec.group) | labels.eq(schema.CONTROL).to_numpy()]
     out = per_site_effects(
-        spec.panel(panel),
+        p,
         spec.outcome,
         scale=spec.scale,
         windows=tuple(named),
