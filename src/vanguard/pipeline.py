@@ -683,7 +683,8 @@ def run_jobs(
             total=total, desc="notebooks", unit="nb", disable=not progress, file=sys.stderr
         ) as bar:
             for wave in waves:
-                failed = [r.job.label for r in results.values() if not r.ok]
+                # sorted: the message must not depend on which worker finished first
+                failed = sorted(r.job.label for r in results.values() if not r.ok)
                 if failed:
                     for job in wave:
                         results[job.label] = _skipped(
