@@ -43,12 +43,15 @@ from urllib.parse import unquote, urlparse
 import pandas as pd
 
 from vanguard import schema
-from vanguard.errors import DataError
+from vanguard.errors import DataError, DataWarning
 from vanguard.records import (
     DEFAULT_COUNT,
     DEFAULT_LOS_SUM,
+    MAX_LOS_DAYS,
+    MAX_SPAN_YEARS,
     aggregation_sql,
     month_range,
+    plausible_dates,
     resolve_source,
     tidy_panel,
     write_panel,
@@ -255,15 +258,20 @@ def _check_columns(raw: DataFrame, label: str, needed: Sequence[str]) -> None:
         )
 
 
-def _conditions(los: bool):
-    """Spark column expressions flagging each kind of bad record (on renamed columns)."""
+def _conditions(los: bool, limits: tuple[pd.Timestamp, pd.Timestamp]):
+    """Spark column expressions flagging each kind of bad record (on renamed columns),
+    with the DuckDB route's rules: dates inside ``limits``, lengths of stay finite,
+    non-negative and at most :data:`vanguard.records.MAX_LOS_DAYS`."""
     from pyspark.sql import functions as F
 
     ts = F.expr(f"try_cast({DATE} AS TIMESTAMP)")
     area = F.col(AREA).cast("string")
+    lo, hi = limits
     cond = {
         "bad_area": area.isNull() | (F.trim(area) == ""),
         "bad_date": ts.isNull(),
+        "implausible": ts.isNotNull()
+        & ((ts < _ts_literal(lo)) | (ts >= _ts_literal(hi + pd.Timedelta(days=1)))),
     }
     if los:
         text = F.col(LOS).cast("string")
@@ -271,7 +279,10 @@ def _conditions(los: bool):
         missing = text.isNull() | (F.trim(text) == "")
         cond["missing_los"] = missing
         cond["bad_los"] = ~missing & num.isNull()
-        cond["neg_los"] = num < 0
+        cond["neg_los"] = (
+            (num < 0) | F.isnan(num) | (num == float("inf")) | (num == float("-inf"))
+            | (num > MAX_LOS_DAYS)
+        )
     return ts, cond
 
 
@@ -316,6 +327,7 @@ def _check(
     start: pd.Timestamp | None,
     end_exclusive: pd.Timestamp | None,
     areas: list[str] | None,
+    limits: tuple[pd.Timestamp, pd.Timestamp],
 ) -> dict:
     """Every record check in one Spark pass; raise for the first kind of bad record.
 
@@ -329,7 +341,7 @@ def _check(
     from pyspark.sql import functions as F
 
     los = cols["los"] is not None
-    ts, cond = _conditions(los)
+    ts, cond = _conditions(los, limits)
     if areas is not None:
         cond["unknown_area"] = ~F.col(AREA).cast("string").isin(areas)
     aggs = [F.count(F.lit(1)).alias("n")]
@@ -337,6 +349,8 @@ def _check(
     aggs += [
         F.date_format(F.min(ts), "yyyy-MM").alias("first"),
         F.date_format(F.max(ts), "yyyy-MM").alias("last"),
+        F.date_format(F.min(ts), "yyyy-MM-dd HH:mm:ss").alias("first_date"),
+        F.date_format(F.max(ts), "yyyy-MM-dd HH:mm:ss").alias("last_date"),
     ]
     if start is not None:
         aggs.append(F.count(F.when(ts < _ts_literal(start), 1)).alias("before"))
@@ -347,6 +361,10 @@ def _check(
     got.setdefault("before", 0)
     got.setdefault("after", 0)
     got.setdefault("missing_los", 0)
+    for k in ("first_date", "last_date"):
+        if got.get(k):
+            # as the DuckDB route shows it: no midnight time that was never in the data
+            got[k] = got[k].removesuffix(" 00:00:00")
     if got["n"] == 0:
         raise DataError(label, "at least one record below the header row", found="no records")
 
@@ -359,8 +377,20 @@ def _check(
             "date",
             "a date YYYY-MM-DD or datetime YYYY-MM-DD HH:MM:SS ({n} unreadable in all)",
         ),
+        (
+            "implausible",
+            DATE,
+            "date",
+            f"a date from {limits[0]:%Y-%m-%d} to {limits[1]:%Y-%m-%d} ({{n}} outside in all)",
+        ),
         ("bad_los", LOS, "los", "a length of stay in days, a number ({n} unreadable in all)"),
-        ("neg_los", LOS, "los", "a non-negative length of stay in days ({n} negative in all)"),
+        (
+            "neg_los",
+            LOS,
+            "los",
+            f"a non-negative, finite length of stay of at most {MAX_LOS_DAYS:,} days "
+            "({n} outside in all)",
+        ),
         (
             "unknown_area",
             AREA,
@@ -403,6 +433,7 @@ def aggregate_records_spark(
     areas: Iterable[str] | None = None,
     delimiter: str = ",",
     fmt: str | None = None,
+    date_limits=None,
     count_name: str = DEFAULT_COUNT,
     los_name: str = DEFAULT_LOS_SUM,
 ) -> pd.DataFrame:
@@ -418,7 +449,7 @@ def aggregate_records_spark(
         See :func:`read_records`.
     spark : pyspark.sql.SparkSession, optional
         Default: the running session (a notebook's ``spark``), else a new local one.
-    date_col, area_col, los_col, start, end, areas, delimiter, count_name, los_name
+    date_col, area_col, los_col, start, end, areas, delimiter, date_limits, count_name, los_name
         As in :func:`vanguard.records.aggregate_records`.
     out : str or pathlib.Path, optional
         Write the panel (``.parquet`` or ``.csv``) with
@@ -458,6 +489,7 @@ def aggregate_records_spark(
         )
     if spark is None:
         spark = SparkSession.getActiveSession() or local_session()
+    limits = plausible_dates(date_limits)
     # month_range(x, x) reads one month with the DuckDB route's parsing and messages.
     lo = month_range(start, start)[0] if start is not None else None
     hi = month_range(end, end)[0] if end is not None else None
@@ -486,10 +518,33 @@ def aggregate_records_spark(
             start=lo,
             end_exclusive=hi + pd.offsets.MonthBegin(1) if hi is not None else None,
             areas=area_list,
+            limits=limits,
         )
         months = month_range(
             lo if lo is not None else got["first"], hi if hi is not None else got["last"]
         )
+        inferred = [n for n, a in zip(("start", "end"), (lo, hi), strict=True) if a is None]
+        if inferred:
+            # the DuckDB route's rule and words: an inferred period is stated, and one
+            # longer than MAX_SPAN_YEARS is a typing error, not a panel
+            if len(months) > MAX_SPAN_YEARS * 12:
+                raise DataError(
+                    label,
+                    f"records spanning at most {MAX_SPAN_YEARS} years, or start= and end= "
+                    f"(inferred {' and '.join(inferred)}: {months[0]:%Y-%m} to "
+                    f"{months[-1]:%Y-%m})",
+                    column=date_col,
+                    found=f"{got['first_date']} to {got['last_date']}",
+                )
+            warnings.warn(
+                f"{label}: no {' or '.join(inferred)} given, so the panel runs "
+                f"{months[0]:%Y-%m} to {months[-1]:%Y-%m}, taken from the records: earliest "
+                f"{got['first_date']}, latest {got['last_date']} (column {date_col!r}). "
+                "Pass start= and end= to state the period; a mistyped date would otherwise "
+                "stretch the panel.",
+                DataWarning,
+                stacklevel=2,
+            )
         before, after = got["before"], got["after"]
         if before or after:
             warnings.warn(
