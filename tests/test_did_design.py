@@ -236,3 +236,12 @@ def test_data_source_from_attrs(panel):
     p.attrs["data_source"] = "synthetic"
     assert prepare(p, OUT).data_source == "synthetic"
     assert prepare(panel, OUT).data_source == "custom"
+
+
+def test_explicit_controls_may_come_from_another_group_and_are_not_listed_as_dropped(panel):
+    uec = sorted(panel.loc[panel["group"] == "uec", "area"].unique())
+    d = prepare(panel, OUT, groups=("population_based",), controls=uec)
+    assert d.n_control == len(uec)
+    assert not set(uec) & set(d.dropped["area"])
+    assert set(d.dropped.loc[d.dropped["group"] == "control", "reason"]) == {
+        "control area not in the explicit control list"}
