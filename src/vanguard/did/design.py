@@ -336,7 +336,8 @@ def prepare(
             dropped_rows.append({"area": a, "group": schema.CONTROL,
                                  "reason": "control area not in the explicit control list"})
         # a listed area of another group is a control here, not an exclusion
-        dropped_rows = [r for r in dropped_rows if r["area"] not in set(listed)]
+        as_controls = set(listed)
+        dropped_rows = [r for r in dropped_rows if r["area"] not in as_controls]
         areas.loc[listed, schema.GROUP] = schema.CONTROL
         areas.loc[listed, schema.START] = pd.NaT
         keep = (area_groups.map(len).gt(0) & ~other & ~mixed) | areas.index.isin(listed)
