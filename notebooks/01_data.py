@@ -30,8 +30,11 @@
 #   or a vanguard-style site register.
 
 # %%
+import pandas as pd
+
 from vanguard import config, schema
-from vanguard.io import write_parquet
+from vanguard.flow import area_flow
+from vanguard.io import write_csv, write_parquet
 from vanguard.panel import CORE_COLUMNS, MAR_DENOMINATORS, load_panel
 from vanguard.params import check_parameters
 
@@ -103,3 +106,19 @@ print(areas[schema.GROUP].value_counts().sort_index().to_string())
 # %%
 panel_file = write_parquet(config.run_dir(run) / "data" / "panel.parquet", panel)
 print(f"wrote {panel_file.relative_to(config.reports_dir())}")
+
+# %% [markdown]
+# ## Flow of areas
+#
+# From sites to the panel, by group: every count of areas in the report reconciles with
+# `tables/flow.csv`. On the real data each CCG area's record (`tables/areas.csv`) says
+# which sites it belongs to, whether they cover all of it, and why an area is out
+# (mixing vanguard and control CCGs, or failing the data-quality rule).
+
+# %%
+# NBVAL_CHECK_OUTPUT
+flow = area_flow(panel)
+write_csv(config.run_dir(run) / "tables" / "flow.csv", flow)
+if "areas" in panel.attrs:
+    write_csv(config.run_dir(run) / "tables" / "areas.csv", pd.DataFrame(panel.attrs["areas"]))
+print(flow[["step", "group", "n"]].to_string(index=False))

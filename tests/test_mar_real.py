@@ -326,3 +326,40 @@ def test_notes_name_the_non_submissions_the_rule_finds(headline):
     gloucestershire = set(hits.loc[hits["area"] == "11M", "month"])
     assert set(glos["month"].dt.strftime("%Y-%m")) <= gloucestershire
     assert notes["text"].str.contains("Calderdale and Huddersfield").any()
+
+
+def test_sensitivity_panels_change_exactly_the_areas_their_rules_name(parsed, headline):
+    from vanguard import sensitivity
+
+    areas = pd.DataFrame(headline.attrs["areas"])
+    built = {v.key: v for v in sensitivity.variants(
+        headline, areas=areas,
+        rebuild=sensitivity.real_data_rebuild(cache=parsed["cache"]))}
+    in_panel = set(headline["area"])
+    part = set(areas.loc[areas["coverage"] == "part", "area"]) & in_panel
+    assert part and set(built["whole_ccg_only"].panel["area"]) == in_panel - part
+    # each partly covering site of the panel is left out once
+    assert {k for k in built if k.startswith("without_site_")} == {
+        f"without_site_{s}" for s in ("3", "13", "14", "17", "20", "22", "24")}
+    for key, reason in (("mixed_kept", "mixed"), ("anomalies_kept", "data-quality rule")):
+        named = set(areas.loc[areas["reason"] == reason, "area"])
+        assert named, reason
+        assert set(built[key].panel["area"]) - in_panel == named, key
+    aged = built["per_1000_aged_75plus"].panel
+    assert (aged["population"] == headline["population_75plus"]).all()
+
+
+def test_sustainability_panel_runs_to_december_2019_without_mixed_treated_units(parsed):
+    from vanguard import sensitivity
+
+    if not HAVE_POPULATION:
+        pytest.skip("population tables not found")
+    longer, why = sensitivity.sustainability_panel(None, "nhs_mar", cache=parsed["cache"])
+    assert why == "" and longer.attrs["footprint"] == "2019-04"
+    assert longer["month"].min() == pd.Timestamp("2013-04") and (
+        longer["month"].max() == pd.Timestamp("2019-12"))
+    inside = pd.DataFrame(longer.attrs["areas"])
+    inside = inside[inside["in_panel"]]
+    for rec in inside.itertuples():
+        assert set(rec.member_groups.split(";")) == {rec.group}, (rec.area, rec.members)
+    assert sensitivity.sustainability_windows(longer)[-1] == ("sustainability", 36, 57)

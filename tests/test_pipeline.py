@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 import nbformat
+import pandas as pd
 import pytest
 
 from vanguard import config, pipeline, schema
@@ -384,6 +385,23 @@ def test_ci_parameter_set_runs_and_is_reproducible(reports, tmp_path, monkeypatc
     # the ci grid's estimators; twfe_poisson rows carry their own estimator name
     assert set(main["estimator"]) == {"twfe", "twfe_poisson", "cs_never", "imputation"}
     assert main.loc[main["analysis"] == "main", "estimate"].notna().all()
+
+    # every sensitivity file exists, the headline rows are the main estimates, and the
+    # flow of areas counts the areas the estimates used
+    grid = pipeline.load_params("ci")["grid"]
+    flow = pd.read_csv(run / "tables" / "flow.csv").set_index(["step", "group"])["n"]
+    for outcome in grid["outcomes"]:
+        sens = schema.read_results(run / "results" / f"sensitivity__{outcome}.csv")
+        assert (run / "results" / f"sustainability__{outcome}.csv").is_file()
+        assert (run / "tables" / f"sensitivity_skipped__{outcome}.csv").is_file()
+        head = sens[sens["sensitivity"] == "headline"].set_index(["group", "window"])
+        twfe = main[(main["estimator"] == "twfe") & (main["analysis"] == "main")
+                    & (main["outcome"] == outcome)].set_index(["group", "window"])
+        assert set(head.index) == set(twfe.index)
+        assert (head.loc[twfe.index, "estimate"] == twfe["estimate"]).all()
+        for group in grid["groups"]:
+            assert (twfe.loc[group, "n_treated"] == flow["panel areas", group]).all()
+            assert (twfe.loc[group, "n_control"] == flow["panel areas", "control"]).all()
 
     # every figure has its alt text and its data; the data are the results it draws
     pngs = sorted((run / "figures").glob("*.png"))

@@ -83,12 +83,14 @@ from vanguard.io import sha256_file, write_text
 
 STAGES: tuple[tuple[str, ...], ...] = (
     ("01_data",),
-    ("02_trends", "03_did", "04_event_study", "05_robustness"),
+    ("02_trends", "03_did", "04_event_study", "05_robustness", "05_sensitivity"),
     ("06_report",),
 )
 """Notebooks in run order; notebooks within a stage run in parallel."""
 
-LONGEST_FIRST: tuple[str, ...] = ("04_event_study", "05_robustness", "03_did", "02_trends")
+LONGEST_FIRST: tuple[str, ...] = (
+    "04_event_study", "05_robustness", "05_sensitivity", "03_did", "02_trends",
+)
 """Within a stage, start the slowest notebooks first so no core idles at the end."""
 
 THREAD_VARS: tuple[str, ...] = (

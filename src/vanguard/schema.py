@@ -249,12 +249,14 @@ RESULT_COLUMNS: dict[str, str] = {
     "pct_ci_low": "float64",
     "pct_ci_high": "float64",
     "note": "string",
+    "sensitivity": "string",  # sensitivity-analysis key (vanguard.sensitivity); "" otherwise
+    "sensitivity_label": "string",  # what the sensitivity changes, in plain words
 }
 """Column -> pandas dtype of every results file."""
 
 RESULT_KEY: tuple[str, ...] = (
     "data_source", "analysis", "estimator", "outcome", "scale", "group", "window",
-    "site", "param", "inference",
+    "site", "param", "inference", "sensitivity",
 )
 """Columns that identify a row; results files are sorted by them."""
 
