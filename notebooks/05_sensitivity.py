@@ -35,7 +35,7 @@ from vanguard.sites import load_register
 
 # %% tags=["parameters"]
 run: str = "default"  # run name; reads reports/<run>/data/panel.parquet written by 01_data
-outcome: str = "emergency_admissions"  # outcome column of the panel
+outcomes: list = ["emergency_admissions"]  # outcome columns of the panel, each estimated alone
 groups: list = ["population_based", "care_home", "uec"]  # treatment groups, each estimated alone
 scale: str = "rate"  # rate (per 1,000; needs population), log or poisson
 pre_months: int = 24  # months of pre-period before the earliest start
@@ -60,13 +60,16 @@ analysis.require_groups(panel, groups)
 areas_file = run_path / "tables" / "areas.csv"
 areas = pd.read_csv(areas_file, dtype=str, keep_default_na=False) if areas_file.is_file() else None
 real = data_source == "nhs_mar"
-spec = analysis.Spec(outcome, groups[0], scale=scale, pre_months=pre_months, inference=inference,
-                     n_boot=n_boot, seed=seed, data_source=data_source)
+specs = {outcome: analysis.Spec(outcome, groups[0], scale=scale, pre_months=pre_months,
+                                inference=inference, n_boot=n_boot, seed=seed,
+                                data_source=data_source)
+         for outcome in outcomes}
 
 # %% [markdown]
 # ## Sensitivities
 #
-# One row per sensitivity, group and window in `results/sensitivity__<outcome>.csv`
+# For each outcome, one row per sensitivity, group and window in
+# `results/sensitivity__<outcome>.csv`
 # (`sensitivity` names it, `sensitivity_label` says what it changes); what could not be
 # estimated, and why, in `tables/sensitivity_skipped__<outcome>.csv`.
 
@@ -79,14 +82,18 @@ built = sensitivity.variants(
     rebuild=sensitivity.real_data_rebuild(end=mar_end, mixed=mar_mixed, quality=mar_quality,
                                           first_month=first_month) if real else None,
 )
-results, skipped = sensitivity.run_sensitivities(built, spec, groups, analysis.estimate)
-schema.write_results(results, run_path / "results" / f"sensitivity__{outcome}.csv")
-write_csv(run_path / "tables" / f"sensitivity_skipped__{outcome}.csv", skipped)
-print(results[results["window"] == "years_1_3"][
-    ["sensitivity", "group", "estimate", "ci_low", "ci_high", "p_value", "n_treated",
-     "n_control"]].round(3).to_string(index=False))
-print(f"\nnot estimated: {len(skipped)}")
-print(skipped[["sensitivity", "group", "reason"]].to_string(index=False) if len(skipped) else "")
+for outcome in outcomes:
+    results, skipped = sensitivity.run_sensitivities(built, specs[outcome], groups,
+                                                     analysis.estimate)
+    schema.write_results(results, run_path / "results" / f"sensitivity__{outcome}.csv")
+    write_csv(run_path / "tables" / f"sensitivity_skipped__{outcome}.csv", skipped)
+    print(f"{outcome}: years 1-3")
+    print(results[results["window"] == "years_1_3"][
+        ["sensitivity", "group", "estimate", "ci_low", "ci_high", "p_value", "n_treated",
+         "n_control"]].round(3).to_string(index=False))
+    print(f"not estimated: {len(skipped)}")
+    print(skipped[["sensitivity", "group", "reason"]].to_string(index=False) if len(skipped)
+          else "", end="\n\n")
 
 # %% [markdown]
 # ## After the funding ended
@@ -101,16 +108,20 @@ print(skipped[["sensitivity", "group", "reason"]].to_string(index=False) if len(
 # NBVAL_CHECK_OUTPUT
 longer, why_not = sensitivity.sustainability_panel(panel, data_source, mixed=mar_mixed,
                                                    quality=mar_quality, first_month=first_month)
-if longer is None:
-    after = schema.results_frame([])
-    after_skipped = pd.DataFrame([{"outcome": outcome, "sensitivity": "sustainability",
-                                   "sensitivity_label": "after the programme's funding ended",
-                                   "group": g, "reason": why_not} for g in groups],
-                                 columns=list(sensitivity.COLUMNS_SKIPPED))
-else:
-    after, after_skipped = sensitivity.sustainability(longer, spec, groups, analysis.estimate)
-schema.write_results(after, run_path / "results" / f"sustainability__{outcome}.csv")
-write_csv(run_path / "tables" / f"sustainability_skipped__{outcome}.csv", after_skipped)
-print(after[["group", "window", "estimate", "ci_low", "ci_high", "p_value", "n_treated",
-             "n_control"]].round(3).to_string(index=False) if len(after)
-      else f"not estimated: {why_not}")
+for outcome in outcomes:
+    if longer is None:
+        after = schema.results_frame([])
+        after_skipped = pd.DataFrame(
+            [{"outcome": outcome, "sensitivity": "sustainability",
+              "sensitivity_label": "after the programme's funding ended", "group": g,
+              "reason": why_not} for g in groups],
+            columns=list(sensitivity.COLUMNS_SKIPPED))
+    else:
+        after, after_skipped = sensitivity.sustainability(longer, specs[outcome], groups,
+                                                          analysis.estimate)
+    schema.write_results(after, run_path / "results" / f"sustainability__{outcome}.csv")
+    write_csv(run_path / "tables" / f"sustainability_skipped__{outcome}.csv", after_skipped)
+    print(outcome)
+    print(after[["group", "window", "estimate", "ci_low", "ci_high", "p_value", "n_treated",
+                 "n_control"]].round(3).to_string(index=False) if len(after)
+          else f"not estimated: {why_not}", end="\n\n")
