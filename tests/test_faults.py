@@ -40,6 +40,7 @@ PARAMS_CELL = {
     ),
     "04_event_study": 'run: str = "default"  # run name\noutcome: str = "a"  # outcome',
     "05_robustness": 'run: str = "default"  # run name\nn_sims: int = 5  # draws',
+    "05_sensitivity": 'run: str = "default"  # run name\nseed: int = 1  # seed',
     "06_report": 'run: str = "default"  # run name\nrequire_all: bool = False  # unused',
 }
 

@@ -33,6 +33,7 @@ PARAMS_CELL = {
     ),
     "04_event_study": 'run: str = "default"  # run name\noutcome: str = "a"  # outcome',
     "05_robustness": 'run: str = "default"  # run name\nn_sims: int = 5  # draws',
+    "05_sensitivity": 'run: str = "default"  # run name\nseed: int = 1  # seed',
     # a one-line cell `run: str = ...` would be read by IPython as the %run magic
     "06_report": 'run: str = "default"  # run name\nformat: str = "html"  # output',
 }
@@ -307,7 +308,7 @@ def test_failing_notebook_is_reported_and_the_rest_still_run(
 def test_run_manifest(good_run):
     run, results, path = good_run["run"], good_run["results"], good_run["path"]
     assert all(r.ok for r in results), [r.error for r in results if not r.ok]
-    assert len(results) == 1 + (1 + 4 + 2 + 1) + 1
+    assert len(results) == 1 + (1 + 4 + 2 + 1 + 1) + 1
     files = sorted((run / "results").glob("*.csv"))
     est = schema.read_results(files)
     assert len(est) == 4 and est["estimate"].abs().max() < 0.2  # mean of 500 N(0,1) draws

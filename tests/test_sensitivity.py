@@ -148,3 +148,16 @@ def test_sustainability_needs_months_after_the_programme(panel):
         sensitivity.sustainability_windows(panel)  # ends March 2018, three years after start
     got, why = sensitivity.sustainability_panel(panel, "synthetic")
     assert got is None and "more than 36" in why
+
+
+def test_a_sensitivity_that_leaves_a_group_alone_is_listed_not_repeated(panel):
+    site = "S_population_based_0"
+    built = sensitivity.variants(panel, areas=_areas(panel, site))
+    res, skipped = sensitivity.run_sensitivities(built, _spec(), GROUPS, analysis.estimate)
+    # dropping a population-based site leaves the care-home model's sample unchanged
+    for key in ("whole_ccg_only", f"without_site_{site}"):
+        assert set(res.loc[res["sensitivity"] == key, "group"]) == {"population_based"}
+        row = skipped[(skipped["sensitivity"] == key)]
+        assert row["group"].tolist() == ["care_home"] and "same estimate" in row["reason"].iloc[0]
+    # UEC areas as controls changes every group's controls: estimated for both
+    assert set(res.loc[res["sensitivity"] == "uec_as_controls", "group"]) == set(GROUPS)

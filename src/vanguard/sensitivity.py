@@ -69,6 +69,9 @@ class Variant:
         Groups it applies to (``None``: every group of the run).
     with_uec_controls : bool
         Add the panel's urgent & emergency care areas to the comparison areas.
+    changes_values : bool
+        The panel's values differ from the headline's (not only its areas), so it is
+        estimated even when it keeps the same areas.
     reason : str
     """
 
@@ -77,6 +80,7 @@ class Variant:
     panel: pd.DataFrame | None
     groups: tuple[str, ...] | None = None
     with_uec_controls: bool = False
+    changes_values: bool = False
     reason: str = ""
 
 
@@ -211,7 +215,7 @@ def variants(
         aged[schema.POPULATION] = aged["population_75plus"]
         aged.attrs = dict(panel.attrs)
         out.append(Variant("per_1000_aged_75plus", LABELS["per_1000_aged_75plus"], aged,
-                           groups=(schema.CARE_HOME,)))
+                           groups=(schema.CARE_HOME,), changes_values=True))
     else:
         out.append(Variant("per_1000_aged_75plus", LABELS["per_1000_aged_75plus"], None,
                            groups=(schema.CARE_HOME,),
@@ -222,6 +226,13 @@ def variants(
 def headline_estimator(scale: str) -> str:
     """The headline estimator's grid name on ``scale`` (Poisson TWFE on counts)."""
     return "twfe_poisson" if scale == "poisson" else "twfe"
+
+
+def _sample(panel: pd.DataFrame, group: str) -> frozenset[str]:
+    """Areas a group's model can use: its own areas and the never-treated controls."""
+    areas = panel.drop_duplicates(schema.AREA)
+    keep = schema.member_mask(areas[schema.GROUP], group) | (areas[schema.GROUP] == schema.CONTROL)
+    return frozenset(areas.loc[keep, schema.AREA])
 
 
 def _uec_controls(panel: pd.DataFrame) -> tuple[str, ...]:
@@ -254,11 +265,14 @@ def run_sensitivities(
         The ``main`` rows of every estimate in the results schema with
         ``analysis="sensitivity"`` and the ``sensitivity`` key and label filled; and
         what was not estimated (:data:`COLUMNS_SKIPPED`), with the reason, including
-        estimates the data could not support (the error's message).
+        estimates the data could not support (the error's message) and sensitivities
+        that leave a group's areas and controls as they are in the headline (they would
+        repeat its estimate).
     """
     from vanguard.errors import EstimationError
 
     estimator = headline_estimator(spec.scale)
+    head = next((v.panel for v in variant_list if v.key == HEADLINE), None)
     rows, skipped = [], []
     for v in variant_list:
         wanted = [g for g in groups if v.groups is None or g in v.groups]
@@ -267,6 +281,15 @@ def run_sensitivities(
                          "group": g, "reason": v.reason} for g in wanted]
             continue
         for group in wanted:
+            unchanged = (head is not None and v.key != HEADLINE and not v.changes_values
+                         and not v.with_uec_controls
+                         and _sample(v.panel, group) == _sample(head, group))
+            if unchanged:
+                skipped.append({"outcome": spec.outcome, "sensitivity": v.key,
+                                "sensitivity_label": v.label, "group": group,
+                                "reason": "leaves this group's areas and comparison areas as "
+                                          "in the headline (same estimate)"})
+                continue
             fields = {"group": group}
             if v.with_uec_controls:
                 fields["controls"] = _uec_controls(v.panel)
