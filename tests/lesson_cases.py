@@ -68,6 +68,7 @@ def all_not_supported() -> Evidence:
         head,
         pretrend_p={G: 0.5},
         mde_pct={G: 1.5},  # the design detects 3% reductions
+        mde_shortened={G: False},
         placebo=rows("placebo", {(G, "year_1", -12): (2.0, 0.5, 3.5)}),  # rising before
         per_site=per_site,  # precise, identical sites: Q does not reject, with power
         leave_one_out=sites(G, [-3.0, -2.8, -3.2, -2.9, -3.1, -3.0], half_width=1.0,
@@ -90,6 +91,7 @@ def all_supported() -> Evidence:
         head,
         pretrend_p={G: 0.5},
         mde_pct={G: 5.0},
+        mde_shortened={G: False},  # simulated on the full design
         placebo=rows("placebo", {(G, "year_1", -12): (-2.0, -3.5, -0.5)}),
         per_site=per_site,
         leave_one_out=loo,

@@ -122,8 +122,11 @@ def test_underpowered_rule_and_a_shortened_design():
     ev = underpowered()  # MDE 6%, but simulated on a shortened design
     res = lr.rule_underpowered(ev, margin_pct=M)
     assert res.verdict == INCONCLUSIVE and "shortened" in res.evidence
-    ev.mde_shortened = {}
+    ev.mde_shortened = {G: False}
     assert lr.rule_underpowered(ev, margin_pct=M).verdict == SUPPORTED
+    ev.mde_shortened = {}  # not known: no support claimed
+    res = lr.rule_underpowered(ev, margin_pct=M)
+    assert res.verdict == INCONCLUSIVE and "not known" in res.evidence
     # an overstated MDE below the margin still shows the reduction is detectable
     ev.mde_pct, ev.mde_shortened = {G: 2.5}, {G: True}
     assert lr.rule_underpowered(ev, margin_pct=M).verdict == NOT_SUPPORTED
@@ -204,7 +207,7 @@ def test_concentration_names_the_site_the_result_rests_on():
 def test_site_types_that_disagree_give_inconclusive():
     sup, nos = all_supported(), all_not_supported()
     ev = evidence(pd.concat([sup.headline, nos.headline.assign(group=H)]),
-                  mde_pct={G: 5.0, H: 1.5})
+                  mde_pct={G: 5.0, H: 1.5}, mde_shortened={G: False, H: False})
     res = lr.rule_underpowered(ev, margin_pct=M)
     assert res.verdict == INCONCLUSIVE and "site types disagree" in res.evidence
     assert [f.verdict for f in res.findings] == [SUPPORTED, NOT_SUPPORTED]

@@ -7,10 +7,11 @@ import re
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from lesson_cases import G, all_not_supported, all_supported, underpowered
 
-from vanguard import config
+from vanguard import config, schema
 from vanguard.errors import DataError
 from vanguard.report_lessons import (
     INCONCLUSIVE,
@@ -19,9 +20,12 @@ from vanguard.report_lessons import (
     RULES,
     SUPPORTED,
     VERDICTS,
+    Evidence,
     assess_lessons,
+    lesson_inputs,
     load_lessons,
     parse_threshold,
+    read_sensitivity,
     untested_sentence,
 )
 
@@ -243,3 +247,62 @@ def test_lessons_a_run_lacks_results_for_join_the_sentence():
     sentence = untested_sentence(out)
     assert f"{lacking['lesson']} (no estimates for the window after funding ended)" in sentence
     assert len(_sentences(sentence)) == 1
+
+
+# --- selecting the evidence from a run's results ----------------------------------------
+
+
+def _run_results():
+    from lesson_cases import main, rows, sites
+
+    parts = [
+        main({(G, "years_1_3"): (-1.0, -2.0, 0.0), (G, "sustainability"): (-2.0, -3.0, -1.0)}),
+        main({(G, "years_1_3"): (-1.0, -2.0, 0.0)}, estimator="twfe_poisson"),
+        rows("placebo", {(G, "year_1", -12): (0.5, -0.5, 1.5)}),
+        sites(G, [-1.0, 0.0, 1.0], half_width=2.0),
+        sites(G, [-1.0, -1.2], half_width=1.0, analysis="leave_one_out", inference="cluster"),
+        rows("power", {(G, "years_1_3"): (1.5, float("nan"), float("nan"))},
+             note="MDE ...; so this MDE overstates the design's (fewer months ...)"),
+        # another outcome's rows are never picked up
+        rows("placebo", {(G, "year_1", -12): (9.0, 8.0, 10.0)}).assign(outcome="other"),
+    ]
+    return schema.results_frame(pd.concat(parts, ignore_index=True))
+
+
+def test_lesson_inputs_selects_each_part_for_the_headline_outcome():
+    res = _run_results()
+    got = lesson_inputs(res, "emergency_admissions", "rate")
+    assert len(got["placebo"]) == 1 and got["placebo"]["pct"].iloc[0] == pytest.approx(0.5)
+    assert len(got["per_site"]) == 3 and len(got["leave_one_out"]) == 2
+    assert set(got["sustainability"]["window"]) == {"sustainability"}
+    assert got["sensitivity"].empty
+    assert got["mde_shortened"] == {G: True}
+    assert lesson_inputs(res, "emergency_admissions", "log")["placebo"].empty
+
+
+def test_lesson_inputs_reads_the_sensitivity_file_with_its_labels(tmp_path):
+    from lesson_cases import main
+
+    sens = main({(G, "year_1"): (-1.0, -2.0, 0.0)}).assign(
+        sensitivity="mixed_kept", sensitivity_label="mixed areas kept")
+    (tmp_path / "results").mkdir()
+    sens.to_csv(tmp_path / "results" / "sensitivity__emergency_admissions.csv", index=False)
+    got = lesson_inputs(_run_results(), "emergency_admissions", "rate", run_path=tmp_path)
+    assert got["sensitivity"]["sensitivity_label"].tolist() == ["mixed areas kept"]
+    assert got["sensitivity"]["pct"].iloc[0] == pytest.approx(-1.0)
+    sens.drop(columns="sensitivity").to_csv(
+        tmp_path / "results" / "sensitivity__emergency_admissions.csv", index=False)
+    with pytest.raises(DataError, match="sensitivity__emergency_admissions.csv.*'sensitivity'"):
+        read_sensitivity(tmp_path, "emergency_admissions")
+
+
+def test_evidence_built_as_the_report_builds_it_still_assesses():
+    """Without the optional parts, lessons needing them cannot be tested - and say why."""
+    ev = Evidence(headline=all_supported().headline, alternatives=all_supported().headline,
+                  pretrend_p={G: 0.5}, heterogeneity={}, mde_pct={G: 5.0},
+                  hoped_for_pct=3.0, data_source="synthetic")
+    out = {o["rule"]: o for o in assess_lessons(load_lessons(), ev)}
+    assert out["timing"]["verdict"] == SUPPORTED
+    for rule in ("placebo_fall", "site_power", "persistence", "heterogeneity",
+                 "concentration"):
+        assert out[rule]["verdict"] == NOT_TESTABLE and out[rule]["missing"], rule

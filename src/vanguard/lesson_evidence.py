@@ -50,7 +50,8 @@ class Evidence:
     per_site: pd.DataFrame = field(default_factory=_empty)
     sustainability: pd.DataFrame = field(default_factory=_empty)
     sensitivity: pd.DataFrame = field(default_factory=_empty)
-    mde_shortened: dict[str, bool] = field(default_factory=dict)  # MDE overstated
+    # group -> MDE simulated on a shortened design (overstated); a missing group: unknown
+    mde_shortened: dict[str, bool] = field(default_factory=dict)
 
     @property
     def outcome(self) -> str:

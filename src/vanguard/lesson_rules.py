@@ -376,9 +376,11 @@ def rule_underpowered(ev: Evidence, margin_pct: float) -> RuleResult:
     """L04-type prediction: the design cannot detect the hoped-for reduction.
 
     Quantity: the design's MDE at 80% power (years 1-3). Supported when it exceeds
-    ``margin_pct``; not supported when it is at most ``margin_pct``; inconclusive when it
-    exceeds ``margin_pct`` but was simulated on a shortened design, which overstates it
-    by an unknown factor (:func:`vanguard.lesson_stats.mde_shortened`).
+    ``margin_pct`` and is known to be the full design's; not supported when it is at most
+    ``margin_pct``; inconclusive when it exceeds ``margin_pct`` but was simulated on a
+    shortened design, which overstates it by an unknown factor
+    (:func:`vanguard.lesson_stats.mde_shortened`), or when that is not known (the
+    group is missing from ``Evidence.mde_shortened``).
     """
     findings = []
     for g in _groups(ev.mde_pct):
@@ -399,6 +401,12 @@ def rule_underpowered(ev: Evidence, margin_pct: float) -> RuleResult:
                         "simulated on a design shortened to fit the pre-period and overstates "
                         "the full design's by an unknown amount, so whether a "
                         f"{margin_pct:g}% reduction is detectable cannot be told.")
+        elif g not in ev.mde_shortened:
+            f = Finding(g, INCONCLUSIVE,
+                        f"{_label(g)}: the minimum detectable effect of {shown}% is above the "
+                        f"hoped-for {margin_pct:g}%, but without the power simulation's note "
+                        "it is not known whether it is the full design's or an overstatement "
+                        "from a shortened one.")
         else:
             f = Finding(g, SUPPORTED,
                         f"{_label(g)}: the smallest reduction detectable with 80% power is "
@@ -627,7 +635,8 @@ RULES: dict[str, RuleSpec] = {
         rule_underpowered, ("margin_pct",),
         "supported if the minimum detectable effect at 80% power exceeds {margin_pct:g}%; "
         "not supported if it is at most {margin_pct:g}%; inconclusive if it exceeds "
-        "{margin_pct:g}% but was simulated on a shortened design (which overstates it)"),
+        "{margin_pct:g}% but was (or may have been) simulated on a shortened design, which "
+        "overstates it"),
     "site_power": RuleSpec(
         rule_site_power, ("margin_pct",),
         "supported if the median site's minimum detectable effect (2.80 standard errors) "
