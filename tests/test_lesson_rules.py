@@ -44,7 +44,7 @@ RULE_CALLS = {
     "site_power": lambda ev: lr.rule_site_power(ev, margin_pct=M),
     "persistence": lambda ev: lr.rule_persistence(ev, margin_pct=M, pretrend_alpha=A),
     "heterogeneity": lambda ev: lr.rule_heterogeneity(ev, alpha=A, margin_pct=M, power=0.8),
-    "concentration": lambda ev: lr.rule_concentration(ev, pretrend_alpha=A),
+    "concentration": lambda ev: lr.rule_concentration(ev, pretrend_alpha=A, shrink=0.5),
 }
 
 
@@ -200,8 +200,23 @@ def test_failed_pretrend_test_is_not_support_for_old_foundations():
 
 
 def test_concentration_names_the_site_the_result_rests_on():
-    res = lr.rule_concentration(all_supported(), pretrend_alpha=A)
+    res = lr.rule_concentration(all_supported(), pretrend_alpha=A, shrink=0.5)
     assert "site S03" in res.evidence and "rests on single sites" in res.evidence
+
+
+def test_concentration_borderline_reduction_is_not_support():
+    """Dropping a site blurs a borderline reduction without halving it: inconclusive."""
+    ev = all_supported()
+    ev.headline.loc[ev.headline["window"] == "years_1_3",
+                    ["estimate", "ci_low", "ci_high", "pct", "pct_ci_low", "pct_ci_high"]] = [
+        -2.0, -3.9, -0.1, -2.0, -3.9, -0.1]
+    ev.leave_one_out = sites(G, [-2.0, -1.8, -2.1], half_width=1.9, analysis="leave_one_out",
+                             inference="cluster")  # S02: -1.8 (-3.7 to +0.1), keeps 90%
+    res = lr.rule_concentration(ev, pretrend_alpha=A, shrink=0.5)
+    assert res.verdict == INCONCLUSIVE and "borderline" in res.evidence
+    assert lr.rule_concentration(ev, pretrend_alpha=A, shrink=0.05).verdict == SUPPORTED
+    with pytest.raises(ValueError, match="shrink"):
+        lr.rule_concentration(ev, pretrend_alpha=A, shrink=0.0)
 
 
 def test_site_types_that_disagree_give_inconclusive():

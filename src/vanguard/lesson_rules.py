@@ -559,21 +559,26 @@ def rule_heterogeneity(ev: Evidence, alpha: float, margin_pct: float,
                            "data; the sites share their control areas, so Q is approximate.")
 
 
-def rule_concentration(ev: Evidence, pretrend_alpha: float) -> RuleResult:
+def rule_concentration(ev: Evidence, pretrend_alpha: float, shrink: float) -> RuleResult:
     """L13-type prediction: a pooled reduction rests on single sites.
 
-    Quantity: the headline years 1-3 effect and its leave-one-site-out re-estimates.
+    Quantity: the headline years 1-3 effect and its leave-one-site-out re-estimates (%).
     Supported when the pooled effect is a clear reduction and leaving out some one site
-    leaves no clear reduction; not supported when every omission keeps it clear;
-    inconclusive when there is no clear pooled reduction to explain, or when the
-    pre-trend test fails at ``pretrend_alpha``.
+    both leaves no clear reduction and shrinks it by at least the fraction ``shrink``;
+    not supported when every omission keeps it clear; inconclusive when an omission
+    only blurs a borderline reduction without shrinking it that much, when there is no
+    clear pooled reduction to explain, or when the pre-trend test fails at
+    ``pretrend_alpha``.
     """
+    if not 0 < shrink <= 1:
+        raise ValueError(f"rule_concentration: shrink must be in (0, 1], got {shrink}")
     loo = _headline_only(ev.leave_one_out, ev)
     findings = []
     for g in _groups(loo):
         pooled = _row(ev.headline, g, "years_1_3")
         rows = loo[(loo["group"] == g) & (loo["window"] == "years_1_3")]
-        rows = rows[np.isfinite(rows["ci_high"].astype(float))]
+        rows = rows[np.isfinite(rows["ci_high"].astype(float))
+                    & np.isfinite(rows["pct"].astype(float))]
         if pooled is None or rows.empty or not _finite(pooled["pct"], pooled["pct_ci_low"],
                                                       pooled["pct_ci_high"]):
             continue
@@ -585,12 +590,22 @@ def rule_concentration(ev: Evidence, pretrend_alpha: float) -> RuleResult:
                                     "result for a few keen sites to explain."))
             continue
         lost = rows[rows["ci_high"].astype(float) >= 0]
-        if len(lost):
-            names = ", ".join(str(s) for s in lost["site"].head(3))
-            more = f" and {len(lost) - 3} more" if len(lost) > 3 else ""
+        # the reduction left once the site is out, as a share of the pooled one
+        kept = lost["pct"].astype(float) / float(pooled["pct"])
+        driven = lost[kept <= 1 - shrink]
+        if len(driven):
+            names = ", ".join(str(s) for s in driven["site"].head(3))
+            more = f" and {len(driven) - 3} more" if len(driven) > 3 else ""
+            worst = driven.iloc[int(np.argmax(driven["pct"].astype(float).to_numpy()))]
             verdict = SUPPORTED
             sentence = (f"{head}, but leaving out site {names}{more} alone leaves no clear "
-                        "reduction, so the result rests on single sites")
+                        f"reduction (down to {_pct(worst['pct'])} without site "
+                        f"{worst['site']}), so the result rests on single sites")
+        elif len(lost):
+            verdict = INCONCLUSIVE
+            sentence = (f"{head}; leaving out site {lost['site'].iloc[0]} blurs it, but no "
+                        f"omission takes away {shrink:.0%} of it, so the reduction is "
+                        "borderline rather than carried by one site")
         else:
             weakest = rows.iloc[int(np.argmax(rows["ci_high"].astype(float).to_numpy()))]
             verdict = NOT_SUPPORTED
@@ -654,11 +669,11 @@ RULES: dict[str, RuleSpec] = {
         "at least {power:.0%} power to detect a between-site SD of {margin_pct:g}%; "
         "inconclusive otherwise"),
     "concentration": RuleSpec(
-        rule_concentration, ("pretrend_alpha",),
+        rule_concentration, ("pretrend_alpha", "shrink"),
         "supported if the pooled reduction is clear and leaving out some one site leaves "
-        "no clear reduction; not supported if it stays clear whichever site is left out; "
-        "inconclusive if there is no clear pooled reduction or the pre-trend test has "
-        "p < {pretrend_alpha:g}"),
+        "no clear reduction and takes away at least {shrink:.0%} of it; not supported if it "
+        "stays clear whichever site is left out; inconclusive otherwise, or if the "
+        "pre-trend test has p < {pretrend_alpha:g}"),
     "not_testable": RuleSpec(None, (), "no prediction: not observed in activity data"),
 }
 """Rule name (the register's ``rule`` column) -> :class:`RuleSpec`."""

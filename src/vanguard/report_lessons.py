@@ -1,13 +1,24 @@
 """The lessons register and its assessment against a run's results.
 
 ``data/raw/lessons.csv`` holds the lessons the source articles on the vanguards drew,
-paraphrased, each with its source and - written before any result is read - the
-prediction the data could contradict, the quantity it is judged by, the rule that judges
-it and the rule's thresholds. :func:`assess_lessons` applies the rules
-(:mod:`vanguard.lesson_rules`) to the evidence of a run (:mod:`vanguard.lesson_evidence`)
-and gives each lesson one verdict: supported, not supported, inconclusive, or cannot be
-tested with these data. :func:`untested_sentence` collapses the last kind into the one
-sentence the report prints instead of table rows.
+paraphrased, one row per lesson:
+
+- ``lesson_id``, ``lesson``, ``summary``, ``audience``, ``source_file`` (the article in the
+  seeds folder), ``source`` (author and publication as the article states them);
+- ``rule``: the rule of :data:`vanguard.lesson_rules.RULES` that judges the lesson, or
+  ``not_testable`` for lessons about process (governance, relationships, structures);
+- ``prediction``: written before any result is read, the statement the run's results
+  could contradict (empty for ``not_testable``);
+- ``quantity``: the result files and the quantity computed from them; for
+  ``not_testable``, what activity data do not record;
+- ``threshold``: ``name=value`` pairs, exactly the parameters of the rule (``hoped_for``
+  stands for the run's hoped-for reduction, ``hoped_for_pct``).
+
+:func:`assess_lessons` applies the rules (:mod:`vanguard.lesson_rules`) to the evidence
+of a run (:mod:`vanguard.lesson_evidence`) and gives each lesson one verdict: supported,
+not supported, inconclusive, or cannot be tested with these data.
+:func:`untested_sentence` collapses the last kind into the one sentence the report prints
+instead of table rows.
 """
 
 from __future__ import annotations
