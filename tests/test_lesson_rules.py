@@ -90,6 +90,17 @@ def test_combine():
     assert lr.combine([INCONCLUSIVE, INCONCLUSIVE]) == INCONCLUSIVE
 
 
+def test_pretrend_gate_and_disagreement():
+    assert lr.pretrend_gate(SUPPORTED, 0.01, A) and lr.pretrend_gate(NOT_SUPPORTED, 0.01, A)
+    assert not lr.pretrend_gate(INCONCLUSIVE, 0.01, A)  # nothing left to demote
+    assert not lr.pretrend_gate(SUPPORTED, 0.2, A)
+    assert not lr.pretrend_gate(SUPPORTED, None, A) and not lr.pretrend_gate(SUPPORTED, math.nan, A)
+    others = [("a", NOT_SUPPORTED), ("b", INCONCLUSIVE), ("c", SUPPORTED)]
+    assert lr.disagreement(SUPPORTED, others) == ["a"]
+    assert lr.disagreement(NOT_SUPPORTED, others) == ["c"]
+    assert lr.disagreement(INCONCLUSIVE, others) == []
+
+
 # --- each rule: supported, not supported, underpowered ---------------------------------
 
 

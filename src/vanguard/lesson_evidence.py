@@ -20,8 +20,11 @@ from vanguard.lesson_stats import Heterogeneity, mde_shortened
 SUSTAINABILITY = "sustainability"
 """Window key of the estimates after programme funding ended (April 2018 onwards)."""
 
-SENSITIVITY_COLUMNS: tuple[str, ...] = ("sensitivity", "sensitivity_label")
-"""Columns a ``results/sensitivity__<outcome>.csv`` file adds to the tidy schema."""
+NOT_SUSTAINABILITY: tuple[str, ...] = (
+    "per_site", "leave_one_out", "placebo", "power", "pretrend", "event_study", "honestdid",
+    "sensitivity", "cohort",
+)
+"""Analyses whose rows are never the programme-wide effect after funding ended."""
 
 
 def _empty() -> pd.DataFrame:
@@ -134,8 +137,9 @@ def lesson_inputs(results: pd.DataFrame, outcome: str, scale: str,
     ps = results[same & (results["analysis"] == "per_site")]
     if len(ps) and "years_1_3" in set(ps["window"]):
         ps = ps[ps["window"] == "years_1_3"]
+    # whatever analysis name the sustainability file uses, its window says what it is
     sus = results[same & (results["window"] == SUSTAINABILITY)
-                  & results["analysis"].isin(["main", "inference", SUSTAINABILITY])]
+                  & ~results["analysis"].isin(NOT_SUSTAINABILITY)]
     sens = (read_sensitivity(run_path, outcome) if run_path is not None
             else results[same & (results["analysis"] == "sensitivity")])
     if len(sens) and "scale" in sens.columns:
