@@ -268,7 +268,7 @@ def rule_placebo_fall(ev: Evidence, margin_pct: float) -> RuleResult:
         tail = {
             "below": "a fall before the programme began, as the lesson predicts (and a "
                      "bias the main estimates would carry)",
-            "above": "admissions were rising, not falling, against control areas before "
+            "above": "activity was rising, not falling, against control areas before "
                      "the start",
             "underpowered": f"this placebo detects only earlier falls of {mde:.1f}% or "
                             f"more with 80% power, above the {margin_pct:g}% threshold",
@@ -493,7 +493,7 @@ def rule_persistence(ev: Evidence, margin_pct: float, pretrend_alpha: float) -> 
                 f"({_ci(r['pct_ci_low'], r['pct_ci_high'])})")
         tail = {
             "below": "a reduction outlasted the programme's funding",
-            "above": "admissions rose against control areas once funding ended",
+            "above": "activity rose against control areas once funding ended",
             "underpowered": f"but the design detects only reductions of {mde or 0:.1f}% or "
                             f"more, above the {margin_pct:g}% threshold",
             "rules_out": f"a lasting reduction of {margin_pct:g}% or more is ruled out",
