@@ -101,6 +101,18 @@ def test_pretrend_gate_and_disagreement():
     assert lr.disagreement(INCONCLUSIVE, others) == []
 
 
+def test_site_types_with_the_same_reason_share_one_sentence():
+    f = [lr.Finding(G, INCONCLUSIVE, "A alone.", lead="The x is", values="1%", tail="too vague"),
+         lr.Finding(H, INCONCLUSIVE, "B alone.", lead="The x is", values="2%", tail="too vague"),
+         lr.Finding("uec", SUPPORTED, "C alone.", lead="The x is", values="3%", tail="clear")]
+    got = lr.merge_findings(f)
+    assert got == [f"The x is 1% for {schema.group_label(G)} and 2% for "
+                   f"{schema.group_label(H)}: too vague.", "C alone."]
+    # a finding with its own qualification (no tail) is never merged
+    assert lr.merge_findings([f[0], lr.Finding(H, INCONCLUSIVE, "B, but.")]) == ["A alone.",
+                                                                                "B, but."]
+
+
 # --- each rule: supported, not supported, underpowered ---------------------------------
 
 
@@ -137,7 +149,7 @@ def test_underpowered_rule_and_a_shortened_design():
     assert lr.rule_underpowered(ev, margin_pct=M).verdict == SUPPORTED
     ev.mde_shortened = {}  # not known: no support claimed
     res = lr.rule_underpowered(ev, margin_pct=M)
-    assert res.verdict == INCONCLUSIVE and "not known" in res.evidence
+    assert res.verdict == INCONCLUSIVE and "do not say" in res.evidence
     # an overstated MDE below the margin still shows the reduction is detectable
     ev.mde_pct, ev.mde_shortened = {G: 2.5}, {G: True}
     assert lr.rule_underpowered(ev, margin_pct=M).verdict == NOT_SUPPORTED

@@ -51,11 +51,19 @@ INFERENCE_WORDS = {
 
 @dataclass(frozen=True)
 class Finding:
-    """One site type's judgement: its verdict and the sentence that explains it."""
+    """One site type's judgement: its verdict and the sentence that explains it.
+
+    ``lead``, ``values`` and ``tail`` split the sentence so that site types with the same
+    verdict for the same reason read as one sentence ("<lead> <values> for A and <values>
+    for B: <tail>."); a finding without a ``tail`` is always written on its own.
+    """
 
     group: str
     verdict: str
     sentence: str
+    lead: str = ""
+    values: str = ""
+    tail: str = ""
 
 
 @dataclass(frozen=True)
@@ -225,12 +233,39 @@ def _groups(*frames_or_dicts) -> list[str]:
     return schema.groups_in(found)
 
 
+def _lower(text: str) -> str:
+    return text[:1].lower() + text[1:]
+
+
+def _and(parts: list[str]) -> str:
+    return parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
+
+
+def merge_findings(findings: list[Finding]) -> list[str]:
+    """The evidence sentences: site types sharing verdict, lead and reason in one."""
+    out: list[str] = []
+    used: set[int] = set()
+    for i, f in enumerate(findings):
+        if i in used:
+            continue
+        key = (f.verdict, f.lead, f.tail)
+        same = [j for j in range(i, len(findings)) if findings[j].tail
+                and (findings[j].verdict, findings[j].lead, findings[j].tail) == key]
+        if not f.tail or len(same) < 2:
+            out.append(f.sentence)
+            continue
+        used.update(same)
+        parts = [f"{findings[j].values} for {_label(findings[j].group)}" for j in same]
+        out.append(f"{f.lead} {_and(parts)}: {f.tail}.")
+    return out
+
+
 def _result(findings: list[Finding], missing: str, files: str,
             closing: str = "") -> RuleResult:
     if not findings:
         return RuleResult(NOT_TESTABLE, f"This run has no {missing} ({files}).", (), missing)
     verdict = combine([f.verdict for f in findings])
-    text = " ".join(f.sentence for f in findings)
+    text = " ".join(merge_findings(findings))
     if verdict == INCONCLUSIVE and {f.verdict for f in findings} >= {SUPPORTED, NOT_SUPPORTED}:
         text += " The site types disagree."
     if closing:
@@ -276,7 +311,24 @@ def rule_placebo_fall(ev: Evidence, margin_pct: float) -> RuleResult:
             "spans": f"the interval holds both no earlier change and an earlier fall of "
                      f"{margin_pct:g}%",
         }[why]
-        findings.append(Finding(g, verdict, f"{head}: {tail}."))
+        common = {
+            "below": "falls before the programme began, as the lesson predicts (and a bias "
+                     "the main estimates would carry)",
+            "above": "activity was rising, not falling, against control areas before the "
+                     "start",
+            "underpowered": f"each placebo is too imprecise to detect an earlier fall of "
+                            f"{margin_pct:g}% with 80% power",
+            "rules_out": f"an earlier fall of {margin_pct:g}% or more is ruled out",
+            "spans": f"each interval holds both no earlier change and an earlier fall of "
+                     f"{margin_pct:g}%",
+        }[why]
+        findings.append(Finding(
+            g, verdict, f"{head}: {tail}.",
+            lead=f"With the start moved {shift} months earlier, the placebo's first-year "
+                 "effect is",
+            values=(f"{_pct(r['pct'])} ({_ci(r['pct_ci_low'], r['pct_ci_high'])}; "
+                    f"detectable fall {mde:.1f}%)"),
+            tail=common))
     return _result(findings, "placebo-date estimates", f"placebo__{ev.outcome}__<group>.csv")
 
 
@@ -353,21 +405,35 @@ def rule_timing(ev: Evidence, margin_pct: float, pretrend_alpha: float) -> RuleR
                      "points",
         }[why]
         sentence = f"{head}: {tail}"
+        common = {
+            "below": "the reduction grew with time, as the lesson predicts",
+            "above": "the effect moved towards an increase with time",
+            "underpowered": "each contrast is too imprecise to detect a growth of "
+                            f"{margin_pct:g} points with 80% power",
+            "rules_out": f"a growth of {margin_pct:g} points or more is ruled out",
+            "spans": f"each interval holds both no growth and a growth of {margin_pct:g} "
+                     "points",
+        }[why]
+        plain = True
         key = _head_key(ev, g)
         against = disagreement(verdict, [
             (lab, o[0]) for lab, k, frame in others
             if k != key and (o := _timing_one(frame, g, margin_pct)) is not None])
         if against:
-            verdict = INCONCLUSIVE
+            verdict, plain = INCONCLUSIVE, False
             sentence += (f"; but {', '.join(against)} give the opposite verdict, so the "
                          "estimates disagree")
         p = ev.pretrend_p.get(g)
         if pretrend_gate(verdict, p, pretrend_alpha):
-            verdict = INCONCLUSIVE
+            verdict, plain = INCONCLUSIVE, False
             sentence += (f"; yet these areas were already on a different path before the "
                          f"start (joint pre-trend test p = {p:.3f}), so a change over the "
                          "years may continue it")
-        findings.append(Finding(g, verdict, sentence + "."))
+        findings.append(Finding(
+            g, verdict, sentence + ".", lead="The year-3 minus year-1 effect is",
+            values=f"{d:+.1f} points (95% CI {lo:+.1f} to {hi:+.1f}; detectable growth "
+                   f"{mde:.1f})",
+            tail=common if plain else ""))
     return _result(findings, "year 1 and year 3 estimates",
                    f"did__{ev.outcome}__<group>__<estimator>.csv")
 
@@ -383,36 +449,34 @@ def rule_underpowered(ev: Evidence, margin_pct: float) -> RuleResult:
     group is missing from ``Evidence.mde_shortened``).
     """
     findings = []
+    lead = "The minimum detectable effect at 80% power is"
     for g in _groups(ev.mde_pct):
         mde = abs(float(ev.mde_pct[g]))
         if not math.isfinite(mde):
             continue
         shown = _near(mde, margin_pct)
         if mde <= margin_pct:
-            f = Finding(g, NOT_SUPPORTED,
-                        f"{_label(g)}: a {margin_pct:g}% reduction is detectable with 80% "
-                        f"power (minimum detectable effect {shown}%"
-                        + (", and less for the full design than the shortened one simulated"
-                           if ev.mde_shortened.get(g) else "")
-                        + "), so routine activity data suffice for this question.")
+            smaller = (", and less for the full design than for the shortened one simulated"
+                       if ev.mde_shortened.get(g) else "")
+            tail = (f"a {margin_pct:g}% reduction is detectable{smaller}, so routine activity "
+                    "data suffice for this question")
+            verdict = NOT_SUPPORTED
         elif ev.mde_shortened.get(g):
-            f = Finding(g, INCONCLUSIVE,
-                        f"{_label(g)}: the minimum detectable effect of {shown}% was "
-                        "simulated on a design shortened to fit the pre-period and overstates "
-                        "the full design's by an unknown amount, so whether a "
-                        f"{margin_pct:g}% reduction is detectable cannot be told.")
+            tail = ("simulated on a design shortened to fit the pre-period, which overstates "
+                    "the full design's by an unknown amount, so whether a "
+                    f"{margin_pct:g}% reduction is detectable cannot be told")
+            verdict = INCONCLUSIVE
         elif g not in ev.mde_shortened:
-            f = Finding(g, INCONCLUSIVE,
-                        f"{_label(g)}: the minimum detectable effect of {shown}% is above the "
-                        f"hoped-for {margin_pct:g}%, but without the power simulation's note "
-                        "it is not known whether it is the full design's or an overstatement "
-                        "from a shortened one.")
+            tail = (f"above the hoped-for {margin_pct:g}%, but the run's power results do not "
+                    "say whether this is the full design's or an overstatement from a "
+                    "shortened one")
+            verdict = INCONCLUSIVE
         else:
-            f = Finding(g, SUPPORTED,
-                        f"{_label(g)}: the smallest reduction detectable with 80% power is "
-                        f"{shown}%, above the hoped-for {margin_pct:g}%, so a reduction of "
-                        "the hoped-for size could pass unseen.")
-        findings.append(f)
+            tail = (f"above the hoped-for {margin_pct:g}%, so a reduction of that size could "
+                    "pass unseen")
+            verdict = SUPPORTED
+        findings.append(Finding(g, verdict, f"{_label(g)}: {_lower(lead)} {shown}%: {tail}.",
+                                lead=lead, values=f"{shown}%", tail=tail))
     return _result(findings, "minimum-detectable-effect results",
                    f"power__{ev.outcome}__<group>.csv")
 
@@ -436,19 +500,19 @@ def rule_site_power(ev: Evidence, margin_pct: float) -> RuleResult:
             continue
         med = float(np.median(mdes))
         k = int((mdes <= margin_pct).sum())
+        values = (f"{med:.1f}% over {mdes.size} sites ({k} of them at most "
+                  f"{margin_pct:g}%)")
         if med > margin_pct:
-            f = Finding(g, SUPPORTED,
-                        f"{_label(g)}: one site's own estimate detects, with 80% power, only "
-                        f"reductions of {med:.1f}% or more (median of {mdes.size} sites; "
-                        f"{k} of them could detect {margin_pct:g}%), so a single site's "
-                        "evaluation would likely miss the hoped-for effect.")
+            verdict = SUPPORTED
+            tail = (f"above the hoped-for {margin_pct:g}%, so a single site's own "
+                    "evaluation would likely miss an effect of that size")
         else:
-            f = Finding(g, NOT_SUPPORTED,
-                        f"{_label(g)}: the median site's own estimate detects a "
-                        f"{margin_pct:g}% reduction with 80% power (median minimum "
-                        f"detectable effect {med:.1f}% over {mdes.size} sites), so "
-                        "single-site evaluations could answer the question alone.")
-        findings.append(f)
+            verdict = NOT_SUPPORTED
+            tail = (f"at most the hoped-for {margin_pct:g}%, so single-site evaluations "
+                    "could answer the question alone")
+        lead = "The median site's minimum detectable effect (80% power, own estimate) is"
+        findings.append(Finding(g, verdict, f"{_label(g)}: {_lower(lead)} {values}: {tail}.",
+                                lead=lead, values=values, tail=tail))
     return _result(findings, "per-site estimates", f"per_site__{ev.outcome}__<group>.csv")
 
 
@@ -501,6 +565,16 @@ def rule_persistence(ev: Evidence, margin_pct: float, pretrend_alpha: float) -> 
                      f"{margin_pct:g}%",
         }[why]
         sentence = f"{head}: {tail}"
+        common = {
+            "below": "a reduction outlasted the programme's funding",
+            "above": "activity rose against control areas once funding ended",
+            "underpowered": f"the design cannot detect a lasting reduction of {margin_pct:g}% "
+                            "with 80% power",
+            "rules_out": f"a lasting reduction of {margin_pct:g}% or more is ruled out",
+            "spans": "each interval holds both no lasting effect and a lasting reduction of "
+                     f"{margin_pct:g}%",
+        }[why]
+        plain = True
         judged = []
         key = (str(r["estimator"]), str(r["inference"]))
         for lab, k, frame in others:
@@ -512,15 +586,19 @@ def rule_persistence(ev: Evidence, margin_pct: float, pretrend_alpha: float) -> 
                                                     o["pct_ci_high"], margin_pct, mde)[0]))
         against = disagreement(verdict, judged)
         if against:
-            verdict = INCONCLUSIVE
+            verdict, plain = INCONCLUSIVE, False
             sentence += (f"; {', '.join(against)} reach the opposite verdict, so the "
                          "estimates disagree")
         p = ev.pretrend_p.get(g)
         if pretrend_gate(verdict, p, pretrend_alpha):
-            verdict = INCONCLUSIVE
+            verdict, plain = INCONCLUSIVE, False
             sentence += (f"; the pre-period already differed (joint pre-trend test "
                          f"p = {p:.3f}), so a gap after funding may only extend it")
-        findings.append(Finding(g, verdict, sentence + "."))
+        design = f"; design's detectable effect {mde:.1f}%" if mde is not None else ""
+        findings.append(Finding(
+            g, verdict, sentence + ".", lead="After funding ended the effect is",
+            values=f"{_pct(r['pct'])} ({_ci(r['pct_ci_low'], r['pct_ci_high'])}{design})",
+            tail=common if plain else ""))
     return _result(findings, "estimates for the window after funding ended",
                    f"sustainability__{ev.outcome}.csv")
 
@@ -553,7 +631,22 @@ def rule_heterogeneity(ev: Evidence, alpha: float, margin_pct: float,
         else:
             tail = (f"no more spread than chance, but with only {pw:.0%} power to detect a "
                     f"between-site SD of {margin_pct:g}%")
-        findings.append(Finding(g, verdict, f"{head}: {tail}."))
+        if verdict == SUPPORTED:
+            common = "site effects differ more than chance explains"
+        elif pw is None:
+            common = ""
+        elif verdict == NOT_SUPPORTED:
+            common = (f"no more spread than chance, with at least {power:.0%} power to "
+                      f"detect a between-site SD of {margin_pct:g}%")
+        else:
+            common = (f"no more spread than chance, but with less than {power:.0%} power to "
+                      f"detect a between-site SD of {margin_pct:g}%")
+        power_text = f", power {pw:.0%}" if pw is not None else ""
+        findings.append(Finding(
+            g, verdict, f"{head}: {tail}.", lead="Cochran's Q across sites is",
+            values=(f"{h.q:.1f} on {h.df} degrees of freedom over {h.n_sites} sites "
+                    f"(p = {h.p_value:.3f}, I² = {h.i2:.0f}%{power_text})"),
+            tail=common))
     return _result(findings, "per-site estimates", f"per_site__{ev.outcome}__<group>.csv",
                    closing="Costs, benefits and equity between areas are not in activity "
                            "data; the sites share their control areas, so Q is approximate.")
@@ -585,9 +678,12 @@ def rule_concentration(ev: Evidence, pretrend_alpha: float, shrink: float) -> Ru
         head = (f"{_label(g)}: the pooled years 1-3 effect is {_pct(pooled['pct'])} "
                 f"({_ci(pooled['pct_ci_low'], pooled['pct_ci_high'])})")
         if not pooled["ci_high"] < 0:
-            findings.append(Finding(g, INCONCLUSIVE,
-                                    f"{head}, not a clear reduction, so there is no early "
-                                    "result for a few keen sites to explain."))
+            tail = ("not a clear reduction, so there is no early result for a few keen sites "
+                    "to explain")
+            findings.append(Finding(
+                g, INCONCLUSIVE, f"{head}, {tail}.", lead="The pooled years 1-3 effect is",
+                values=f"{_pct(pooled['pct'])} ({_ci(pooled['pct_ci_low'], pooled['pct_ci_high'])})",
+                tail=tail))
             continue
         lost = rows[rows["ci_high"].astype(float) >= 0]
         # the reduction left once the site is out, as a share of the pooled one
