@@ -37,23 +37,50 @@ class Evidence:
 
     Only ``headline`` and ``alternatives`` are required; a rule whose results are not
     given reports its lesson as "cannot be tested with these data" and names what is
-    missing.
+    missing. All frames are in the tidy results schema, for the headline outcome and
+    scale.
+
+    Attributes
+    ----------
+    headline : pandas.DataFrame
+        Main rows of the headline estimator, scale and inference (every window).
+    alternatives : pandas.DataFrame
+        Main and inference rows of every estimator x inference method.
+    pretrend_p : dict
+        Group -> p-value of the joint pre-trend test.
+    heterogeneity : dict
+        Group -> :class:`~vanguard.lesson_stats.Heterogeneity` of the per-site effects.
+    mde_pct : dict
+        Group -> minimum detectable reduction at 80% power, years 1-3, in %.
+    hoped_for_pct : float
+        The hoped-for reduction in %, the margin of most predictions.
+    data_source : str
+        ``synthetic``, ``nhs_mar`` or ``custom``.
+    placebo, leave_one_out, per_site : pandas.DataFrame
+        Rows of ``placebo__*``, ``leave_one_out__*`` and ``per_site__*`` (years 1-3).
+    sustainability : pandas.DataFrame
+        Rows whose window is ``sustainability`` (after programme funding ended).
+    sensitivity : pandas.DataFrame
+        Rows of ``sensitivity__<outcome>.csv`` with ``sensitivity`` and
+        ``sensitivity_label``.
+    mde_shortened : dict
+        Group -> whether its MDE was simulated on a shortened design; a group missing
+        here is treated as not known.
     """
 
-    headline: pd.DataFrame  # main rows of the headline estimator/scale/inference
-    alternatives: pd.DataFrame  # main rows of every estimator x inference, same outcome/scale
+    headline: pd.DataFrame
+    alternatives: pd.DataFrame
     pretrend_p: dict[str, float] = field(default_factory=dict)
     heterogeneity: dict[str, Heterogeneity] = field(default_factory=dict)
-    mde_pct: dict[str, float] = field(default_factory=dict)  # at 80% power, years 1-3
+    mde_pct: dict[str, float] = field(default_factory=dict)
     hoped_for_pct: float = 3.0
     data_source: str = "synthetic"
-    # optional: see lesson_inputs
+    # the optional parts lesson_inputs selects from a run
     placebo: pd.DataFrame = field(default_factory=_empty)
     leave_one_out: pd.DataFrame = field(default_factory=_empty)
     per_site: pd.DataFrame = field(default_factory=_empty)
     sustainability: pd.DataFrame = field(default_factory=_empty)
     sensitivity: pd.DataFrame = field(default_factory=_empty)
-    # group -> MDE simulated on a shortened design (overstated); a missing group: unknown
     mde_shortened: dict[str, bool] = field(default_factory=dict)
 
     @property
