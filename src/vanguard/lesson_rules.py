@@ -381,8 +381,9 @@ def rule_timing(ev: Evidence, margin_pct: float, pretrend_alpha: float) -> RuleR
     """L03-type prediction: the reduction grows from year 1 to year 3.
 
     Quantity: year-3 minus year-1 effect in percentage points, with the standard error
-    ``sqrt(se1**2 + se3**2)`` (both windows share the pre-period, so their correlation is
-    positive and this is an upper bound) and the contrast's own MDE. Checked for
+    ``sqrt(se1**2 + se3**2)`` - an upper bound when the two estimates are positively
+    correlated, as they are expected to be: they share the pre-period and the control
+    areas - and the contrast's own MDE (2.80 times that SE). Checked for
     agreement with every other estimator, inference method and sensitivity, and gated by
     the pre-trend test at ``pretrend_alpha``.
     """
