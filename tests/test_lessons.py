@@ -1,47 +1,35 @@
-"""The lessons register and the rules that set each lesson against results."""
+"""The lessons register: its validation, and its assessment against hand-built results
+(every testable lesson can come out "not supported"; evidence is never recycled)."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
-from scipy import stats
+from lesson_cases import G, all_not_supported, all_supported, underpowered
 
 from vanguard import config, schema
 from vanguard.errors import DataError
 from vanguard.report_lessons import (
-    CONSISTENT,
     INCONCLUSIVE,
-    NOT_CONSISTENT,
+    NOT_SUPPORTED,
     NOT_TESTABLE,
+    RULES,
+    SUPPORTED,
+    VERDICTS,
     Evidence,
     assess_lessons,
-    cochran_q,
+    lesson_inputs,
     load_lessons,
-    rule_heterogeneity,
-    rule_power,
-    rule_pretrend,
-    rule_robustness,
-    rule_spread,
-    rule_timing,
-    site_heterogeneity,
+    parse_threshold,
+    read_sensitivity,
+    untested_sentence,
 )
 
 SEEDS = Path(config.ROOT).parent / "shared" / "seeds"
-
-
-def _main(values: dict[tuple[str, str], tuple[float, float, float]], estimator="twfe",
-          inference="cluster") -> pd.DataFrame:
-    return schema.results_frame([
-        dict(analysis="main", estimator=estimator, inference=inference, outcome="ea",
-             scale="rate", group=g, window=w, estimate=b, ci_low=lo, ci_high=hi)
-        for (g, w), (b, lo, hi) in values.items()])
-
-
-def _ev(head, **kw) -> Evidence:
-    return Evidence(headline=head, alternatives=kw.pop("alternatives", head), **kw)
 
 
 # --- the register -----------------------------------------------------------------
@@ -106,11 +94,57 @@ def test_unknown_rule_is_named(tmp_path):
         load_lessons(_write(tmp_path, df))
 
 
-def test_unknown_evidence_key_is_named(tmp_path):
+def test_testable_lesson_needs_a_prediction(tmp_path):
     df = load_lessons()
-    df.loc[0, "evidence"] = "main:year_9"
-    with pytest.raises(DataError, match=r"row 2, column 'evidence'"):
+    i = int(np.flatnonzero(df["rule"].to_numpy() == "timing")[0])
+    df.loc[i, "prediction"] = " "
+    with pytest.raises(DataError, match=rf"row {i + 2}, column 'prediction'"):
         load_lessons(_write(tmp_path, df))
+
+
+def test_untestable_lesson_may_not_carry_a_prediction(tmp_path):
+    """A prediction no rule tests would be silently ignored."""
+    df = load_lessons()
+    i = int(np.flatnonzero(df["rule"].to_numpy() == "not_testable")[0])
+    df.loc[i, "prediction"] = "governance improves admissions"
+    with pytest.raises(DataError, match=rf"row {i + 2}, column 'prediction'"):
+        load_lessons(_write(tmp_path, df))
+
+
+@pytest.mark.parametrize("threshold, message", [
+    ("margin_pct=hoped_for", "exactly the thresholds of rule 'timing'"),  # one missing
+    ("margin_pct=hoped_for;pretrend_alpha=0.05;power=0.8", "exactly the thresholds"),
+    ("margin_pct=lots;pretrend_alpha=0.05", "expected a number"),
+    ("margin_pct;pretrend_alpha=0.05", "not name=value"),
+    ("margin_pct=1;margin_pct=2", "given twice"),
+])
+def test_thresholds_are_exactly_the_rules(tmp_path, threshold, message):
+    df = load_lessons()
+    i = int(np.flatnonzero(df["rule"].to_numpy() == "timing")[0])
+    df.loc[i, "threshold"] = threshold
+    with pytest.raises(DataError, match=rf"row {i + 2}, column 'threshold'.*{message}"):
+        load_lessons(_write(tmp_path, df))
+
+
+def test_parse_threshold():
+    assert parse_threshold("") == {}
+    assert parse_threshold("alpha=0.05; margin_pct=hoped_for") == {
+        "alpha": 0.05, "margin_pct": "hoped_for"}
+    with pytest.raises(ValueError, match="finite"):
+        parse_threshold("alpha=inf")
+
+
+def test_every_testable_lesson_states_a_prediction_quantity_and_its_rules_thresholds():
+    df = load_lessons()
+    testable = df[df["rule"] != "not_testable"]
+    assert len(testable) >= 6
+    assert testable["rule"].is_unique  # no two lessons judged by the same test
+    for r in testable.itertuples():
+        assert len(r.prediction) > 60 and r.prediction.rstrip().endswith(".")
+        assert ".csv" in r.quantity, r.lesson_id  # stated in terms of the result files
+        assert set(parse_threshold(r.threshold)) == set(RULES[r.rule].params)
+    process = df[df["rule"] == "not_testable"]
+    assert process["lesson_id"].tolist() == ["L02", "L06", "L07", "L08", "L10", "L11"]
 
 
 def test_duplicate_id_and_missing_column(tmp_path):
@@ -122,121 +156,153 @@ def test_duplicate_id_and_missing_column(tmp_path):
         load_lessons(_write(tmp_path, load_lessons().drop(columns="source")))
 
 
-# --- statistics ---------------------------------------------------------------------
 
 
-def test_cochran_q_matches_statsmodels():
-    from statsmodels.stats.meta_analysis import combine_effects
-
-    rng = np.random.default_rng(3)
-    b = rng.normal(0, 0.05, 9)
-    se = rng.uniform(0.01, 0.03, 9)
-    q, dof, p, i2 = cochran_q(b, se)
-    ref = combine_effects(b, se**2)
-    assert q == pytest.approx(ref.q)
-    assert dof == 8
-    assert p == pytest.approx(stats.chi2.sf(ref.q, 8))
-    assert i2 == pytest.approx(100 * ref.i2)
+# --- assessment on hand-built results -------------------------------------------------
 
 
-def test_cochran_q_size_under_homogeneity():
-    """Planted truth: identical site effects -> Q test rejects about 5% of the time."""
-    rng = np.random.default_rng(11)
-    se = np.full(6, 0.02)
-    rejections = sum(cochran_q(rng.normal(-0.03, se), se)[2] < 0.05 for _ in range(400))
-    assert 0.02 < rejections / 400 < 0.09
+def _sentences(text: str) -> list[str]:
+    return [x.strip() for x in re.split(r"(?<=\.)\s+(?=[A-Z])", text) if x.strip()]
 
 
-def test_cochran_q_rejects_planted_heterogeneity():
-    se = np.full(6, 0.01)
-    q, _, p, i2 = cochran_q(np.array([-0.1, -0.05, 0.0, 0.05, 0.1, 0.0]), se)
-    assert p < 1e-6 and i2 > 90
+def _testable():
+    return load_lessons().query("rule != 'not_testable'")["lesson_id"].tolist()
 
 
-def test_cochran_q_bad_input():
-    with pytest.raises(ValueError):
-        cochran_q(np.array([0.1]), np.array([0.1]))
-    with pytest.raises(ValueError):
-        cochran_q(np.array([0.1, 0.2]), np.array([0.1, 0.0]))
+@pytest.mark.parametrize("case, verdict", [(all_not_supported, NOT_SUPPORTED),
+                                           (all_supported, SUPPORTED)])
+def test_every_testable_lesson_can_come_out_either_way(case, verdict):
+    out = assess_lessons(load_lessons(), case())
+    got = {o["lesson_id"]: o["verdict"] for o in out if o["rule"] != "not_testable"}
+    assert set(got) == set(_testable())
+    assert got == dict.fromkeys(got, verdict)
+    assert all(o["testable"] for o in out if o["rule"] != "not_testable")
 
 
-def test_site_heterogeneity_recovers_se_from_ci_and_counts_sites():
-    rows = [dict(analysis="per_site", estimator="twfe", outcome="ea", scale="rate",
-                 group="care_home", window="years_1_3", site=f"S{i}", estimate=b,
-                 ci_low=b - 1.96 * 0.01, ci_high=b + 1.96 * 0.01)
-            for i, b in enumerate([-0.1, -0.05, 0.0, 0.05])]
-    h = site_heterogeneity(schema.results_frame(rows))["care_home"]
-    q_ref = cochran_q(np.array([-0.1, -0.05, 0.0, 0.05]), np.full(4, 0.01))[0]
-    assert h.n_sites == 4 and h.q == pytest.approx(q_ref, rel=1e-4)  # 1.96 vs exact z
-    assert h.n_reduction == 2  # -0.1 and -0.05 have CIs below zero
+def test_underpowered_design_gives_inconclusive_except_where_power_is_the_prediction():
+    out = assess_lessons(load_lessons(), underpowered())
+    got = {o["rule"]: o["verdict"] for o in out if o["rule"] != "not_testable"}
+    assert got.pop("site_power") == SUPPORTED  # the lesson predicts a single site's weakness
+    assert set(got.values()) == {INCONCLUSIVE}
 
 
-# --- rules --------------------------------------------------------------------------
-
-G = "population_based"
-
-
-def test_timing_rule_year3_only_is_consistent():
-    head = _main({(G, "year_1"): (-0.01, -0.03, 0.01), (G, "year_3"): (-0.04, -0.06, -0.02)})
-    verdict, text = rule_timing(_ev(head))
-    assert verdict == CONSISTENT and "year 3" in text
-
-
-def test_timing_rule_year1_effect_is_not_consistent():
-    head = _main({(G, "year_1"): (-0.04, -0.06, -0.02), (G, "year_3"): (-0.04, -0.06, -0.02)})
-    assert rule_timing(_ev(head))[0] == NOT_CONSISTENT
+@pytest.mark.parametrize("case", [all_not_supported, all_supported, underpowered])
+def test_no_two_lessons_share_an_evidence_sentence(case):
+    out = assess_lessons(load_lessons(), case())
+    seen: dict[str, str] = {}
+    for o in out:
+        assert o["verdict"] in VERDICTS
+        assert o["evidence"] and o["evidence"] == o["evidence_text"]
+        for sentence in _sentences(o["evidence"]):
+            assert sentence not in seen, (o["lesson_id"], seen.get(sentence), sentence)
+            seen[sentence] = o["lesson_id"]
 
 
-def test_timing_rule_no_effect_is_inconclusive_and_missing_is_untestable():
-    head = _main({(G, "year_1"): (0.0, -0.02, 0.02), (G, "year_3"): (0.0, -0.02, 0.02)})
-    assert rule_timing(_ev(head))[0] == INCONCLUSIVE
-    head = _main({(G, "years_1_3"): (0.0, -0.02, 0.02)})
-    assert rule_timing(_ev(head))[0] == NOT_TESTABLE
+def test_rows_keep_the_report_interface():
+    out = assess_lessons(load_lessons(), all_supported())
+    for o in out:
+        for key in ("lesson", "verdict", "evidence", "prediction", "source", "quantity",
+                    "criterion", "testable", "by_group", "thresholds", "missing"):
+            assert key in o, key
+    timing = next(o for o in out if o["rule"] == "timing")
+    assert timing["thresholds"] == {"margin_pct": 3.0, "pretrend_alpha": 0.05}
+    assert "3 points" in timing["criterion"]  # the run's threshold, written in
+    assert timing["by_group"][0]["group"] == G and timing["by_group"][0]["verdict"] == SUPPORTED
 
 
-def test_power_rule_compares_mde_with_hoped_for():
-    head = _main({(G, "years_1_3"): (0.0, -0.02, 0.02)})
-    v, text = rule_power(_ev(head, mde_pct={G: 4.2}, hoped_for_pct=3))
-    assert v == CONSISTENT and "4.2%" in text and "3% reduction" in text
-    assert rule_power(_ev(head, mde_pct={G: 1.5}, hoped_for_pct=3))[0] == INCONCLUSIVE
-    assert rule_power(_ev(head))[0] == NOT_TESTABLE
+def test_hoped_for_reduction_sets_the_margin():
+    """The same results judged against a 1% instead of a 3% margin."""
+    ev = all_not_supported()
+    ev.hoped_for_pct = 0.1  # the design's 1.5% MDE is now too coarse
+    out = {o["rule"]: o for o in assess_lessons(load_lessons(), ev)}
+    assert out["underpowered"]["verdict"] == SUPPORTED
+    assert "0.1%" in out["underpowered"]["evidence"]
+    ev.hoped_for_pct = 0
+    with pytest.raises(ValueError, match="hoped_for_pct"):
+        assess_lessons(load_lessons(), ev)
 
 
-def test_pretrend_rule():
-    head = _main({(G, "years_1_3"): (0.0, -0.02, 0.02)})
-    v, text = rule_pretrend(_ev(head, pretrend_p={G: 0.004}))
-    assert v == CONSISTENT and "p = 0.004" in text
-    assert rule_pretrend(_ev(head, pretrend_p={G: 0.6}))[0] == INCONCLUSIVE
+def test_untestable_lessons_collapse_into_one_sentence():
+    out = assess_lessons(load_lessons(), all_supported())
+    sentence = untested_sentence(out)
+    process = [o for o in out if o["rule"] == "not_testable"]
+    assert sentence.startswith("Cannot be tested with these data: ")
+    assert len(_sentences(sentence)) == 1
+    for o in process:
+        assert o["verdict"] == NOT_TESTABLE and not o["testable"]
+        assert o["lesson"] in sentence and o["quantity"] in sentence
+    for o in out:
+        if o["testable"]:
+            assert o["lesson"] not in sentence
+    assert untested_sentence([o for o in out if o["testable"]]) == ""
 
 
-def test_heterogeneity_and_spread_rules():
-    from vanguard.report_lessons import Heterogeneity
-
-    head = _main({(G, "years_1_3"): (-0.01, -0.03, 0.01)})
-    het = {G: Heterogeneity(n_sites=5, q=30.0, df=4, p_value=0.0001, i2=86.0,
-                            n_reduction=2, n_same_sign=3)}
-    v, text = rule_heterogeneity(_ev(head, heterogeneity=het))
-    assert v == CONSISTENT and "I² = 86%" in text and "governance" in text
-    v, text = rule_spread(_ev(head, heterogeneity=het))
-    assert v == CONSISTENT and "2 of 5 sites" in text
-    head_clear = _main({(G, "years_1_3"): (-0.04, -0.06, -0.02)})
-    het_all = {G: Heterogeneity(5, 3.0, 4, 0.56, 0.0, 5, 5)}
-    assert rule_spread(_ev(head_clear, heterogeneity=het_all))[0] == NOT_CONSISTENT
-    assert rule_heterogeneity(_ev(head_clear, heterogeneity=het_all))[0] == INCONCLUSIVE
+def test_lessons_a_run_lacks_results_for_join_the_sentence():
+    ev = all_supported()
+    ev.sustainability = ev.sustainability.iloc[0:0]
+    out = assess_lessons(load_lessons(), ev)
+    lacking = next(o for o in out if o["rule"] == "persistence")
+    assert lacking["verdict"] == NOT_TESTABLE and not lacking["testable"]
+    assert "sustainability__emergency_admissions.csv" in lacking["evidence"]
+    sentence = untested_sentence(out)
+    assert f"{lacking['lesson']} (no estimates for the window after funding ended)" in sentence
+    assert len(_sentences(sentence)) == 1
 
 
-def test_robustness_rule_agreement_and_disagreement():
-    a = _main({(G, "years_1_3"): (-0.04, -0.06, -0.02)})
-    b = _main({(G, "years_1_3"): (-0.03, -0.07, 0.01)}, estimator="cs_never")
-    agree = _ev(a, alternatives=pd.concat([a, a.assign(inference="wild_bootstrap")]))
-    assert rule_robustness(agree)[0] == CONSISTENT
-    assert rule_robustness(_ev(a, alternatives=pd.concat([a, b])))[0] == INCONCLUSIVE
+# --- selecting the evidence from a run's results ----------------------------------------
 
 
-def test_assess_all_lessons_names_untestable_ones():
-    head = _main({(G, w): (-0.01, -0.03, 0.01) for w in schema.WINDOWS})
-    out = assess_lessons(load_lessons(), _ev(head))
-    assert len(out) == len(load_lessons())
-    untestable = [o for o in out if o["rule"] == "not_testable"]
-    assert untestable and all(o["verdict"] == NOT_TESTABLE for o in untestable)
-    assert all(o["evidence_text"] for o in out)
+def _run_results():
+    from lesson_cases import main, rows, sites
+
+    parts = [
+        main({(G, "years_1_3"): (-1.0, -2.0, 0.0), (G, "sustainability"): (-2.0, -3.0, -1.0)}),
+        main({(G, "years_1_3"): (-1.0, -2.0, 0.0)}, estimator="twfe_poisson"),
+        rows("placebo", {(G, "year_1", -12): (0.5, -0.5, 1.5)}),
+        sites(G, [-1.0, 0.0, 1.0], half_width=2.0),
+        sites(G, [-1.0, -1.2], half_width=1.0, analysis="leave_one_out", inference="cluster"),
+        rows("power", {(G, "years_1_3"): (1.5, float("nan"), float("nan"))},
+             note="MDE ...; so this MDE overstates the design's (fewer months ...)"),
+        # another outcome's rows are never picked up
+        rows("placebo", {(G, "year_1", -12): (9.0, 8.0, 10.0)}).assign(outcome="other"),
+    ]
+    return schema.results_frame(pd.concat(parts, ignore_index=True))
+
+
+def test_lesson_inputs_selects_each_part_for_the_headline_outcome():
+    res = _run_results()
+    got = lesson_inputs(res, "emergency_admissions", "rate")
+    assert len(got["placebo"]) == 1 and got["placebo"]["pct"].iloc[0] == pytest.approx(0.5)
+    assert len(got["per_site"]) == 3 and len(got["leave_one_out"]) == 2
+    assert set(got["sustainability"]["window"]) == {"sustainability"}
+    assert got["sensitivity"].empty
+    assert got["mde_shortened"] == {G: True}
+    assert lesson_inputs(res, "emergency_admissions", "log")["placebo"].empty
+
+
+def test_lesson_inputs_reads_the_sensitivity_file_with_its_labels(tmp_path):
+    from lesson_cases import main
+
+    sens = main({(G, "year_1"): (-1.0, -2.0, 0.0)}).assign(
+        sensitivity="mixed_kept", sensitivity_label="mixed areas kept")
+    (tmp_path / "results").mkdir()
+    sens.to_csv(tmp_path / "results" / "sensitivity__emergency_admissions.csv", index=False)
+    got = lesson_inputs(_run_results(), "emergency_admissions", "rate", run_path=tmp_path)
+    assert got["sensitivity"]["sensitivity_label"].tolist() == ["mixed areas kept"]
+    assert got["sensitivity"]["pct"].iloc[0] == pytest.approx(-1.0)
+    sens.drop(columns="sensitivity").to_csv(
+        tmp_path / "results" / "sensitivity__emergency_admissions.csv", index=False)
+    with pytest.raises(DataError, match="sensitivity__emergency_admissions.csv.*'sensitivity'"):
+        read_sensitivity(tmp_path, "emergency_admissions")
+
+
+def test_evidence_built_as_the_report_builds_it_still_assesses():
+    """Without the optional parts, lessons needing them cannot be tested - and say why."""
+    ev = Evidence(headline=all_supported().headline, alternatives=all_supported().headline,
+                  pretrend_p={G: 0.5}, heterogeneity={}, mde_pct={G: 5.0},
+                  hoped_for_pct=3.0, data_source="synthetic")
+    out = {o["rule"]: o for o in assess_lessons(load_lessons(), ev)}
+    assert out["timing"]["verdict"] == SUPPORTED
+    for rule in ("placebo_fall", "site_power", "persistence", "heterogeneity",
+                 "concentration"):
+        assert out[rule]["verdict"] == NOT_TESTABLE and out[rule]["missing"], rule
