@@ -161,3 +161,16 @@ def test_a_sensitivity_that_leaves_a_group_alone_is_listed_not_repeated(panel):
         assert row["group"].tolist() == ["care_home"] and "same estimate" in row["reason"].iloc[0]
     # UEC areas as controls changes every group's controls: estimated for both
     assert set(res.loc[res["sensitivity"] == "uec_as_controls", "group"]) == set(GROUPS)
+
+
+def test_areas_in_two_groups_do_not_count_as_a_change(panel):
+    # an area in a population-based and a care-home site is out of both single-group
+    # models, so leaving its site out changes neither sample
+    both = panel.copy()
+    first = both.loc[both["group"] == "care_home", "area"].iloc[0]
+    both.loc[both["area"] == first, ["group", "site"]] = ["both", "S_both"]
+    areas = _areas(both, "S_both")
+    res, skipped = sensitivity.run_sensitivities(sensitivity.variants(both, areas=areas),
+                                                 _spec(), GROUPS, analysis.estimate)
+    assert "without_site_S_both" not in set(res["sensitivity"])
+    assert set(skipped.loc[skipped["sensitivity"] == "without_site_S_both", "group"]) == set(GROUPS)

@@ -229,10 +229,16 @@ def headline_estimator(scale: str) -> str:
 
 
 def _sample(panel: pd.DataFrame, group: str) -> frozenset[str]:
-    """Areas a group's model can use: its own areas and the never-treated controls."""
+    """Areas a group's model can use: its own areas and the never-treated controls.
+
+    An area also in another group (``both``, ``a+b``) is left out of single-group
+    models by the design, so it does not count here.
+    """
     areas = panel.drop_duplicates(schema.AREA)
-    keep = schema.member_mask(areas[schema.GROUP], group) | (areas[schema.GROUP] == schema.CONTROL)
-    return frozenset(areas.loc[keep, schema.AREA])
+    only = {lab: schema.label_groups(lab) == {group}
+            for lab in areas[schema.GROUP].astype(str).unique()}
+    keep = areas[schema.GROUP].astype(str).map(only) | (areas[schema.GROUP] == schema.CONTROL)
+    return frozenset(areas.loc[keep.astype(bool), schema.AREA])
 
 
 def _uec_controls(panel: pd.DataFrame) -> tuple[str, ...]:
