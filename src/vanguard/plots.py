@@ -546,7 +546,7 @@ def _binned_ends(coefs: pd.DataFrame) -> dict[int, str]:
 
 
 def _tick(t: int, binned: dict[int, str]) -> str:
-    return f"{binned[t]}{t}" if t in binned else str(t).replace("-", "\u2212")
+    return f"{binned.get(t, '')}{t}".replace("-", "\u2212")
 
 
 def plot_event_study(
@@ -1058,6 +1058,12 @@ def plot_mde(power: pd.DataFrame, hoped_for_pct: float | None = None) -> Figure:
                 ax.plot([xx], [-i], marker=markers[k % len(markers)], markersize=5,
                         color=colour, linestyle="none", gid=f"mde-{group}-{window}-{pw:g}",
                         label=f"{100 * pw:g}% power")
+            unit = "%" if use_pct else ""
+            value = (f"{x.max():.1f}{unit}" if len(x) == 1
+                     else f"{x.min():.1f}-{x.max():.1f}{unit}")
+            ax.text(x.max(), -i + 0.18, f"  {value}",
+                    fontsize=7.2, ha="left", va="bottom", color="#333333",
+                    gid=f"mde-label-{group}-{window}")
             labels.append(group_label(group) + ("" if len(windows) == 1 else
                                                 f", {schema.WINDOW_LABELS.get(window, window)}"))
         if hoped_for_pct is not None and use_pct:
@@ -1138,6 +1144,6 @@ def plot_truth_comparison(results: pd.DataFrame, truth: pd.DataFrame) -> Figure:
         ax.set_xlabel("Post-period window")
         ax.set_ylabel(effect_label(outcome, scale), fontsize=8)
         ax.set_title(f"{outcome_label(outcome)}: estimates against planted truth")
-        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=min(4, n + 1),
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=min(2, n + 1),
                   fontsize=7.5)
     return fig
