@@ -177,3 +177,17 @@ def test_truth_sentence_counts_covering_intervals(tmp_path):
 def test_malformed_figure_data_names_the_file_and_column(tmp_path):
     with pytest.raises(DataError, match=r"mde_emergency_admissions\.csv.*column 'param'"):
         _sentence(tmp_path, "mde_emergency_admissions", [dict(group="care_home", estimate=1.0)])
+
+
+def test_sentences_say_at_for_one_value_and_never_minus_zero(tmp_path):
+    rows = [dict(group="uec", window="years_1_3", estimator="twfe", inference=i,
+                 estimate=-0.00004, ci_low=-0.3, ci_high=0.3) for i in ("cluster", "randomisation")]
+    s = _sentence(tmp_path, "estimator_comparison_emergency_admissions", rows)
+    assert "Urgent & emergency care at 0.000 (0 of 2 intervals exclude zero)" in s
+
+
+def test_breakdown_at_zero_is_said_in_plain_words(tmp_path):
+    data = _es_rows("uec", 0.5, (-0.3, -0.1), [(0.0, (-0.3, -0.05)), (0.5, (-0.6, 0.2))])
+    s = _sentence(tmp_path, "event_study_emergency_admissions", data)
+    assert ("Urgent & emergency care the average effect is significant only with no "
+            "departure from parallel trends (M\u0304 = 0)") in s

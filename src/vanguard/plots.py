@@ -61,6 +61,9 @@ OUTCOME_LABELS: dict[str, str] = {
     "emergency_admissions": "Emergency admissions",
     "bed_days": "Bed days",
     "ae_attendances": "A&E attendances",
+    "elective_total": "Elective admissions",
+    "first_outpatient_attendances": "First outpatient attendances",
+    "gp_referrals_made_all": "GP referrals",
 }
 
 

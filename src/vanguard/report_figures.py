@@ -41,7 +41,8 @@ def _num(x: float) -> str:
     x = float(x)
     if not math.isfinite(x):
         return "n/a"
-    return f"{x:.3f}" if abs(x) < 10 else f"{x:.1f}"
+    text = f"{x:.3f}" if abs(x) < 10 else f"{x:.1f}"
+    return text.lstrip("-") if float(text) == 0 else text  # no "-0.000"
 
 
 def _join(items: Sequence[str]) -> str:
@@ -163,8 +164,15 @@ def sentence_event_study(data: pd.DataFrame, path: Path, run_path: Path) -> str:
                      "average post-period effect is not significant even under exact "
                      "parallel trends, so there is no HonestDiD breakdown value")
     for r in held.itertuples():
-        parts.append(f"for {plots.group_label(r.group)} the average effect survives "
-                     f"departures from parallel trends up to M\u0304 = {r.breakdown_text}")
+        if r.breakdown == 0:
+            parts.append(f"for {plots.group_label(r.group)} the average effect is significant "
+                         "only with no departure from parallel trends (M\u0304 = 0)")
+        elif np.isfinite(r.breakdown):
+            parts.append(f"for {plots.group_label(r.group)} the average effect survives "
+                         f"departures from parallel trends up to M\u0304 = {r.breakdown_text}")
+        else:
+            parts.append(f"for {plots.group_label(r.group)} the HonestDiD breakdown value is "
+                         f"{r.breakdown_text}")
     return pre + (("; " + "; ".join(parts)) if parts else "") + "."
 
 
@@ -178,8 +186,9 @@ def sentence_estimator_comparison(data: pd.DataFrame, path: Path, run_path: Path
     for g in schema.groups_in(rows["group"]):
         r = rows[rows["group"] == g]
         k = int(_excludes_zero(r).sum())
-        parts.append(f"{plots.group_label(g)} from {_num(r['estimate'].min())} to "
-                     f"{_num(r['estimate'].max())} ({k} of {len(r)} intervals exclude zero)")
+        lo, hi = _num(r["estimate"].min()), _num(r["estimate"].max())
+        span = f"at {lo}" if lo == hi else f"from {lo} to {hi}"
+        parts.append(f"{plots.group_label(g)} {span} ({k} of {len(r)} intervals exclude zero)")
     single = data[data["window"] != win]
     tail = ""
     if len(single):
