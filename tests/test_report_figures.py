@@ -191,3 +191,12 @@ def test_breakdown_at_zero_is_said_in_plain_words(tmp_path):
     s = _sentence(tmp_path, "event_study_emergency_admissions", data)
     assert ("Urgent & emergency care the average effect is significant only with no "
             "departure from parallel trends (M\u0304 = 0)") in s
+
+
+def test_forest_sentence_names_real_sites_whose_ids_are_numbers(tmp_path):
+    rows = [dict(analysis="per_site", data_source="nhs_mar", group="population_based",
+                 site=s, estimate=b, ci_low=b - 0.1, ci_high=b + 0.1, n_treated=1)
+            for s, b in (("1", -0.2), ("10", 0.3), ("2", 0.1))]
+    s = _sentence(tmp_path, "forest_emergency_admissions", rows)
+    assert "from -0.200 (Wirral Partners) to 0.300 (" in s
+    assert "(1)" not in s and "(10.0)" not in s

@@ -61,7 +61,8 @@ def _read(path: Path) -> pd.DataFrame | None:
     if not path.is_file():
         return None
     try:
-        return pd.read_csv(path, keep_default_na=True)
+        # site ids such as "5" stay text (names are looked up by id)
+        return pd.read_csv(path, dtype={"site": str})
     except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as exc:
         raise DataError(path, "the figure's data as CSV", found=str(exc)) from exc
 
