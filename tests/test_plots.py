@@ -454,9 +454,11 @@ def test_no_text_under_7pt_at_a4_width_even_with_the_source_note(kind, tmp_path,
             {"a": [1]}), source_note=plots.SOURCE_NHS_MAR)
     from PIL import Image
 
-    width_in = Image.open(png).size[0] / plots.DPI
-    # the PNG is at most 16 cm wide, so the report does not shrink it
+    width_in, height_in = (n / plots.DPI for n in Image.open(png).size)
+    # the PNG is at most 16 cm wide, so the report does not shrink it, and short enough
+    # to share an A4 page with its heading and caption
     assert width_in <= plots.A4_TEXT_WIDTH_CM / 2.54 + 0.02
+    assert height_in <= 22 / 2.54
     assert plots.printed_font_sizes(fig)["printed_pt"].min() >= plots.MIN_FONT_PT
 
 

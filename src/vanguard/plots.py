@@ -901,7 +901,8 @@ def plot_forest(per_site: pd.DataFrame, names: dict[str, str] | None = None,
         elif "se" in g.columns and (p := _pooled(sites)) is not None:
             rows.append(("pooled", group, "Pooled (inverse-variance)", *p, math.nan))
             kinds.add("iv")
-    pitch = min(0.2, 7.6 / max(1, len(rows)))
+    # at most about 21 cm tall, so that the chart and its caption fit one A4 page
+    pitch = min(0.2, 6.9 / max(1, len(rows)))
     with _style():
         fig, ax = plt.subplots(figsize=(FIG_WIDTH_IN, pitch * len(rows) + 1.5),
                                layout="constrained")
