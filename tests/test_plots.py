@@ -524,3 +524,10 @@ def test_source_notes():
     assert "not real NHS data" in plots.source_note("synthetic")
     assert "Open Government Licence" in plots.source_note("nhs_mar")
     assert "custom" in plots.source_note("custom")
+
+
+def test_site_names_missing_register(tmp_path, monkeypatch):
+    monkeypatch.setattr(config, "SYNTHETIC_DIR", tmp_path)
+    with pytest.raises(DataError, match="sites.csv"):
+        plots.site_names("synthetic")
+    assert plots.site_names("synthetic", missing_ok=True) == {}

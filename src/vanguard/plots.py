@@ -366,7 +366,8 @@ def merger_events(crosswalk: pd.DataFrame, within: tuple | None = None) -> pd.Da
     return out
 
 
-def site_names(data_source: str, sites_path: str | Path | None = None) -> dict[str, str]:
+def site_names(data_source: str, sites_path: str | Path | None = None, *,
+               missing_ok: bool = False) -> dict[str, str]:
     """Site id -> site name from the site register of a data source.
 
     Parameters
@@ -377,24 +378,36 @@ def site_names(data_source: str, sites_path: str | Path | None = None) -> dict[s
     sites_path : path, optional
         A sites file (``site_id``, ``name``) for other data; without it the sites keep
         their ids.
+    missing_ok : bool
+        Return an empty mapping (sites keep their ids) when the register file does not
+        exist, instead of raising.
 
     Returns
     -------
     dict
+
+    Raises
+    ------
+    DataError
+        If the register is missing (unless ``missing_ok``) or malformed.
     """
     from vanguard import sites
 
     if data_source == "synthetic":
-        register = sites.load_register(config.SYNTHETIC_DIR / "sites.csv",
-                                       config.SYNTHETIC_DIR / "site_areas.csv")
-        table = register.sites
+        paths = (config.SYNTHETIC_DIR / "sites.csv", config.SYNTHETIC_DIR / "site_areas.csv")
     elif data_source == "nhs_mar":
-        table = sites.load_register().sites
+        paths = (config.SITE_REGISTER, config.SITE_AREAS)
     elif sites_path is not None:
-        table = pd.read_csv(sites_path, dtype=str, keep_default_na=False)
-        _require(table, ["site_id", "name"], str(sites_path))
+        paths = (Path(sites_path), None)
     else:
         return {}
+    if missing_ok and not all(p.is_file() for p in paths if p is not None):
+        return {}
+    if paths[1] is None:
+        table = pd.read_csv(paths[0], dtype=str, keep_default_na=False)
+        _require(table, ["site_id", "name"], str(paths[0]))
+    else:
+        table = sites.load_register(*paths).sites
     return dict(zip(table["site_id"].astype(str), table["name"].astype(str), strict=True))
 
 

@@ -205,7 +205,8 @@ def sentence_forest(data: pd.DataFrame, path: Path, run_path: Path) -> str:
     data = data.assign(site=data["site"].fillna("").astype(str))
     source = str(data["data_source"].dropna().iloc[0]) if "data_source" in data.columns \
         and data["data_source"].notna().any() else ""
-    names = plots.site_names(source) if source in ("synthetic", "nhs_mar") else {}
+    # a run moved away from its project keeps the ids rather than failing the report
+    names = plots.site_names(source, missing_ok=True)
     kind = data["analysis"] if "analysis" in data.columns else pd.Series("", index=data.index)
     parts = []
     for g in schema.groups_in(data["group"]):
