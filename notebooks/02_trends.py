@@ -26,6 +26,7 @@ import pandas as pd
 
 from vanguard import config, descriptives, plots, schema
 from vanguard.io import write_csv
+from vanguard.mar import crosswalk
 from vanguard.params import check_parameters
 
 # %% tags=["parameters"]
@@ -46,15 +47,27 @@ note = plots.source_note(data_source)
 
 # %% [markdown]
 # ## Indexed trends by site type
+#
+# One chart per outcome: the programme's first start is the dashed line. On the NHS data,
+# dotted lines mark the merger waves of the CCG crosswalk (April 2015, 2017, 2018, 2019)
+# that fall inside the panel's months: an area's counts can jump then for reasons that
+# have nothing to do with the programme (the panel folds every merger into one footprint).
 
 # %%
+events = (plots.merger_events(crosswalk.read_crosswalk(),
+                              within=(panel[schema.MONTH].min(), panel[schema.MONTH].max()))
+          if data_source == "nhs_mar" else None)
+first_start = panel[schema.START].min()
 for outcome in outcomes:
     trends = descriptives.indexed_trends(panel, outcome, freq=freq, pre_months=pre_months)
-    fig = plots.plot_trends(trends, first_start=panel[schema.START].min())
+    fig = plots.plot_trends(trends, first_start=first_start, events=events)
+    marked = ("" if events is None or events.empty else
+              " Dotted lines: CCG mergers (" + "; ".join(events["label"]) + ").")
     png = plots.save_figure(
         fig, f"trends_{outcome}", run, data=trends, source_note=note,
-        alt_text=(f"Line chart of {plots.outcome_label(outcome).lower()} by vanguard site type, "
-                  f"indexed to each group's pre-period mean (100), by month."),
+        alt_text=(f"Line chart of {plots.outcome_label(outcome).lower()} by vanguard site type "
+                  f"and for the control areas, indexed to each group's pre-period mean (100), "
+                  f"by period. Dashed line: the first start ({first_start:%B %Y}).{marked}"),
     )
 
 # %% [markdown]

@@ -83,17 +83,6 @@ for group, es in studies.items():
     print(coefs[group][["rel_time", "estimate", "ci_low", "ci_high"]]
           .round(3).to_string(index=False))
 
-# %%
-for group in studies:
-    fig = plots.plot_event_study(coefs[group], pretrend_p=pretrend_p[group], unit=unit)
-    png = plots.save_figure(
-        fig, f"event_study_{outcome}__{group}", run, data=coefs[group],
-        source_note=plots.source_note(data_source),
-        alt_text=(f"Event study of {plots.outcome_label(outcome).lower()} for "
-                  f"{plots.group_label(group)} vanguards: effect by {unit} relative to the "
-                  f"start, with 95% confidence intervals; leads test parallel pre-trends."),
-    )
-
 # %% [markdown]
 # ## HonestDiD: how robust is the average post-period effect?
 #
@@ -120,3 +109,28 @@ for group in studies:
 analysis.write_failures(failures, config.run_dir(run) / "tables"
                         / f"failures__04_event_study__{outcome}.csv")
 print(f"not estimated: {len(failures)} analyses" if failures else "every analysis estimated")
+
+# %% [markdown]
+# ## Event studies side by side
+#
+# One panel per site group on a shared vertical axis, by time since each area's own start,
+# with the post-period years shaded. Each panel prints the joint pre-trend test p-value
+# and the HonestDiD breakdown value: the largest `Mbar` of the grid up to which the robust
+# interval of the average post-period effect still excludes zero.
+
+# %%
+if studies:
+    es_all = pd.concat([schema.read_results(results_dir / f"event_study__{outcome}__{group}.csv")
+                        for group in studies], ignore_index=True)
+    summary = plots.event_study_summary(es_all)
+    fig = plots.plot_event_study(es_all, unit=unit)
+    png = plots.save_figure(
+        fig, f"event_study_{outcome}", run, data=es_all,
+        source_note=plots.source_note(data_source),
+        alt_text=(f"Event studies of {plots.outcome_label(outcome).lower()}, one panel per "
+                  f"vanguard site type on a shared axis: effect by {unit} since the area's "
+                  f"start with 95% intervals, post-period years shaded. "
+                  + " ".join(f"{plots.group_label(r.group)}: pre-trend test "
+                             f"{r.pretrend_text}, HonestDiD breakdown value "
+                             f"{r.breakdown_text}." for r in summary.itertuples())),
+    )

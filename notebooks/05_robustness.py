@@ -100,16 +100,6 @@ for group in groups:
         print(variants[group][["window", "inference", "estimate", "ci_low", "ci_high",
                                "p_value"]].round(3).to_string(index=False))
 
-# %%
-for group in variants:
-    fig = plots.plot_estimator_comparison(variants[group])
-    png = plots.save_figure(
-        fig, f"inference_{outcome}__{group}", run, data=variants[group], source_note=note,
-        alt_text=(f"Effect of {plots.group_label(group)} vanguards on "
-                  f"{plots.outcome_label(outcome).lower()} by window, with the 95% intervals "
-                  f"of each inference method side by side."),
-    )
-
 # %% [markdown]
 # ## 3. Leave one site out
 
@@ -127,6 +117,7 @@ for group in groups:
 # ## 4. Per-site effects
 
 # %%
+per_site_results = {}
 for group in groups:
     with analysis.group_guard(failures, notebook="05_robustness", outcome=outcome,
                               group=group, analysis="per-site effects"):
@@ -135,13 +126,34 @@ for group in groups:
         per_site = analysis.per_site(panel, specs[group].replace(windows=("years_1_3",),
                                                                  inference="auto"))
         schema.write_results(per_site, results_dir / f"per_site__{outcome}__{group}.csv")
-        fig = plots.plot_forest(per_site)
-        png = plots.save_figure(
-            fig, f"forest_{outcome}__{group}", run, data=per_site, source_note=note,
-            alt_text=(f"Forest plot of each {plots.group_label(group)} site's own effect on "
-                      f"{plots.outcome_label(outcome).lower()} over years 1-3, with 95% "
-                      f"intervals and the pooled estimate."),
-        )
+        per_site_results[group] = per_site
+
+# %% [markdown]
+# One forest plot for every group: sites by name, sorted by their estimate, squares sized
+# by inverse-variance weight. The diamond is the group's headline estimate (two-way fixed
+# effects over years 1-3, with the inference the headline rule picks), the same number
+# as the main results, when the inference variants above include that method; otherwise
+# it is the inverse-variance pool of the sites, and the chart says so. With one start
+# month and a balanced panel, the two-way fixed-effects estimate is the mean of the
+# sites' estimates weighted by their numbers of areas, so a site with many areas pulls it
+# more than its square suggests.
+
+# %%
+if per_site_results:
+    forest = pd.concat(per_site_results.values(), ignore_index=True)
+    headline = [plots.headline_twfe(variants[g], inference) for g in per_site_results
+                if g in variants]
+    headline = pd.concat(headline, ignore_index=True) if headline else None
+    fig = plots.plot_forest(forest, names=plots.site_names(data_source), pooled=headline)
+    png = plots.save_figure(
+        fig, f"forest_{outcome}", run, source_note=note,
+        data=forest if headline is None else pd.concat(
+            [forest, headline.assign(analysis="headline", site="")], ignore_index=True),
+        alt_text=(f"Forest plot of each vanguard site's own effect on "
+                  f"{plots.outcome_label(outcome).lower()} over years 1-3 with 95% intervals, "
+                  f"sites sorted by estimate within each site type, squares sized by "
+                  f"inverse-variance weight, and each type's headline estimate as a diamond."),
+    )
 
 # %% [markdown]
 # ## 5. Minimum detectable effect
@@ -159,14 +171,25 @@ for group in groups:
         print(mde[group][["window", "param", "estimate", "pct"]].round(3)
               .to_string(index=False))
 
+# %% [markdown]
+# One small chart for every group: the smallest reduction this design detects with each
+# power, as a % of the pre-period mean, beside the reduction the programme hoped for.
+
 # %%
-for group in mde:
-    fig = plots.plot_mde(mde[group], hoped_for_pct=hoped_for_pct)
+if mde:
+    mde_all = pd.concat(mde.values(), ignore_index=True)
+    fig = plots.plot_mde(mde_all, hoped_for_pct=hoped_for_pct)
     png = plots.save_figure(
-        fig, f"mde_{outcome}__{group}", run, data=mde[group], source_note=note,
-        alt_text=(f"Minimum detectable effect on {plots.outcome_label(outcome).lower()} for "
-                  f"{plots.group_label(group)} vanguards against statistical power, beside the "
-                  f"hoped-for reduction of {hoped_for_pct}%."),
+        fig, f"mde_{outcome}", run, data=mde_all, source_note=note,
+        alt_text=(f"Minimum detectable reduction in {plots.outcome_label(outcome).lower()} "
+                  f"over years 1-3 for each vanguard site type, at "
+                  + ", ".join(f"{100 * p:g}%" for p in powers)
+                  + f" power, beside the hoped-for reduction of {hoped_for_pct:g}%: "
+                  + "; ".join(f"{plots.group_label(r.group)} {abs(r.pct):.1f}% at "
+                              f"{100 * r.param:g}% power"
+                              for r in mde_all[(mde_all["analysis"] == "power")
+                                               & mde_all["pct"].notna()].itertuples())
+                  + "."),
     )
 
 # %% [markdown]
