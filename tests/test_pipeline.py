@@ -411,7 +411,9 @@ def test_ci_parameter_set_runs_and_is_reproducible(reports, tmp_path, monkeypatc
         assert png.with_suffix(".alt.txt").read_text().strip(), png.name
         assert png.with_suffix(".csv").is_file(), png.name
     cell = "emergency_admissions__population_based"
-    drawn = schema.read_results(run / "figures" / f"event_study_{cell}.csv")
+    # one small-multiple chart per outcome: its data hold every group's panel
+    drawn = schema.read_results(run / "figures" / "event_study_emergency_admissions.csv")
+    drawn = drawn[(drawn["group"] == "population_based") & (drawn["analysis"] == "event_study")]
     estimated = schema.read_results(run / "results" / f"event_study__{cell}.csv")
     estimated = estimated[
         (estimated["analysis"] == "event_study") & (estimated["estimator"] == "event_study")
@@ -423,7 +425,8 @@ def test_ci_parameter_set_runs_and_is_reproducible(reports, tmp_path, monkeypatc
         .reset_index(drop=True)
         .equals(estimated[cols].sort_values("rel_time").reset_index(drop=True))
     )
-    mde = schema.read_results(run / "figures" / f"mde_{cell}.csv")
+    mde = schema.read_results(run / "figures" / "mde_emergency_admissions.csv")
+    mde = mde[mde["group"] == "population_based"]
     power = schema.read_results(run / "results" / f"power__{cell}.csv")
     assert mde["estimate"].tolist() == power["estimate"].tolist()
 
