@@ -38,6 +38,7 @@ from vanguard.report_content import (
     manifest_parameters,
     run_data_source,
 )
+from vanguard.report_labels import plain
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 PDF_TIMESTAMP = dt.datetime(2020, 1, 1, tzinfo=dt.UTC)
@@ -260,9 +261,10 @@ def failure_banner(incomplete: list[str], not_estimated: list[str] | None = None
             "figure or number was filled in from elsewhere. Do not cite it as the "
             "run's result.")
     if not_estimated:
-        parts.append(
-            "NOT ESTIMATED - the data could not support these analyses, which are missing "
-            "from this report: " + "; ".join(not_estimated) + ".")
+        names = list(dict.fromkeys(line.split(" for ")[0] for line in not_estimated))
+        parts.append("NOT ESTIMATED - the data could not support: " + "; ".join(names)
+                     + ". The table 'Analyses the data could not support' says for which "
+                     "site types and outcomes, and why.")
     return " ".join(parts)
 
 
@@ -359,8 +361,10 @@ def build_report(run: str, *, allow_incomplete: bool = False) -> tuple[Path, Pat
         ensure_figures(run)
     content = build_content(run)
     content["not_estimated"] = analyses_not_estimated(run_path)
-    content["failure_banner"] = failure_banner(incomplete, content["not_estimated"])
-    content["incomplete_notebooks"] = incomplete
+    # page 1 names the analyses not estimated in the key-findings box; the failure
+    # banner is kept for notebooks that did not finish
+    content["failure_banner"] = failure_banner(incomplete)
+    content["incomplete_notebooks"] = [plain(x) for x in incomplete]
     content["reproducibility"] = reproducibility_note(manifest)
     content["git_dirty"] = manifest.get("git_dirty")
     html = render_html(content, run_path)
