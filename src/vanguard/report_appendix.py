@@ -48,30 +48,32 @@ def honest_table(results: pd.DataFrame, outcome: str) -> dict | None:
     h = results[(results["analysis"] == "honestdid") & (results["outcome"] == outcome)]
     if h.empty:
         return None
+    ms = sorted({float(m) for m in h["param"].dropna()})
     rows = []
     for g in schema.groups_in(h["group"]):
         hg = h[h["group"] == g]
         d = digits_for(str(hg["scale"].iloc[0]))
         orig = hg[hg["param"].isna()]
-        first = True
-        for _, r in hg[hg["param"].notna()].sort_values("param").iterrows():
-            rows.append([label("group", g) if first else "", fmt(r["param"], 1),
-                         f"{fmt(r['ci_low'], d)} to {fmt(r['ci_high'], d)}",
-                         f"{fmt(orig['ci_low'].iloc[0], d)} to {fmt(orig['ci_high'].iloc[0], d)}"
-                         if first and len(orig) else "",
-                         honest_breakdown(results, outcome, g) if first else ""])
-            first = False
+        cells = [label("group", g),
+                 f"{fmt(orig['ci_low'].iloc[0], d)} to {fmt(orig['ci_high'].iloc[0], d)}"
+                 if len(orig) else "n/a"]
+        for m in ms:
+            r = hg[hg["param"] == m]
+            cells.append(f"{fmt(r['ci_low'].iloc[0], d)} to {fmt(r['ci_high'].iloc[0], d)}"
+                         if len(r) else "n/a")
+        cells.append(honest_breakdown(results, outcome, g))
+        rows.append(cells)
     est = sorted(set(h["estimator"]))
     return {"title": "HonestDiD: how far may post-start trends depart from pre-start ones?",
-            "columns": ["Site type", "M", "Robust 95% interval",
-                        "Interval assuming parallel trends", "Breakdown value"],
+            "columns": ["Site type", "Assuming parallel trends"]
+                       + [f"M = {fmt(m, 1)}" for m in ms] + ["Breakdown value"],
             "rows": rows, "id": "appendix-honest",
-            "notes": ["Relative-magnitude bounds (Rambachan and Roth): the post-start "
-                      "departure from parallel trends may be up to M times the largest "
-                      "pre-start one. The breakdown value is the largest M whose interval "
-                      "still excludes zero. Event study by "
-                      + ", ".join(label("estimator", e) for e in est) + ", average of the "
-                      "post-start periods, " + label("scale", str(h["scale"].iloc[0])) + "."]}
+            "notes": ["95% intervals of the average post-start effect. Relative-magnitude "
+                      "bounds (Rambachan and Roth): the post-start departure from parallel "
+                      "trends may be up to M times the largest pre-start one. The breakdown "
+                      "value is the largest M whose interval still excludes zero. Event "
+                      "study by " + ", ".join(label("estimator", e) for e in est) + ", "
+                      + label("scale", str(h["scale"].iloc[0])) + "."]}
 
 
 def placebo_table(results: pd.DataFrame, outcome: str) -> dict | None:
@@ -79,7 +81,9 @@ def placebo_table(results: pd.DataFrame, outcome: str) -> dict | None:
     if p.empty:
         return None
     rows = []
-    for _, r in p.sort_values(["group", "param"]).iterrows():
+    order = {g: i for i, g in enumerate(schema.groups_in(p["group"]))}
+    p = p.assign(_o=p["group"].map(order))
+    for _, r in p.sort_values(["_o", "param"]).iterrows():
         d = digits_for(r["scale"])
         shift = int(r["param"]) if np.isfinite(r["param"]) else None
         rows.append([label("group", r["group"]),

@@ -637,7 +637,7 @@ def build_content(run: str) -> dict:
                     for n, k in (("Estimand", "estimand"), ("Model", "model"),
                                  ("Windows", "windows"), ("Comparison areas", "controls"),
                                  ("Inference", "inference"), ("Data quality", "quality"))],
-        "data_availability": data_availability(manifest, data_source),
+        "data_availability": data_availability(manifest, data_source, run_path),
         "reproducibility_lines": reproducibility(manifest),
         "references": [
             MORCIANO_CITATION,

@@ -320,7 +320,7 @@ def honest_breakdown(results: pd.DataFrame, outcome: str, group: str) -> str:
     h = h.sort_values("param")
     excl = (h["ci_low"] > 0) | (h["ci_high"] < 0)
     if not excl.iloc[0]:
-        return "none: the interval includes zero even with parallel trends (M = 0)"
+        return "none (zero is inside the interval already at M = 0)"
     if excl.all():
         return f"above {fmt(h['param'].iloc[-1], 1)} (every M tried excludes zero)"
     last = h.loc[excl.to_numpy().cumprod().astype(bool), "param"].iloc[-1]

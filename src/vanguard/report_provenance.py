@@ -8,16 +8,13 @@ package versions, so that a reader can obtain the data and re-run the report.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import pandas as pd
 
 from vanguard import config
-
-MAR_LANDING = ("https://www.england.nhs.uk/statistics/statistical-work-areas/"
-               "hospital-activity/monthly-hospital-activity/mar-data/")
-"""NHS England's page listing the Monthly Activity Return files."""
 
 
 def _short(path: str) -> str:
@@ -29,7 +26,7 @@ def _short(path: str) -> str:
         return p.name
 
 
-def _mar_vintage(manifest: dict) -> str:
+def _mar_vintage(manifest: dict, run_path: Path | None) -> str:
     path = config.DATA_RAW / "nhs_mar_manifest.csv"
     used = {Path(k).name for k in manifest.get("inputs", {}) if k.startswith("$MAR_DIR/")}
     if not path.is_file():
@@ -39,11 +36,22 @@ def _mar_vintage(manifest: dict) -> str:
         m = m[m["file"].isin(used)]
     if m.empty:
         return "NHS England Monthly Activity Return (no files of this run in its manifest)."
-    hosts = sorted({urlsplit(u).netloc for u in m["source_url"] if u})
+    urls = [u for u in m["source_url"] if u]
+    prefix = os.path.commonprefix(urls).rsplit("/", 1)[0] + "/" if urls else ""
+    span = _panel_months(run_path)
     return (f"NHS England Monthly Activity Return, commissioner-based, {len(m)} monthly "
             f"files {m['month'].min()} to {m['month'].max()} as published (Open Government "
-            f"Licence v3.0), from {', '.join(hosts)} (index page {MAR_LANDING}); each "
-            "file's address and sha256 are in data/raw/nhs_mar_manifest.csv.")
+            "Licence v3.0)" + (f", of which the panel uses {span}" if span else "")
+            + (f"; downloaded from {prefix}" if prefix else "")
+            + "; each file's address and sha256 are in data/raw/nhs_mar_manifest.csv.")
+
+
+def _panel_months(run_path: Path | None) -> str:
+    path = run_path / "data" / "panel.parquet" if run_path is not None else None
+    if path is None or not path.is_file():
+        return ""
+    months = pd.to_datetime(pd.read_parquet(path, columns=["month"])["month"])
+    return f"{months.min():%B %Y} - {months.max():%B %Y}"
 
 
 def _population_sources() -> list[str]:
@@ -60,8 +68,22 @@ def _population_sources() -> list[str]:
             for what, hosts in kinds.items() if what]
 
 
-def data_availability(manifest: dict, data_source: str) -> list[str]:
-    """One line per data set the run used, with vintage and address."""
+def data_availability(manifest: dict, data_source: str, run_path: Path | None = None
+                      ) -> list[str]:
+    """One line per data set the run used, with vintage and address.
+
+    Parameters
+    ----------
+    manifest : dict
+        ``manifest.json`` of the run.
+    data_source : str
+    run_path : pathlib.Path, optional
+        The run folder, whose ``data/panel.parquet`` gives the months the panel uses.
+
+    Returns
+    -------
+    list of str
+    """
     params = manifest.get("parameters", {}) if isinstance(manifest.get("parameters"),
                                                           dict) else {}
     inputs = manifest.get("inputs", {})
@@ -71,7 +93,7 @@ def data_availability(manifest: dict, data_source: str) -> list[str]:
                  "generator with a fixed seed and committed with the code (not real NHS "
                  "data)" + (f"; sha256 {sha[:16]}..." if sha else "") + "."]
     elif data_source == "nhs_mar":
-        lines = [_mar_vintage(manifest)]
+        lines = [_mar_vintage(manifest, run_path)]
         pops = _population_sources()
         if pops:
             lines.append("Population denominators: " + "; ".join(pops)
