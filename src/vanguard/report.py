@@ -25,7 +25,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from vanguard import config, plots
+from vanguard import config, plots, sdc
 from vanguard.errors import DataError
 from vanguard.io import write_bytes, write_text
 from vanguard.report_content import (
@@ -337,7 +337,9 @@ def build_report(run: str, *, allow_incomplete: bool = False) -> tuple[Path, Pat
     ------
     DataError
         If the run folder, its results, the lessons register or the published results
-        are missing or malformed, or a figure has no alt text.
+        are missing or malformed, a figure has no alt text, or a published file of the
+        run shows a count of people or events between 1 and 7
+        (:func:`vanguard.sdc.audit_run`).
     IncompleteRunError
         If notebooks of the run did not finish and ``allow_incomplete`` is False.
     RuntimeError
@@ -359,6 +361,12 @@ def build_report(run: str, *, allow_incomplete: bool = False) -> tuple[Path, Pat
         # drawing the standard figures from the results is only safe when every
         # notebook ran: otherwise a figure would stand in for one that failed
         ensure_figures(run)
+    breaches = sdc.audit_run(run_path)
+    if breaches:
+        raise DataError(run_path, "no published count of people or events between "
+                        f"{sdc.SMALL_MIN} and {sdc.SMALL_MAX} (disclosure control)",
+                        found="; ".join(breaches[:5])
+                        + (f"; and {len(breaches) - 5} more" if len(breaches) > 5 else ""))
     content = build_content(run)
     content["not_estimated"] = analyses_not_estimated(run_path)
     # page 1 names the analyses not estimated in the key-findings box; the failure

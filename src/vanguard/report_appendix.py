@@ -117,7 +117,7 @@ def leave_one_out_table(results: pd.DataFrame, outcome: str, names: dict) -> dic
         far = gg.loc[move.idxmax()]
         site = str(far["site"])
         excl = int(((gg["ci_low"] > 0) | (gg["ci_high"] < 0)).sum())
-        rows.append([label("group", g), str(len(gg)),
+        rows.append([label("group", g), {"t": str(len(gg)), "key": "", "sample": "sites"},
                      f"{fmt(gg['estimate'].min(), d)} to {fmt(gg['estimate'].max(), d)}",
                      f"{fmt(gg['pct'].min(), 1)} to {fmt(gg['pct'].max(), 1)}",
                      f"{names.get(site, 'site ' + site)}: {fmt(far['estimate'], d)}",

@@ -510,6 +510,10 @@ def text_context(*, data_source: str, params: dict, hl: dict, head: pd.DataFrame
         "has_uec": schema.UEC in groups,
         "n_control": " or ".join(map(str, controls)) or "n/a",
         "inference_rule": plain(hl["rule"]),
+        "inference_by_group": "; ".join(
+            f"{label('inference', i)} for {label('group', g)}" for g, i in
+            head.drop_duplicates("group")[["group", "inference"]].itertuples(
+                index=False, name=None)),
         "quality_action": "leaves the panel" if quality == "drop" else "stays in the panel "
                           "(the rule is reported, not applied)",
         "quality_threshold": f"{QUALITY_THRESHOLD:.0%}",
