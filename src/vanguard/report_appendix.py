@@ -20,6 +20,9 @@ from vanguard.report_findings import digits_for, fmt, honest_breakdown
 from vanguard.report_labels import SCALE_UNITS, label, plain
 
 SENSITIVITY_EXTRA = ("sensitivity", "sensitivity_label")
+OWN_FILES = ("sensitivity__", "sustainability__")
+"""Results files read only by the appendix: their rows re-estimate the headline on other
+samples or windows, so they must not be mistaken for the headline's own rows."""
 
 
 def _ci(r, d: int) -> str:
@@ -188,14 +191,16 @@ def read_extra(run_path: Path, prefix: str, outcome: str,
     path = run_path / "results" / f"{prefix}__{outcome}.csv"
     if not path.is_file():
         return None
-    raw = pd.read_csv(path, dtype={c: str for c in extra}, keep_default_na=False,
-                      na_values={c: [""] for c in schema.RESULT_COLUMNS})
+    types = {c: "string" for c, t in schema.RESULT_COLUMNS.items() if t == "string"}
+    raw = pd.read_csv(path, dtype=types | {c: "string" for c in extra}, keep_default_na=False,
+                      na_values={c: [""] for c, t in schema.RESULT_COLUMNS.items()
+                                 if t != "string"})
     for col in extra:
         if col not in raw.columns:
             raise DataError(path, f"a column {col!r} beside the results schema", column=col,
                             found=list(raw.columns))
     try:
-        tidy = schema.read_results(path)
+        tidy = schema.results_frame(raw.drop(columns=list(extra)))
     except ValueError as exc:
         raise DataError(path, f"a results file in the tidy schema ({exc})") from None
     for col in extra:

@@ -22,7 +22,7 @@ import pandas as pd
 
 from vanguard import config, plots, schema
 from vanguard.errors import DataError
-from vanguard.report_appendix import not_estimated_table, robustness_tables
+from vanguard.report_appendix import OWN_FILES, not_estimated_table, robustness_tables
 from vanguard.report_figures import FIGURE_SECTIONS, figure_entries  # noqa: F401
 from vanguard.report_findings import (
     fmt,
@@ -88,12 +88,16 @@ def manifest_parameters(manifest: dict) -> dict:
 def load_run_results(run_path: Path) -> pd.DataFrame:
     """All results files of a run, concatenated, in the tidy schema.
 
+    The sensitivity and sustainability files (:data:`vanguard.report_appendix.OWN_FILES`)
+    are left to the appendix, which reads them with their extra columns.
+
     Raises
     ------
     DataError
         If the run has no results files, or a file does not follow the schema.
     """
-    files = sorted((run_path / "results").glob("*.csv"))
+    files = [f for f in sorted((run_path / "results").glob("*.csv"))
+             if not f.name.startswith(OWN_FILES)]
     if not files:
         raise DataError(run_path / "results", "one or more results files (*.csv)",
                         found="none")

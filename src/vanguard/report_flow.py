@@ -190,7 +190,7 @@ def flow_table(flow: pd.DataFrame) -> dict:
         rows.append(cells)
     return {"title": "Flow of areas: from the register to the analysis",
             "columns": ["Step"] + [label("group", g) for g in present] + ["Note"],
-            "rows": rows, "id": "flow",
+            "rows": rows, "id": "flow-table",
             "notes": reconciliation_notes(flow) + [
                 "Counts of areas (not of people) are never suppressed. Every count of "
                 "areas elsewhere in this report is one of the counts above."]}
