@@ -6,6 +6,7 @@ import json
 import re
 
 import jinja2
+import pandas as pd
 import pytest
 from test_report import _parse, fabricate_results, make_run
 
@@ -144,3 +145,46 @@ def test_a_custom_programme_gets_its_own_title(tmp_path, monkeypatch):
     title = re.search(r"<h1>(.*?)</h1>", html).group(1)
     assert "vanguard" not in title.lower()
     assert "falls prevention" in title
+
+
+def test_a_failed_event_study_is_missing_on_page_one_not_replaced(tmp_path, monkeypatch):
+    """The event-study notebook failed: its pre-trend test is shown as missing, and the
+    Callaway-Sant'Anna test that the DiD notebook also wrote does not stand in for it."""
+    from vanguard.report import build_report
+
+    res = fabricate_results()
+    res = res[~res["analysis"].isin(["event_study", "pretrend"])]
+    cs_test = [dict(data_source="synthetic", analysis="pretrend", estimator="cs_never",
+                    outcome="emergency_admissions", scale="rate", group=g, window="pre",
+                    estimate=2.0, p_value=0.0077, inference="multiplier_bootstrap")
+               for g in ("population_based", "care_home")]
+    res = schema.results_frame(pd.concat([res, schema.results_frame(cs_test)]))
+    run = make_run(tmp_path, monkeypatch, name="noes", results=res)
+    run_path = config.run_dir(run)
+    m = json.loads((run_path / "manifest.json").read_text())
+    m.update(status="failed", notebooks=[
+        {"notebook": "04_event_study", "output": "notebooks/04_event_study__x.ipynb",
+         "ok": False, "status": "failed"}])
+    (run_path / "manifest.json").write_text(json.dumps(m))
+    html = build_report(run, allow_incomplete=True)[0].read_text(encoding="utf-8")
+    summary = html.split('id="summary"')[1].split("</section>")[0]
+    assert "missing: 04_event_study__x (failed) did not finish" in summary
+    assert "0.008" not in summary and "pre-trend test failed" not in summary
+    lessons = html.split('id="lessons"')[1].split("</section>")[0]
+    assert "p = 0.008" not in lessons
+
+
+def test_a_complete_run_names_a_substitute_pretrend_test(tmp_path, monkeypatch):
+    """Without an event study, another estimator's pre-trend test may be shown, by name."""
+    from vanguard.report import build_report
+
+    res = fabricate_results()
+    res = res[~res["analysis"].isin(["event_study", "pretrend"])]
+    cs_test = [dict(data_source="synthetic", analysis="pretrend", estimator="cs_never",
+                    outcome="emergency_admissions", scale="rate", group="care_home",
+                    window="pre", estimate=2.0, p_value=0.0077,
+                    inference="multiplier_bootstrap")]
+    res = schema.results_frame(pd.concat([res, schema.results_frame(cs_test)]))
+    run = make_run(tmp_path, monkeypatch, name="cs", results=res)
+    doc = _parse(build_report(run)[0].read_text(encoding="utf-8"))
+    assert "failed (p = 0.008, Callaway-Sant'Anna (never-treated comparison))" in doc.cells

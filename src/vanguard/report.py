@@ -367,7 +367,7 @@ def build_report(run: str, *, allow_incomplete: bool = False) -> tuple[Path, Pat
                         f"{sdc.SMALL_MIN} and {sdc.SMALL_MAX} (disclosure control)",
                         found="; ".join(breaches[:5])
                         + (f"; and {len(breaches) - 5} more" if len(breaches) > 5 else ""))
-    content = build_content(run)
+    content = build_content(run, incomplete)
     content["not_estimated"] = analyses_not_estimated(run_path)
     # page 1 names the analyses not estimated in the key-findings box; the failure
     # banner is kept for notebooks that did not finish

@@ -406,12 +406,15 @@ def balance_table(run_path: Path, outcome: str) -> dict | None:
 
 
 def _evidence(results: pd.DataFrame, head: pd.DataFrame, hl: dict, params: dict,
-              data_source: str) -> Evidence:
+              data_source: str, incomplete: tuple[str, ...] = ()) -> Evidence:
     same = (results["outcome"] == hl["outcome"]) & (results["scale"] == hl["scale"])
     alternatives = results[same & results["analysis"].isin(["main", "inference"])]
     alternatives = alternatives.drop_duplicates(["group", "window", "estimator", "inference"])
     pre = results[(results["analysis"] == "pretrend") & (results["outcome"] == hl["outcome"])
                   & np.isfinite(results["p_value"].astype(float))]
+    if any(n.startswith("04_event_study") for n in incomplete):
+        # another estimator's test must not stand in for the event study that failed
+        pre = pre[pre["estimator"] == "event_study"]
     # The event study's joint test is the pre-trend test the report names first.
     order = {e: i for i, e in enumerate(PRETREND_PREFERENCE)}
     pre = pre.assign(_o=pre["estimator"].map(lambda e: order.get(e, len(order))))
@@ -553,13 +556,17 @@ def _count_problems(content: dict, flow: pd.DataFrame) -> list[str]:
     return problems
 
 
-def build_content(run: str) -> dict:
+def build_content(run: str, incomplete: tuple[str, ...] | list[str] = ()) -> dict:
     """Assemble the report content model of a run.
 
     Parameters
     ----------
     run : str
         Run name; files are read from :func:`vanguard.config.run_dir`.
+    incomplete : sequence of str
+        Notebooks of the run that did not finish
+        (:func:`vanguard.report.incomplete_notebooks`): page 1 shows what they would have
+        produced as missing instead of drawing it from another analysis.
 
     Returns
     -------
@@ -591,7 +598,7 @@ def build_content(run: str) -> dict:
     hoped = float(params.get("hoped_for_pct", HOPED_FOR_PCT))
 
     findings = key_findings(head, results, hl, published, baseline, hoped, truth_map,
-                            synthetic)
+                            synthetic, tuple(incomplete))
     tables = []
     for outcome in [hl["outcome"]] + sorted(set(main["outcome"]) - {hl["outcome"]}):
         rows = headline_rows(main, hl, outcome)
@@ -606,7 +613,7 @@ def build_content(run: str) -> dict:
     appendix = robustness_tables(run_path, results, hl["outcome"], data_source)
     figures, left_out = figure_entries(run_path, hl["outcome"], sorted(set(results["outcome"])))
     figures = [{**f, "alt": plain(f["alt"])} for f in figures]
-    ev = _evidence(results, head, hl, params, data_source)
+    ev = _evidence(results, head, hl, params, data_source, tuple(incomplete))
     lessons = [{**lsn, "evidence_text": plain(lsn.get("evidence_text", "")),
                 "prediction": plain(lsn.get("prediction", ""))}
                for lsn in assess_lessons(load_lessons(), ev)]

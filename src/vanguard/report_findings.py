@@ -58,10 +58,15 @@ def published_baseline(published_raw: pd.DataFrame) -> float | None:
     return None
 
 
-def pretrend_test(results: pd.DataFrame, outcome: str, group: str) -> dict | None:
-    """The joint pre-trend test the report names for a group: ``p`` and ``estimator``."""
+def pretrend_test(results: pd.DataFrame, outcome: str, group: str,
+                  estimators: tuple[str, ...] = PRETREND_ORDER) -> dict | None:
+    """The joint pre-trend test the report names for a group: ``p`` and ``estimator``.
+
+    ``estimators`` limits the tests considered (the event study's alone when another
+    estimator's test must not stand in for it, as after the event-study notebook failed).
+    """
     pre = results[(results["analysis"] == "pretrend") & (results["outcome"] == outcome)
-                  & (results["group"] == group)]
+                  & (results["group"] == group) & results["estimator"].isin(estimators)]
     pre = pre[np.isfinite(pre["p_value"].astype(float))]
     if pre.empty:
         return None
@@ -72,11 +77,14 @@ def pretrend_test(results: pd.DataFrame, outcome: str, group: str) -> dict | Non
             "inference": str(r["inference"])}
 
 
-def pretrend_verdict(test: dict | None) -> str:
+def pretrend_verdict(test: dict | None, missing: str = "not tested in this run") -> str:
+    """``passed``/``failed`` with the p-value, naming the test when it is not the event
+    study's."""
     if test is None:
-        return "not tested in this run"
+        return missing
     p = test["p"]
-    return f"{'failed' if p < ALPHA else 'passed'} (p = {fmt(p)})"
+    by = "" if test["estimator"] == "event_study" else f", {label('estimator', test['estimator'])}"
+    return f"{'failed' if p < ALPHA else 'passed'} (p = {fmt(p)}{by})"
 
 
 def mde_row(results: pd.DataFrame, outcome: str, group: str, scale: str) -> dict | None:
@@ -127,7 +135,7 @@ def verdict(r: pd.Series) -> str:
 
 def key_findings(head: pd.DataFrame, results: pd.DataFrame, hl: dict,
                  published: pd.DataFrame, baseline: float | None, hoped_for_pct: float,
-                 truth_map: dict, synthetic: bool) -> dict:
+                 truth_map: dict, synthetic: bool, incomplete: tuple[str, ...] = ()) -> dict:
     """The page-1 key findings of the headline outcome: a table and one sentence per
     site type.
 
@@ -147,6 +155,9 @@ def key_findings(head: pd.DataFrame, results: pd.DataFrame, hl: dict,
     truth_map : dict
         ``(group, window) -> planted effect`` (synthetic runs).
     synthetic : bool
+    incomplete : tuple of str
+        Notebooks of the run that did not finish (``"<name> (<status>)"``): what they
+        would have produced is shown as missing, and no other analysis stands in for it.
 
     Returns
     -------
@@ -170,18 +181,26 @@ def key_findings(head: pd.DataFrame, results: pd.DataFrame, hl: dict,
             continue
         r = r.iloc[0]
         mde = mde_row(results, outcome, g, scale)
-        test = pretrend_test(results, outcome, g)
+        es_failed = [n for n in incomplete if n.startswith("04_event_study")]
+        test = pretrend_test(results, outcome, g,
+                             ("event_study",) if es_failed else PRETREND_ORDER)
+        rb_failed = [n for n in incomplete if n.startswith("05_robustness")]
+        no_mde = (f"missing: {rb_failed[0]} did not finish" if rb_failed
+                  else "not simulated in this run")
+        no_test = (f"missing: {es_failed[0]} did not finish" if es_failed
+                   else "not tested in this run")
         pub = published_row(published, outcome, g, "years_1_3")
         name = label("group", g)
         pct = (f"{fmt(r['pct'], 1)} % ({fmt(r['pct_ci_low'], 1)} to "
                f"{fmt(r['pct_ci_high'], 1)})") if np.isfinite(r["pct"]) else "n/a"
         units_cell = (f"{fmt(r['estimate'], d)} {units} ({fmt(r['ci_low'], d)} to "
                       f"{fmt(r['ci_high'], d)})")
-        mde_cell = ("not simulated in this run" if mde is None else
+        mde_cell = (no_mde if mde is None else
                     f"{fmt(mde['pct'], 1)} %" + (f" ({fmt(mde['estimate'], d)} {units})"
                                                  if mde["scale"] in ("rate", "count") else "")
                     + (" - an upper bound" if mde["overstates"] else ""))
-        row = [name, pct, units_cell, fmt(r["p_value"]), mde_cell, pretrend_verdict(test),
+        row = [name, pct, units_cell, fmt(r["p_value"]), mde_cell,
+               pretrend_verdict(test, no_test),
                published_text(pub, scale, baseline)]
         if synthetic:
             t = truth_map.get((g, "years_1_3"))
