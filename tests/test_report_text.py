@@ -145,6 +145,9 @@ def test_a_custom_programme_gets_its_own_title(tmp_path, monkeypatch):
     title = re.search(r"<h1>(.*?)</h1>", html).group(1)
     assert "vanguard" not in title.lower()
     assert "falls prevention" in title
+    # nothing was published for these groups: no comparison column, no published base
+    summary = html.split('id="summary"')[1].split("</section>")[0]
+    assert "Morciano" not in summary and "7.9 per 1,000" not in summary
 
 
 def test_a_failed_event_study_is_missing_on_page_one_not_replaced(tmp_path, monkeypatch):

@@ -26,6 +26,7 @@ from vanguard.report_appendix import OWN_FILES, not_estimated_table, robustness_
 from vanguard.report_figures import FIGURE_SECTIONS, figure_entries  # noqa: F401
 from vanguard.report_findings import (
     fmt,
+    has_published,
     key_findings,
     main_table,
     percent_bases,
@@ -379,11 +380,11 @@ def balance_table(run_path: Path, outcome: str) -> dict | None:
             raise DataError(path, "a whole number of areas", row=int(np.flatnonzero(bad)[0]) + 2,
                             column=col, found=df.loc[bad, col].iloc[0])
     digits = {"population": 0}
-    rows = []
+    rows, last = [], None
     for _, r in df.iterrows():
         d = digits.get(r["measure"], 2)
         rows.append([
-            schema.group_label(r["group"]),
+            schema.group_label(r["group"]) if r["group"] != last else "",
             plots.outcome_label(r["outcome"]) if r["outcome"] != "population" else "Population",
             MEASURE_LABELS.get(r["measure"], r["measure"]),
             f"{fmt(r['mean_treated'], d, thousands=True)} "
@@ -394,6 +395,7 @@ def balance_table(run_path: Path, outcome: str) -> dict | None:
             _area_cell(r["n_treated"], count_key(PANEL, *_counted_with(r["group"]))),
             _area_cell(r["n_control"], count_key(PANEL, schema.CONTROL)),
         ])
+        last = r["group"]
     notes = ["Area means over the pre-period (standard deviation in brackets); a "
              "standardised difference beyond 0.25 in absolute value flags imbalance. The "
              "counts are the panel's areas of each site type, with the areas in both a "
@@ -509,7 +511,9 @@ def text_context(*, data_source: str, params: dict, hl: dict, head: pd.DataFrame
         "headline_estimator": label("estimator", hl["estimator"]),
         "other_estimators": (", ".join(label("estimator", e) for e in others)
                              or "no other estimators"),
-        "percent_bases": percent_bases(hl["scale"], baseline),
+        "percent_bases": percent_bases(
+            hl["scale"], baseline if has_published(load_published_table1(), hl["outcome"],
+                                                   groups) else None),
         "mde_power": "80 %",
         "n_not_estimated": len(not_estimated_names),
         "not_estimated_names": "; ".join(not_estimated_names) or "nothing",

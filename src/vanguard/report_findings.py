@@ -112,6 +112,12 @@ def published_row(published: pd.DataFrame, outcome: str, group: str,
     return None if p.empty else p.iloc[0]
 
 
+def has_published(published: pd.DataFrame, outcome: str, groups) -> bool:
+    """Whether any of ``groups`` has a published estimate of ``outcome``."""
+    return bool(((published["outcome"] == outcome)
+                 & published["group"].isin(set(map(str, groups)))).any())
+
+
 def published_text(p: pd.Series | None, scale: str, baseline: float | None) -> str:
     """The published estimate on our scale, or plainly why it cannot be set beside ours."""
     if p is None:
@@ -168,10 +174,12 @@ def key_findings(head: pd.DataFrame, results: pd.DataFrame, hl: dict,
     scale, outcome = hl["scale"], hl["outcome"]
     d = digits_for(scale)
     units = SCALE_UNITS[scale]
+    any_pub = has_published(published, outcome, head["group"])
     columns = ["Site type", "Effect, years 1-3 (95% CI)",
                "In published units (95% CI)" if scale == "rate" else "On the model scale",
-               "p", "Smallest detectable effect", "Pre-trend test",
-               "Morciano et al. 2020, same scale"]
+               "p", "Smallest detectable effect", "Pre-trend test"]
+    if any_pub:
+        columns.append("Morciano et al. 2020, same scale")
     if synthetic:
         columns.insert(4, "Planted truth")
     rows, sentences, facts = [], [], {}
@@ -200,8 +208,9 @@ def key_findings(head: pd.DataFrame, results: pd.DataFrame, hl: dict,
                                                  if mde["scale"] in ("rate", "count") else "")
                     + (" - an upper bound" if mde["overstates"] else ""))
         row = [name, pct, units_cell, fmt(r["p_value"]), mde_cell,
-               pretrend_verdict(test, no_test),
-               published_text(pub, scale, baseline)]
+               pretrend_verdict(test, no_test)]
+        if any_pub:
+            row.append(published_text(pub, scale, baseline))
         if synthetic:
             t = truth_map.get((g, "years_1_3"))
             row.insert(4, "n/a" if t is None else f"{fmt(t, d)} {units}")
@@ -273,8 +282,8 @@ def main_table(rows: pd.DataFrame, hl: dict, outcome: str, published: pd.DataFra
     scale = hl["scale"]
     d = digits_for(scale)
     pub = published[published["outcome"] == outcome]
-    show_pub = len(pub) > 0 and (scale == "rate" or (scale in ("log", "poisson")
-                                                     and baseline is not None))
+    show_pub = has_published(published, outcome, rows["group"]) and (
+        scale == "rate" or (scale in ("log", "poisson") and baseline is not None))
     columns = ["Site type", "Window", f"Effect, {SCALE_UNITS[scale]} (95% CI)",
                "% change (95% CI)", "p"]
     if synthetic:
@@ -318,8 +327,9 @@ def main_table(rows: pd.DataFrame, hl: dict, outcome: str, published: pd.DataFra
                               "key": "" if pd.isna(v) else count_key(step, g)})
             out_rows.append(cells)
     notes = []
-    if not len(pub):
-        notes.append("Morciano et al. (2020) published no estimate for this outcome.")
+    if not has_published(published, outcome, rows["group"]):
+        notes.append("Morciano et al. (2020) published no estimate for this outcome and "
+                     "these site types.")
     elif not show_pub:
         notes.append("Morciano et al. (2020) published rates per 1,000 population; this "
                      f"run's estimates are on the {label('scale', scale)}, so the two are "
