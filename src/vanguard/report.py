@@ -8,7 +8,10 @@ Usage::
 
 Figures the pipeline has not drawn but that the results files support (event study,
 per-site forest plot, estimator comparison, minimum detectable effect, truth comparison)
-are drawn first with :mod:`vanguard.plots`, so the report is always complete.
+are drawn first with :mod:`vanguard.plots` - only when every notebook of the run
+finished, so that no figure stands in for one a failed notebook would have drawn.
+Before anything is written, every published file of the run is audited for counts of
+people or events between 1 and 7 (:func:`vanguard.sdc.audit_run`).
 """
 
 from __future__ import annotations

@@ -1,14 +1,20 @@
 """The content model of the evaluation report, built only from a run's files.
 
 :func:`build_content` reads ``reports/<run>/results/*.csv``, ``manifest.json``, the
-figures, the published estimates and the lessons register, and returns a plain
-JSON-serialisable dict. The HTML and the PDF are both rendered from that one dict, so
-they can never disagree. Every number is formatted here from a results file; none is
-typed into a template.
+tables and figures, the published estimates and the lessons register, and returns a
+plain JSON-serialisable dict. The HTML and the PDF are both rendered from that one dict,
+so they can never disagree. Every number is formatted from a results file; none is typed
+into a template. The parts live in their own modules: key findings and main tables
+(:mod:`vanguard.report_findings`), the flow of areas (:mod:`vanguard.report_flow`), the
+robustness appendix (:mod:`vanguard.report_appendix`), the data and reproducibility box
+(:mod:`vanguard.report_provenance`), the prose (:mod:`vanguard.report_text`, filled from
+``templates/report_text.md``) and the reader-facing names (:mod:`vanguard.report_labels`).
 
 Text that carries numbers is a list of segments ``{"t": text, "k": kind}`` with kind
-``""`` (plain), ``"num"`` (a number from a results file) or ``"truth"`` (a planted effect
-from the synthetic truth table), so renderers and tests can tell them apart.
+``""`` (plain), ``"num"`` (a number from a results file), ``"truth"`` (a planted effect
+from the synthetic truth table) or ``"count"`` (a count of areas, with its flow ``key``);
+table cells that count areas are ``{"t": text, "key": flow key}``, so renderers and tests
+can tell them apart and check every count against the flow of areas.
 """
 
 from __future__ import annotations
