@@ -191,3 +191,23 @@ def test_a_complete_run_names_a_substitute_pretrend_test(tmp_path, monkeypatch):
     run = make_run(tmp_path, monkeypatch, name="cs", results=res)
     doc = _parse(build_report(run)[0].read_text(encoding="utf-8"))
     assert "failed (p = 0.008, Callaway-Sant'Anna (never-treated comparison))" in doc.cells
+
+
+def test_the_short_answer_gives_each_site_types_verdict(report):
+    answer = report["html"].split('id="answer"')[1].split("</div>")[0]
+    res = report["res"]
+    head = res[(res["analysis"] == "main") & (res["estimator"] == "twfe")
+               & (res["inference"] == "wild_bootstrap") & (res["window"] == "years_1_3")]
+    for r in head.itertuples():
+        name = {"population_based": "Population-based (PACS &amp; MCP)",
+                "care_home": "Enhanced health in care homes"}[r.group]
+        if r.ci_high < 0:
+            assert f"a clear reduction in emergency admissions for {name}" in answer or (
+                "a clear reduction" in answer and name in answer)
+        elif r.ci_low > 0:
+            assert "a clear increase" in answer and name in answer
+        else:
+            assert "no clear effect" in answer and name in answer
+    assert "could not be detected" in answer
+    assert "Enhanced health in care homes the trends before the start already differed" \
+        in answer

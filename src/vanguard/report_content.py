@@ -37,6 +37,7 @@ from vanguard.report_findings import (
     main_table,
     percent_bases,
     published_baseline,
+    verdict,
 )
 from vanguard.report_flow import PANEL, build_flow, count_key, flow_table
 from vanguard.report_labels import INFERENCE_LABELS, label, plain
@@ -507,7 +508,19 @@ def text_context(*, data_source: str, params: dict, hl: dict, head: pd.DataFrame
         params.get("notebooks"), dict) else {}
     quality = params.get("mar_quality", nb01.get("mar_quality", "drop"))
     mixed = params.get("mar_mixed", nb01.get("mar_mixed", "exclude"))
+    def names(kind: str) -> str:
+        found = [label("group", g) for g, f in facts.items() if verdict(f["row"]) == kind]
+        return ", ".join(found[:-1]) + (" and " if len(found) > 1 else "") + (
+            found[-1] if found else "")
+
+    mdes = sorted(f["mde"]["pct"] for f in facts.values() if f["mde"] is not None)
+    mde_range = ("" if not mdes else f"{fmt(mdes[0], 1)} %" if len(mdes) == 1
+                 else f"{fmt(mdes[0], 1)} % to {fmt(mdes[-1], 1)} % (by site type)")
     return {
+        "reductions": names("a clear reduction"),
+        "increases": names("a clear increase"),
+        "no_effect": names("no clear effect"),
+        "mde_range": mde_range,
         "programme": _programme(data_source, params, groups),
         "synthetic": data_source == "synthetic",
         "real_mar": data_source == "nhs_mar",
