@@ -102,3 +102,12 @@ def test_code_names_cover_the_results_vocabulary():
                  "years_1_3", "twfe_poisson", "multiplier_bootstrap"):
         assert code in CODE_NAMES
     assert all(re.fullmatch(r"[a-z0-9_]+", c) for c in CODE_NAMES)
+
+
+def test_page_one_names_what_was_not_estimated_in_one_line(html):
+    summary = html.split('id="summary"')[1].split("</section>")[0]
+    banner = summary.split('id="not-estimated-banner">')[1].split("</p>")[0]
+    assert banner.startswith("NOT ESTIMATED: leave one site out for Enhanced health in care "
+                             "homes.")
+    table = html.split('id="not-estimated"')[1].split("</table>")[0]
+    assert "Callaway-Sant&#39;Anna (never-treated comparison) needs two cohorts" in table

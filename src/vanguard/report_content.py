@@ -644,7 +644,8 @@ def build_content(run: str, incomplete: tuple[str, ...] | list[str] = ()) -> dic
         data_source=data_source, params=params, hl=hl, head=head, results=results,
         findings=findings, hoped_for_pct=hoped, baseline=baseline,
         not_estimated_names=list(dict.fromkeys(
-            r[0].lower() for r in (not_estimated["rows"] if not_estimated else [])))))
+            f"{r[0].lower()} for {r[1]}"
+            for r in (not_estimated["rows"] if not_estimated else [])))))
     note = plots.source_note(data_source)
     banner = ("SYNTHETIC DATA - not real NHS data. Every estimate is from simulated areas "
               "and is shown beside the effect planted in the simulation." if synthetic else
