@@ -90,7 +90,7 @@ def test_page_one_answers_the_question_with_the_numbers(report):
     assert "failed (p = 0.031)" in cells
     assert "passed (p = 0.412)" in cells
     # the published estimate on the same scale (rate: per 1,000 per month)
-    assert "-0.042 per 1,000 per month (-0.082 to -0.002)" in cells
+    assert "-0.042 per 1,000 per month (-0.082 to -0.002), -0.5 %" in cells  # % of 7.9
 
 
 def test_the_base_of_every_percentage_is_stated_once(report):

@@ -124,7 +124,8 @@ def published_text(p: pd.Series | None, scale: str, baseline: float | None) -> s
         return "not published for this site type and outcome"
     if scale == "rate":
         return (f"{fmt(p['estimate'])} per 1,000 per month ({fmt(p['ci_low'])} to "
-                f"{fmt(p['ci_high'])})")
+                f"{fmt(p['ci_high'])})" + (f", {fmt(100 * p['estimate'] / baseline, 1)} %"
+                                           if baseline else ""))
     if scale in ("log", "poisson") and baseline:
         return (f"{fmt(100 * p['estimate'] / baseline, 1)} % ({fmt(100 * p['ci_low'] / baseline, 1)}"
                 f" % to {fmt(100 * p['ci_high'] / baseline, 1)} %)")
