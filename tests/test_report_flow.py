@@ -53,7 +53,9 @@ def flow_run(tmp_path_factory):
     run = make_run(root, mp, name="flow", results=res, panel=False)
     run_path = config.run_dir(run)
     (run_path / "tables").mkdir(parents=True)
-    _real_style_flow(30, 5, 1, 186).to_csv(run_path / "tables" / "flow.csv", index=False)
+    flow = _real_style_flow(30, 5, 1, 186)
+    flow.loc[(flow["step"] == "mixed areas") & (flow["group"] == "care_home"), "codes"] = "13T"
+    flow.to_csv(run_path / "tables" / "flow.csv", index=False)
     pd.DataFrame([
         dict(group=g, outcome="emergency_admissions", measure="rate_per_1000",
              mean_treated=8.0, sd_treated=1.0, n_treated=n, mean_control=7.9, sd_control=1.0,
@@ -118,6 +120,7 @@ def test_every_count_of_areas_in_a_table_is_tied_to_the_flow(flow_run):
 
 def test_the_shared_area_left_out_of_one_type_models_is_explained(flow_run):
     html = flow_run["html"]
+    assert "<td>areas 13T</td>" in html  # the excluded mixed area, by code
     assert "Counts that do not reconcile" not in html
     assert ("Population-based (PACS &amp; MCP): 30 areas analysed; the 1 area(s) in both"
             in html)

@@ -27,6 +27,7 @@ FLOW_COLUMNS: tuple[str, ...] = ("step", "group", "n", "codes", "note")
 ANALYSED = "analysed"
 ANALYSED_CONTROLS = "analysed controls"
 PANEL = "panel areas"
+EXCLUSION_STEPS = ("mixed areas", "areas failing the data-quality rule")
 STEP_LABELS: dict[str, str] = {
     "sites": "Vanguard sites (register)",
     "register CCGs": "CCGs named by the register",
@@ -184,9 +185,15 @@ def flow_table(flow: pd.DataFrame) -> dict:
             n = flow_count(flow, key)
             cells.append({"t": "" if n is None else f"{n:,}", "key": key if n is not None
                           else ""})
-        notes = "; ".join(dict.fromkeys(n for n in flow.loc[flow["step"] == step, "note"]
-                                        if n and n != "from the headline results"))
-        cells.append(notes)
+        sel = flow[flow["step"] == step]
+        notes = list(dict.fromkeys(n for n in sel["note"]
+                                   if n and n != "from the headline results"))
+        if step in EXCLUSION_STEPS:
+            # the excluded areas by code, so a reader can find each one
+            codes = [c for cs in sel["codes"] for c in str(cs).split(";") if c]
+            if codes:
+                notes.append("areas " + ", ".join(codes))
+        cells.append("; ".join(notes))
         rows.append(cells)
     return {"title": "Flow of areas: from the register to the analysis",
             "columns": ["Step"] + [label("group", g) for g in present] + ["Note"],
