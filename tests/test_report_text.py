@@ -211,3 +211,19 @@ def test_the_short_answer_gives_each_site_types_verdict(report):
     assert "could not be detected" in answer
     assert "Enhanced health in care homes the trends before the start already differed" \
         in answer
+
+
+def test_an_uncertain_published_unit_is_said_beside_the_comparison(tmp_path, monkeypatch):
+    from vanguard.report import build_report
+
+    res = fabricate_results()
+    beds = res[res["analysis"] == "main"].assign(outcome="bed_days")
+    res = schema.results_frame(pd.concat([res, beds], ignore_index=True))
+    run = make_run(tmp_path, monkeypatch, name="beds", results=res)
+    html = build_report(run)[0].read_text(encoding="utf-8")
+    beds_table = html.split('id="main-bed_days"')[1].split("</table>")[0]
+    notes = html.split('id="main-bed_days"')[1].split("<table")[0]
+    assert "0.011 (-0.017 to 0.039)" in beds_table  # published years 1-3, population-based
+    assert "The published unit is uncertain" in notes and "per, 00" in notes
+    ea_notes = html.split('id="main-emergency_admissions"')[1].split("<table")[0]
+    assert "uncertain" not in ea_notes

@@ -140,8 +140,8 @@ def load_published_table1(path: str | Path = config.PUBLISHED_RESULTS) -> pd.Dat
     -------
     pandas.DataFrame
         Columns ``group``, ``window``, ``outcome``, ``estimate``, ``ci_low``,
-        ``ci_high`` (floats, per 1,000 population per month), ``source`` and
-        ``source_url``.
+        ``ci_high`` (floats, per 1,000 population per month), ``unit`` (as the file
+        states it), ``source`` and ``source_url``.
 
     Raises
     ------
@@ -158,7 +158,10 @@ def load_published_table1(path: str | Path = config.PUBLISHED_RESULTS) -> pd.Dat
         if col not in df.columns:
             raise DataError(path, f"columns {list(need)}", column=col, found=list(df.columns))
     rows = []
+    unit = ""
     for i, r in df.iterrows():
+        # "as above" repeats the unit of the row before, as the source table does
+        unit = unit if r.get("unit", "") == "as above" else r.get("unit", "")
         if not r["table1_group"]:
             continue
         row = int(i) + 2
@@ -175,11 +178,11 @@ def load_published_table1(path: str | Path = config.PUBLISHED_RESULTS) -> pd.Dat
             except ValueError:
                 raise DataError(path, "a number", row=row, column=col, found=r[col]) from None
         rows.append({"group": r["table1_group"], "window": r["table1_window"],
-                     "outcome": r["table1_outcome"], **nums,
+                     "outcome": r["table1_outcome"], **nums, "unit": unit,
                      "source": f"{r['study']} ({r['source_url']})",
                      "source_url": r["source_url"]})
     return pd.DataFrame(rows, columns=["group", "window", "outcome", "estimate", "ci_low",
-                                       "ci_high", "source", "source_url"])
+                                       "ci_high", "unit", "source", "source_url"])
 
 
 def load_truth(path: str | Path | None = None) -> pd.DataFrame | None:

@@ -328,6 +328,11 @@ def main_table(rows: pd.DataFrame, hl: dict, outcome: str, published: pd.DataFra
                               "key": "" if pd.isna(v) else count_key(step, g)})
             out_rows.append(cells)
     notes = []
+    odd = sorted({u for u in pub["unit"] if "label reads" in u}) if "unit" in pub else []
+    if show_pub and odd:
+        notes.append("The published unit is uncertain: Morciano et al.'s Table 1 gives it "
+                     f"as {odd[0]}; the figures are shown as per 1,000 per month, as the "
+                     "published-results file reads them.")
     if not has_published(published, outcome, rows["group"]):
         notes.append("Morciano et al. (2020) published no estimate for this outcome and "
                      "these site types.")
