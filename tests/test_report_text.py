@@ -227,3 +227,15 @@ def test_an_uncertain_published_unit_is_said_beside_the_comparison(tmp_path, mon
     assert "The published unit is uncertain" in notes and "per, 00" in notes
     ea_notes = html.split('id="main-emergency_admissions"')[1].split("<table")[0]
     assert "uncertain" not in ea_notes
+
+
+def test_published_figures_on_another_scale_are_called_not_comparable():
+    from vanguard.report_findings import published_text
+
+    p = pd.Series({"estimate": -0.042, "ci_low": -0.082, "ci_high": -0.002})
+    assert published_text(p, "count", 7.9).startswith("not comparable, because the "
+                                                      "published figures are rates")
+    assert published_text(p, "log", None).startswith("not comparable")
+    # -0.042 / 7.9 = -0.53 %; the upper limit -0.025 % rounds to 0.0 (no negative zero)
+    assert published_text(p, "poisson", 7.9) == "-0.5 % (-1.0 % to 0.0 %)"
+    assert published_text(None, "rate", 7.9).startswith("not published")

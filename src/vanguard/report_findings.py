@@ -129,7 +129,8 @@ def published_text(p: pd.Series | None, scale: str, baseline: float | None) -> s
     if scale in ("log", "poisson") and baseline:
         return (f"{fmt(100 * p['estimate'] / baseline, 1)} % ({fmt(100 * p['ci_low'] / baseline, 1)}"
                 f" % to {fmt(100 * p['ci_high'] / baseline, 1)} %)")
-    return (f"not comparable: published per 1,000 population, ours {label('scale', scale)}")
+    return ("not comparable, because the published figures are rates per 1,000 "
+            f"population and this run's estimates are on the {label('scale', scale)}")
 
 
 def verdict(r: pd.Series) -> str:
