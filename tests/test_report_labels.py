@@ -80,6 +80,7 @@ def test_the_scanner_finds_what_it_looks_for():
 def test_plain_replaces_code_names_by_labels():
     out = plain("cs_never needs two cohorts; twfe / wild_bootstrap for years_1_3 in uec")
     assert code_names_in([out]) == []
+    assert out.endswith("in Urgent & emergency care")
     assert "Callaway-Sant'Anna (never-treated comparison)" in out
     assert "two-way fixed effects / wild cluster bootstrap" in out
     assert "Years 1-3" in out
