@@ -158,14 +158,18 @@ def test_flow_without_a_notebook_table_comes_from_the_panel_and_results(tmp_path
     assert reconciliation_notes(flow) == []
 
 
-def test_counts_that_differ_across_windows_are_refused(tmp_path, monkeypatch):
+def test_counts_that_differ_across_windows_are_said_not_hidden(tmp_path, monkeypatch):
     run = make_run(tmp_path, monkeypatch, name="windows")
     res = fabricate_results()
     head = res[(res["analysis"] == "main") & (res["estimator"] == "twfe")
                & (res["inference"] == "cluster")].copy()
-    head.loc[head.index[0], "n_treated"] = 30
-    with pytest.raises(DataError, match="one n_treated per site type"):
-        build_flow(config.run_dir(run), head)
+    year_3 = (head["group"] == "population_based") & (head["window"] == "year_3")
+    head.loc[year_3, "n_treated"] = 30
+    flow = build_flow(config.run_dir(run), head)
+    assert flow_count(flow, count_key(ANALYSED, "population_based")) == 31  # years 1-3
+    note = flow.loc[(flow["step"] == ANALYSED) & (flow["group"] == "population_based"),
+                    "note"].iloc[0]
+    assert "Year 3 30" in note and "Years 1-3 31" in note
 
 
 def test_a_malformed_flow_file_names_its_row(tmp_path):

@@ -92,8 +92,9 @@ def build_flow(run_path: Path, head: pd.DataFrame) -> pd.DataFrame:
     Raises
     ------
     DataError
-        If ``tables/flow.csv`` is malformed, or the headline rows of one group disagree
-        on their counts across windows.
+        If ``tables/flow.csv`` is malformed. Headline rows of one group whose counts
+        differ by window are not an error: the years 1-3 count is kept and the note
+        gives each window's.
     """
     path = run_path / "tables" / "flow.csv"
     flow = read_flow_csv(path) if path.is_file() else _panel_flow(run_path)
@@ -104,11 +105,18 @@ def build_flow(run_path: Path, head: pd.DataFrame) -> pd.DataFrame:
             vals = sorted({int(v) for v in gg[col].dropna()})
             if not vals:
                 continue
+            note = "from the headline results"
             if len(vals) > 1:
-                raise DataError("results", f"one {col} per site type across windows",
-                                column=col, found=f"{label('group', g)}: {vals}")
-            rows.append({"step": step, "group": g, "n": vals[0], "codes": "",
-                         "note": "from the headline results"})
+                # staggered starts can leave a late cohort out of a later window; the
+                # flow keeps years 1-3 and says so, and other windows' counts are flagged
+                by_window = dict(zip(gg["window"], gg[col], strict=True))
+                n = int(by_window.get("years_1_3", max(vals)))
+                note = ("differs by window: " + ", ".join(
+                    f"{label('window', w)} {int(v)}" for w, v in by_window.items()
+                    if pd.notna(v)))
+            else:
+                n = vals[0]
+            rows.append({"step": step, "group": g, "n": n, "codes": "", "note": note})
     return pd.concat([flow, pd.DataFrame(rows, columns=list(FLOW_COLUMNS))],
                      ignore_index=True)
 
