@@ -28,13 +28,14 @@ def _row(**kw):
 
 def _sensitivity_file(path):
     rows = []
-    for key, text, b, n in (("headline", "Headline specification", -0.10, 24),
+    for key, text, b, n in (("headline", "Headline specification", -0.10, 31),
                             ("mixed_kept", "Mixed areas kept", -0.12, 26),
                             ("without_site_12", "", 0.05, 22),
                             ("per_1000_aged_75plus", "Per 1,000 aged 75+", -1.5, 24)):
         rows.append(_row(analysis="main", group="population_based", window="years_1_3",
                          estimate=b, se=0.1, ci_low=b - 0.2, ci_high=b + 0.2, p_value=0.5,
-                         n_treated=n) | {"sensitivity": key, "sensitivity_label": text})
+                         n_treated=n, n_control=186)
+                     | {"sensitivity": key, "sensitivity_label": text})
     df = schema.results_frame([{k: v for k, v in r.items() if not k.startswith("sens")}
                                for r in rows])
     df["sensitivity"] = [r["sensitivity"] for r in rows]
@@ -103,6 +104,9 @@ def test_sensitivities_are_labelled_headline_first(appendix_html):
     doc = _parse("<table" + a + "</table>")
     samples = {x.get("data-sample") for x in doc.cell_attrs if x.get("data-sample")}
     assert "sensitivity:mixed_kept" in samples
+    # the headline row is the headline sample: its counts are the flow's, and reconcile
+    assert ("analysed|population_based", "31") in doc.counts
+    assert "do not reconcile" not in appendix_html
 
 
 def test_sustainability_window_is_named_in_words(appendix_html):

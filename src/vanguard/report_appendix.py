@@ -17,6 +17,7 @@ import pandas as pd
 from vanguard import config, schema
 from vanguard.errors import DataError
 from vanguard.report_findings import digits_for, fmt, honest_breakdown
+from vanguard.report_flow import ANALYSED, ANALYSED_CONTROLS, count_key
 from vanguard.report_labels import SCALE_UNITS, label, plain
 
 SENSITIVITY_EXTRA = ("sensitivity", "sensitivity_label")
@@ -219,12 +220,17 @@ def sensitivity_table(df: pd.DataFrame, window: str = "years_1_3") -> dict:
         for _, r in sel[sel["group"] == g].sort_values(["_o", "sensitivity"]).iterrows():
             d = digits_for(r["scale"])
             name = r["sensitivity_label"].strip() or label("sensitivity", r["sensitivity"])
+            # the headline row is the headline sample, so its counts are the flow's;
+            # every variant's sample differs by design and is declared as its own
+            headline = r["sensitivity"] == "headline"
+            cells = []
+            for col, step in (("n_treated", ANALYSED), ("n_control", ANALYSED_CONTROLS)):
+                v = r[col]
+                cells.append({"t": "" if pd.isna(v) else str(int(v)),
+                              "key": count_key(step, g) if headline and pd.notna(v) else "",
+                              "sample": "" if headline else f"sensitivity:{r['sensitivity']}"})
             rows.append([label("group", g) if first else "", plain(name), _ci(r, d), _pct(r),
-                         fmt(r["p_value"]),
-                         {"t": "" if pd.isna(r["n_treated"]) else str(int(r["n_treated"])),
-                          "key": "", "sample": f"sensitivity:{r['sensitivity']}"},
-                         {"t": "" if pd.isna(r["n_control"]) else str(int(r["n_control"])),
-                          "key": "", "sample": f"sensitivity:{r['sensitivity']}"}])
+                         fmt(r["p_value"]), *cells])
             first = False
     return {"title": f"Sensitivity analyses ({label('window', window).lower()})",
             "columns": ["Site type", "Variant", "Effect (95% CI)", "% change (95% CI)", "p",
