@@ -112,3 +112,11 @@ def test_page_one_names_what_was_not_estimated_in_one_line(html):
                              "homes.")
     table = html.split('id="not-estimated"')[1].split("</table>")[0]
     assert "Callaway-Sant&#39;Anna (never-treated comparison) needs two cohorts" in table
+
+
+def test_labels_inside_a_sentence_keep_abbreviations():
+    from vanguard.report_labels import in_sentence
+
+    assert in_sentence("Emergency admissions") == "emergency admissions"
+    assert in_sentence("GP referrals (all specialties)") == "GP referrals (all specialties)"
+    assert in_sentence(label("outcome", "gp_referrals_made_all")).startswith("GP")

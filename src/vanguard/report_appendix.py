@@ -18,7 +18,7 @@ from vanguard import config, schema
 from vanguard.errors import DataError
 from vanguard.report_findings import digits_for, fmt, honest_breakdown
 from vanguard.report_flow import ANALYSED, ANALYSED_CONTROLS, count_key
-from vanguard.report_labels import SCALE_UNITS, label, plain
+from vanguard.report_labels import SCALE_UNITS, in_sentence, label, plain
 
 SENSITIVITY_EXTRA = ("sensitivity", "sensitivity_label")
 OWN_FILES = ("sensitivity__", "sustainability__")
@@ -293,7 +293,7 @@ def not_estimated_table(run_path: Path) -> dict | None:
         out.append([plain(name).capitalize(),
                     ", ".join(label("group", x) for x in schema.groups_in(g["group"]))
                     or ", ".join(dict.fromkeys(g["group"])),
-                    ", ".join(label("outcome", o).lower() for o in dict.fromkeys(g["outcome"])),
+                    ", ".join(in_sentence(label("outcome", o)) for o in dict.fromkeys(g["outcome"])),
                     plain(error)])
     return {"title": "Analyses the data could not support",
             "columns": ["Analysis", "Site types", "Outcomes", "Reason"], "rows": out,

@@ -40,7 +40,7 @@ from vanguard.report_findings import (
     verdict,
 )
 from vanguard.report_flow import PANEL, build_flow, count_key, flow_table
-from vanguard.report_labels import INFERENCE_LABELS, label, plain
+from vanguard.report_labels import INFERENCE_LABELS, in_sentence, label, plain
 from vanguard.report_lessons import Evidence, assess_lessons, load_lessons, site_heterogeneity
 from vanguard.report_provenance import data_availability, reproducibility
 from vanguard.report_text import render_text
@@ -527,7 +527,7 @@ def text_context(*, data_source: str, params: dict, hl: dict, head: pd.DataFrame
         "programme": _programme(data_source, params, groups),
         "synthetic": data_source == "synthetic",
         "real_mar": data_source == "nhs_mar",
-        "outcome": label("outcome", hl["outcome"]).lower(),
+        "outcome": in_sentence(label("outcome", hl["outcome"])),
         "outcome_cap": label("outcome", hl["outcome"]),
         "scale_label": label("scale", hl["scale"]),
         "headline_estimator": label("estimator", hl["estimator"]),

@@ -17,7 +17,7 @@ import pandas as pd
 
 from vanguard import schema
 from vanguard.report_flow import ANALYSED, ANALYSED_CONTROLS, count_key
-from vanguard.report_labels import SCALE_UNITS, label
+from vanguard.report_labels import SCALE_UNITS, in_sentence, label
 
 PRETREND_ORDER = ("event_study", "twfe", "imputation", "cs_notyet", "cs_never")
 """Pre-trend tests in the order the report prefers: the event study's joint test first."""
@@ -220,7 +220,7 @@ def key_findings(head: pd.DataFrame, results: pd.DataFrame, hl: dict,
         facts[g] = {"row": r, "mde": mde, "pretrend": test, "published": pub}
 
         s = [seg(f"{name}: "), seg(verdict(r).capitalize()),
-             seg(" in " + label("outcome", outcome).lower() + " over years 1-3, ")]
+             seg(" in " + in_sentence(label("outcome", outcome)) + " over years 1-3, ")]
         if np.isfinite(r["pct"]):
             s += [seg(fmt(r["pct"], 1), "num"), seg(" % (95% CI "),
                   seg(fmt(r["pct_ci_low"], 1), "num"), seg(" % to "),
@@ -254,7 +254,7 @@ def key_findings(head: pd.DataFrame, results: pd.DataFrame, hl: dict,
                       seg(f" {units}, " + ("inside" if inside else "outside")
                           + " the interval.")]
         sentences.append(s)
-    return {"table": {"title": "Key findings: " + label("outcome", outcome).lower()
+    return {"table": {"title": "Key findings: " + in_sentence(label("outcome", outcome))
                       + ", years 1-3 after the start", "columns": columns, "rows": rows,
                       "id": "key-findings", "notes": []},
             "sentences": sentences, "groups": facts}
@@ -341,7 +341,7 @@ def main_table(rows: pd.DataFrame, hl: dict, outcome: str, published: pd.DataFra
         notes.append("Morciano et al. (2020) published rates per 1,000 population; this "
                      f"run's estimates are on the {label('scale', scale)}, so the two are "
                      "not set side by side.")
-    return {"title": "Main results: " + label("outcome", outcome).lower(),
+    return {"title": "Main results: " + in_sentence(label("outcome", outcome)),
             "columns": columns, "rows": out_rows, "notes": notes,
             "id": f"main-{outcome}"}
 

@@ -138,6 +138,14 @@ def label(kind: str, key: str) -> str:
     return tables[kind].get(key, key.replace("_", " "))
 
 
+def in_sentence(text: str) -> str:
+    """A label as it reads inside a sentence: first letter lower case, unless the label
+    starts with an abbreviation (``GP referrals`` stays as it is)."""
+    if len(text) > 1 and text[:2].isupper():
+        return text
+    return text[:1].lower() + text[1:]
+
+
 def plain(text: str) -> str:
     """Replace every code name in a free text (a note, an error, an alt text) by its label.
 
@@ -150,7 +158,7 @@ def plain(text: str) -> str:
                      "outcome"):
             got = label(kind, code)
             if got != code.replace("_", " ") or kind == "outcome":
-                return got if kind != "outcome" else got.lower()
+                return got if kind != "outcome" else in_sentence(got)
         return code.replace("_", " ")
 
     return _CODE_RE.sub(swap, str(text))
