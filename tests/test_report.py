@@ -67,8 +67,25 @@ def fabricate_results(seed: int = 7) -> pd.DataFrame:
     return schema.results_frame(rows)
 
 
+def write_panel(run_path: Path, results: pd.DataFrame) -> Path:
+    """A two-month panel whose area labels match the results' treated and control counts."""
+    main = results[results["analysis"] == "main"]
+    groups = {g: int(main.loc[main["group"] == g, "n_treated"].iloc[0])
+              for g in dict.fromkeys(main["group"])}
+    groups["control"] = int(main["n_control"].iloc[0])
+    rows = [dict(area=f"{g[:3]}{i:03d}", month=m, group=g, population=100_000,
+                 emergency_admissions=800)
+            for g, n in groups.items() for i in range(n)
+            for m in pd.to_datetime(["2015-03-01", "2015-04-01"])]
+    path = run_path / "data" / "panel.parquet"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pd.DataFrame(rows).to_parquet(path)
+    return path
+
+
 def make_run(root: Path, monkeypatch, name: str = "fab", data_source: str = "synthetic",
-             results: pd.DataFrame | None = None, truth: bool = True) -> str:
+             results: pd.DataFrame | None = None, truth: bool = True,
+             panel: bool = True) -> str:
     """Write a fabricated run folder under ``root`` and point the project at it."""
     monkeypatch.setenv("VANGUARD_REPORTS_DIR", str(root / "reports"))
     run_path = config.run_dir(name)
@@ -78,6 +95,8 @@ def make_run(root: Path, monkeypatch, name: str = "fab", data_source: str = "syn
     schema.write_results(df[df["analysis"] != "main"], run_path / "results" / "other.csv")
     (run_path / "manifest.json").write_text(json.dumps(
         {"git_commit": "0123456789abcdef", "parameters": {"data_source": data_source}}))
+    if panel:
+        write_panel(run_path, df)
     if truth:
         tpath = root / "synthetic" / "truth.csv"
         tpath.parent.mkdir(parents=True, exist_ok=True)
@@ -93,6 +112,8 @@ class _Collector(HTMLParser):
     def __init__(self):
         super().__init__()
         self.imgs, self.urls, self.cells, self.spans = [], [], [], []
+        self.cell_attrs: list[dict] = []
+        self.counts: list[tuple[str, str]] = []  # (flow key, text) of every tagged count
         self.section, self._cell, self._span, self.ids = None, None, None, set()
         self.scripts = 0
 
@@ -111,16 +132,22 @@ class _Collector(HTMLParser):
                 self.urls.append(a[key])
         if tag in ("td", "th"):
             self._cell = []
-        if tag == "span" and a.get("class") in ("num", "truth"):
-            self._span = (self.section, a["class"], [])
+            self._attrs = a
+        if tag == "span" and a.get("class") in ("num", "truth", "count"):
+            self._span = (self.section, a["class"], [], a.get("data-count", ""))
 
     def handle_endtag(self, tag):
         if tag in ("td", "th") and self._cell is not None:
             self.cells.append("".join(self._cell).strip())
+            self.cell_attrs.append(self._attrs)
+            if self._attrs.get("data-count"):
+                self.counts.append((self._attrs["data-count"], self.cells[-1]))
             self._cell = None
         if tag == "span" and self._span is not None:
-            sec, cls, parts = self._span
+            sec, cls, parts, key = self._span
             self.spans.append((sec, cls, "".join(parts).strip()))
+            if key:
+                self.counts.append((key, "".join(parts).strip()))
             self._span = None
 
     def handle_data(self, data):
@@ -202,7 +229,7 @@ def test_summary_numbers_come_from_results_and_truth(built):
                                      "pct_ci_high", "p_value", "n_treated", "n_control")]))
     nums = [t for sec, cls, t in doc.spans if sec == "summary" and cls == "num"]
     truths = [t for sec, cls, t in doc.spans if sec == "summary" and cls == "truth"]
-    assert len(nums) >= 2 * 7  # estimate, CI, %, % CI, p for each of two groups
+    assert len(nums) >= 2 * 4  # %, its interval and the detectable effect, per group
     for t in nums:
         assert t in allowed, t
     assert sorted(truths) == sorted({f"{v:.3f}" for (g, w), v in TRUTH.items()
@@ -225,13 +252,16 @@ def test_main_table_has_published_beside_ours(built):
     assert "Morciano" in built["text"]
 
 
-def test_no_published_table_shows_small_counts(built):
+def test_area_counts_are_shown_and_no_other_small_count_is(built):
+    """Areas are not people: the care-home model's 6 treated areas are printed as 6; any
+    other bare small number in a table would have to be a count of people or events."""
     doc = _parse(built["text"])
     assert doc.cells
-    assert sdc.small_counts_in_cells(doc.cells) == []
-    # the care-home treated count (6) was present in the results and is marked instead
-    assert sdc.MARKER in doc.cells
-    assert "Suppressed" in built["text"]
+    assert ("analysed|care_home", "6") in doc.counts
+    assert sdc.MARKER not in doc.cells and "Suppressed" not in built["text"]
+    undeclared = [c for c, a in zip(doc.cells, doc.cell_attrs, strict=True)
+                  if not a.get("data-count") and not a.get("data-sample")]
+    assert sdc.small_counts_in_cells(undeclared) == []
 
 
 def test_lessons_rendered_with_evidence(built):
@@ -360,12 +390,21 @@ def test_count_data_report_leads_with_percent_change(tmp_path, monkeypatch):
     text = html_path.read_text(encoding="utf-8")
     doc = _parse(text)
     summary = text.split('id="summary"')[1].split("</section>")[0]
-    assert "a change of" in summary and "per 1,000" not in summary
+    assert "per 1,000 per month" not in summary  # no rate is claimed without populations
     r = res[(res["group"] == "care_home") & (res["window"] == "years_1_3")
             & (res["inference"] == "wild_bootstrap")].iloc[0]
     nums = [t for sec, cls, t in doc.spans if sec == "summary" and cls == "num"]
     assert f"{100 * math.expm1(r['estimate']):.1f}" in nums
-    assert "not on the per-1,000 rate scale" in text
+    # the published rate is never set beside log points: it appears only as % of the
+    # published baseline (7.9 per 1,000 a month in the published-results file)
+    pub = pd.read_csv(config.PUBLISHED_RESULTS, dtype=str, keep_default_na=False)
+    p = pub[(pub["table1_group"] == "care_home") & (pub["table1_window"] == "years_1_3")
+            & (pub["table1_outcome"] == OUTCOME)].iloc[0]
+    raw = f"{float(p['estimate']):.3f} ({float(p['ci_low']):.3f} to {float(p['ci_high']):.3f})"
+    assert raw not in doc.cells and f"{float(p['estimate']):.3f} per 1,000" not in text
+    as_pct = f"{100 * float(p['estimate']) / 7.9:.1f} ({100 * float(p['ci_low']) / 7.9:.1f} to "
+    assert any(c.startswith(as_pct) for c in doc.cells), as_pct
+    assert "% of 7.9 per 1,000 a month" in summary
     assert pdf_path.stat().st_size > 10_000
 
 
@@ -393,7 +432,8 @@ def test_headline_rows_follow_the_analysis_rule_per_site_type():
     assert dict(zip(rows["group"], rows["inference"], strict=False)) == pick
 
 
-def test_balance_table_is_rendered_with_small_counts_suppressed(tmp_path, monkeypatch):
+def test_balance_table_is_rendered_and_its_counts_checked_against_the_flow(tmp_path,
+                                                                           monkeypatch):
     from vanguard.report import build_report
 
     run = make_run(tmp_path, monkeypatch, name="bal")
@@ -415,7 +455,16 @@ def test_balance_table_is_rendered_with_small_counts_suppressed(tmp_path, monkey
     assert "Pre-period balance of vanguard and control areas" in html_path.read_text()
     assert "7.49 (1.64)" in doc.cells and "-0.09" in doc.cells
     assert "Bed days" not in doc.cells  # other outcomes left out
-    assert sdc.small_counts_in_cells(doc.cells) == []
+    # area counts are printed as they are, tied to the flow's panel step...
+    assert ("panel areas|care_home+both", "4") in doc.counts
+    # ...and these hand-made counts disagree with the panel (6 care-home areas, 31
+    # population-based, 186 controls), which the report says instead of hiding
+    text = html_path.read_text(encoding="utf-8")
+    assert "Counts that do not reconcile with this table" in text
+    for bad in ("panel areas|care_home+both: shown 4, flow 6",
+                "panel areas|population_based+both: shown 23, flow 31",
+                "panel areas|control: shown 173, flow 186"):
+        assert bad in text
 
 
 def test_figures_of_other_outcomes_are_listed_not_embedded(tmp_path):

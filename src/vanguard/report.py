@@ -8,7 +8,10 @@ Usage::
 
 Figures the pipeline has not drawn but that the results files support (event study,
 per-site forest plot, estimator comparison, minimum detectable effect, truth comparison)
-are drawn first with :mod:`vanguard.plots`, so the report is always complete.
+are drawn first with :mod:`vanguard.plots` - only when every notebook of the run
+finished, so that no figure stands in for one a failed notebook would have drawn.
+Before anything is written, every published file of the run is audited for counts of
+people or events between 1 and 7 (:func:`vanguard.sdc.audit_run`).
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from vanguard import config, plots
+from vanguard import config, plots, sdc
 from vanguard.errors import DataError
 from vanguard.io import write_bytes, write_text
 from vanguard.report_content import (
@@ -38,6 +41,7 @@ from vanguard.report_content import (
     manifest_parameters,
     run_data_source,
 )
+from vanguard.report_labels import plain
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 PDF_TIMESTAMP = dt.datetime(2020, 1, 1, tzinfo=dt.UTC)
@@ -260,9 +264,10 @@ def failure_banner(incomplete: list[str], not_estimated: list[str] | None = None
             "figure or number was filled in from elsewhere. Do not cite it as the "
             "run's result.")
     if not_estimated:
-        parts.append(
-            "NOT ESTIMATED - the data could not support these analyses, which are missing "
-            "from this report: " + "; ".join(not_estimated) + ".")
+        names = list(dict.fromkeys(line.split(" for ")[0] for line in not_estimated))
+        parts.append("NOT ESTIMATED - the data could not support: " + "; ".join(names)
+                     + ". The table 'Analyses the data could not support' says for which "
+                     "site types and outcomes, and why.")
     return " ".join(parts)
 
 
@@ -335,7 +340,9 @@ def build_report(run: str, *, allow_incomplete: bool = False) -> tuple[Path, Pat
     ------
     DataError
         If the run folder, its results, the lessons register or the published results
-        are missing or malformed, or a figure has no alt text.
+        are missing or malformed, a figure has no alt text, or a published file of the
+        run shows a count of people or events between 1 and 7
+        (:func:`vanguard.sdc.audit_run`).
     IncompleteRunError
         If notebooks of the run did not finish and ``allow_incomplete`` is False.
     RuntimeError
@@ -357,10 +364,18 @@ def build_report(run: str, *, allow_incomplete: bool = False) -> tuple[Path, Pat
         # drawing the standard figures from the results is only safe when every
         # notebook ran: otherwise a figure would stand in for one that failed
         ensure_figures(run)
-    content = build_content(run)
+    breaches = sdc.audit_run(run_path)
+    if breaches:
+        raise DataError(run_path, "no published count of people or events between "
+                        f"{sdc.SMALL_MIN} and {sdc.SMALL_MAX} (disclosure control)",
+                        found="; ".join(breaches[:5])
+                        + (f"; and {len(breaches) - 5} more" if len(breaches) > 5 else ""))
+    content = build_content(run, incomplete)
     content["not_estimated"] = analyses_not_estimated(run_path)
-    content["failure_banner"] = failure_banner(incomplete, content["not_estimated"])
-    content["incomplete_notebooks"] = incomplete
+    # page 1 names the analyses not estimated in the key-findings box; the failure
+    # banner is kept for notebooks that did not finish
+    content["failure_banner"] = failure_banner(incomplete)
+    content["incomplete_notebooks"] = [plain(x) for x in incomplete]
     content["reproducibility"] = reproducibility_note(manifest)
     content["git_dirty"] = manifest.get("git_dirty")
     html = render_html(content, run_path)

@@ -1,14 +1,20 @@
 """The content model of the evaluation report, built only from a run's files.
 
 :func:`build_content` reads ``reports/<run>/results/*.csv``, ``manifest.json``, the
-figures, the published estimates and the lessons register, and returns a plain
-JSON-serialisable dict. The HTML and the PDF are both rendered from that one dict, so
-they can never disagree. Every number is formatted here from a results file; none is
-typed into a template.
+tables and figures, the published estimates and the lessons register, and returns a
+plain JSON-serialisable dict. The HTML and the PDF are both rendered from that one dict,
+so they can never disagree. Every number is formatted from a results file; none is typed
+into a template. The parts live in their own modules: key findings and main tables
+(:mod:`vanguard.report_findings`), the flow of areas (:mod:`vanguard.report_flow`), the
+robustness appendix (:mod:`vanguard.report_appendix`), the data and reproducibility box
+(:mod:`vanguard.report_provenance`), the prose (:mod:`vanguard.report_text`, filled from
+``templates/report_text.md``) and the reader-facing names (:mod:`vanguard.report_labels`).
 
 Text that carries numbers is a list of segments ``{"t": text, "k": kind}`` with kind
-``""`` (plain), ``"num"`` (a number from a results file) or ``"truth"`` (a planted effect
-from the synthetic truth table), so renderers and tests can tell them apart.
+``""`` (plain), ``"num"`` (a number from a results file), ``"truth"`` (a planted effect
+from the synthetic truth table) or ``"count"`` (a count of areas, with its flow ``key``);
+table cells that count areas are ``{"t": text, "key": flow key}``, so renderers and tests
+can tell them apart and check every count against the flow of areas.
 """
 
 from __future__ import annotations
@@ -20,10 +26,24 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from vanguard import config, plots, schema, sdc
+from vanguard import config, plots, schema
 from vanguard.errors import DataError
+from vanguard.report_appendix import OWN_FILES, not_estimated_table, robustness_tables
 from vanguard.report_figures import FIGURE_SECTIONS, figure_entries  # noqa: F401
+from vanguard.report_findings import (
+    fmt,
+    has_published,
+    key_findings,
+    main_table,
+    percent_bases,
+    published_baseline,
+    verdict,
+)
+from vanguard.report_flow import PANEL, build_flow, count_key, flow_table
+from vanguard.report_labels import INFERENCE_LABELS, in_sentence, label, plain
 from vanguard.report_lessons import Evidence, assess_lessons, load_lessons, site_heterogeneity
+from vanguard.report_provenance import data_availability, reproducibility
+from vanguard.report_text import render_text
 
 HOPED_FOR_PCT = 3.0
 """Default hoped-for reduction in emergency admissions, in %: NHS England's July 2017
@@ -35,14 +55,6 @@ ESTIMATOR_PREFERENCE = ("twfe", "twfe_poisson", "imputation", "cs_notyet", "cs_n
 INFERENCE_PREFERENCE = ("wild_bootstrap", "randomisation", "cluster", "analytic",
                         "multiplier_bootstrap", "none")
 PRETREND_PREFERENCE = ("event_study", "twfe", "imputation", "cs_notyet", "cs_never")
-INFERENCE_LABELS = {
-    "wild_bootstrap": "wild cluster bootstrap",
-    "randomisation": "randomisation inference",
-    "cluster": "cluster-robust standard errors (by area)",
-    "analytic": "analytic standard errors",
-    "multiplier_bootstrap": "multiplier bootstrap",
-    "none": "no inference",
-}
 MORCIANO_CITATION = (
     "Morciano M, Checkland K, Billings J, et al. New integrated care models in England "
     "associated with small reduction in hospital admissions in longer-term: a "
@@ -84,12 +96,16 @@ def manifest_parameters(manifest: dict) -> dict:
 def load_run_results(run_path: Path) -> pd.DataFrame:
     """All results files of a run, concatenated, in the tidy schema.
 
+    The sensitivity and sustainability files (:data:`vanguard.report_appendix.OWN_FILES`)
+    are left to the appendix, which reads them with their extra columns.
+
     Raises
     ------
     DataError
         If the run has no results files, or a file does not follow the schema.
     """
-    files = sorted((run_path / "results").glob("*.csv"))
+    files = [f for f in sorted((run_path / "results").glob("*.csv"))
+             if not f.name.startswith(OWN_FILES)]
     if not files:
         raise DataError(run_path / "results", "one or more results files (*.csv)",
                         found="none")
@@ -124,8 +140,8 @@ def load_published_table1(path: str | Path = config.PUBLISHED_RESULTS) -> pd.Dat
     -------
     pandas.DataFrame
         Columns ``group``, ``window``, ``outcome``, ``estimate``, ``ci_low``,
-        ``ci_high`` (floats, per 1,000 population per month), ``source`` and
-        ``source_url``.
+        ``ci_high`` (floats, per 1,000 population per month), ``unit`` (as the file
+        states it), ``source`` and ``source_url``.
 
     Raises
     ------
@@ -142,7 +158,10 @@ def load_published_table1(path: str | Path = config.PUBLISHED_RESULTS) -> pd.Dat
         if col not in df.columns:
             raise DataError(path, f"columns {list(need)}", column=col, found=list(df.columns))
     rows = []
+    unit = ""
     for i, r in df.iterrows():
+        # "as above" repeats the unit of the row before, as the source table does
+        unit = unit if r.get("unit", "") == "as above" else r.get("unit", "")
         if not r["table1_group"]:
             continue
         row = int(i) + 2
@@ -159,11 +178,11 @@ def load_published_table1(path: str | Path = config.PUBLISHED_RESULTS) -> pd.Dat
             except ValueError:
                 raise DataError(path, "a number", row=row, column=col, found=r[col]) from None
         rows.append({"group": r["table1_group"], "window": r["table1_window"],
-                     "outcome": r["table1_outcome"], **nums,
+                     "outcome": r["table1_outcome"], **nums, "unit": unit,
                      "source": f"{r['study']} ({r['source_url']})",
                      "source_url": r["source_url"]})
     return pd.DataFrame(rows, columns=["group", "window", "outcome", "estimate", "ci_low",
-                                       "ci_high", "source", "source_url"])
+                                       "ci_high", "unit", "source", "source_url"])
 
 
 def load_truth(path: str | Path | None = None) -> pd.DataFrame | None:
@@ -189,26 +208,6 @@ def load_truth(path: str | Path | None = None) -> pd.DataFrame | None:
         df["site"] = ""
     df["truth"] = pd.to_numeric(df["truth"], errors="coerce")
     return df
-
-
-# ---------------------------------------------------------------------------
-# formatting
-
-
-def fmt(x: float, digits: int = 3, *, thousands: bool = False) -> str:
-    """Format a number for display with a fixed number of decimals (ASCII minus)."""
-    if x is None or not np.isfinite(x):
-        return "n/a"
-    s = f"{x:,.{digits}f}" if thousands else f"{x:.{digits}f}"
-    return "0." + "0" * digits if s == "-0." + "0" * digits else s
-
-
-def _seg(t: str, k: str = "") -> dict:
-    return {"t": t, "k": k}
-
-
-def _digits(scale: str) -> int:
-    return 1 if scale == "count" else 3
 
 
 # ---------------------------------------------------------------------------
@@ -287,9 +286,9 @@ def choose_headline(main: pd.DataFrame, params: dict) -> dict:
                "otherwise the most conservative available (wild cluster bootstrap, then "
                "randomisation inference, then cluster-robust)")
         inf_text = f"95% intervals from {INFERENCE_LABELS.get(inference, inference)}"
-    rule = (f"Headline estimates: {plots.outcome_label(outcome).lower()}, {scale} scale, "
-            f"estimator {estimator}; {inf_text}; inference {how}. An effect is called "
-            "clear when its 95% interval excludes zero.")
+    rule = (f"Headline estimates: {plots.outcome_label(outcome).lower()}, "
+            f"{label('scale', scale)}, {label('estimator', estimator)}; {inf_text}; "
+            f"inference {how}.")
     return {"outcome": outcome, "scale": scale, "estimator": estimator,
             "inference": inference, "tagged": bool(len(tagged)), "rule": rule}
 
@@ -319,9 +318,8 @@ def headline_rows(main: pd.DataFrame, hl: dict, outcome: str | None = None) -> p
         rows = rows[rows["inference"] == hl["inference"]]
     return rows.drop_duplicates(["group", "window"]).reset_index(drop=True)
 
-
 # ---------------------------------------------------------------------------
-# sections
+# tables
 
 
 def _truth_lookup(truth: pd.DataFrame | None, outcome: str, scale: str):
@@ -333,109 +331,23 @@ def _truth_lookup(truth: pd.DataFrame | None, outcome: str, scale: str):
             if np.isfinite(r.truth)}
 
 
-def executive_summary(head: pd.DataFrame, hl: dict, truth_map: dict,
-                      synthetic: bool) -> list[list[dict]]:
-    """One paragraph (list of segments) per site type, for years 1-3."""
-    paras = []
-    digits = _digits(hl["scale"])
-    unit = {"rate": " per 1,000 population per month", "count": " per area per month",
-            "log": " log points", "poisson": " (log rate ratio)"}[hl["scale"]]
-    for g in schema.groups_in(head["group"]):
-        r = head[(head["group"] == g) & (head["window"] == "years_1_3")]
-        if r.empty:
-            continue
-        r = r.iloc[0]
-        segs = [_seg(f"{schema.group_label(g)}, years 1-3: ")]
-        if hl["scale"] in ("rate", "count") or not np.isfinite(r["pct"]):
-            segs += [_seg(fmt(r["estimate"], digits), "num"), _seg(unit + " (95% CI "),
-                     _seg(fmt(r["ci_low"], digits), "num"), _seg(" to "),
-                     _seg(fmt(r["ci_high"], digits), "num"), _seg(")")]
-            if np.isfinite(r["pct"]):
-                segs += [_seg(", a change of "), _seg(fmt(r["pct"], 1), "num"), _seg("% (")]
-                segs += [_seg(fmt(r["pct_ci_low"], 1), "num"), _seg("% to "),
-                         _seg(fmt(r["pct_ci_high"], 1), "num"), _seg("%)")]
-        else:
-            segs += [_seg("a change of "), _seg(fmt(r["pct"], 1), "num"), _seg("% (95% CI "),
-                     _seg(fmt(r["pct_ci_low"], 1), "num"), _seg("% to "),
-                     _seg(fmt(r["pct_ci_high"], 1), "num"), _seg("%); on the model scale "),
-                     _seg(fmt(r["estimate"], 3), "num"), _seg(unit)]
-        if np.isfinite(r["p_value"]):
-            segs += [_seg("; p = "), _seg(fmt(r["p_value"], 3), "num")]
-        if pd.notna(r["n_treated"]):
-            n = int(r["n_treated"])
-            shown = sdc.MARKER if sdc.is_small(n) else str(n)
-            segs += [_seg("; treated areas: "), _seg(shown, "num" if shown != sdc.MARKER else "")]
-        verdict = ("a clear reduction" if r["ci_high"] < 0 else
-                   "a clear increase" if r["ci_low"] > 0 else "no clear effect")
-        segs.append(_seg(f". Reading: {verdict}."))
-        if synthetic:
-            t = truth_map.get((g, "years_1_3"))
-            if t is not None:
-                covered = r["ci_low"] <= t <= r["ci_high"]
-                segs += [_seg(" Planted truth: "), _seg(fmt(t, digits), "truth"),
-                         _seg(" (inside the interval)." if covered else
-                              " (outside the interval).")]
-        paras.append(segs)
-    return paras
-
-
-def main_table(head: pd.DataFrame, hl: dict, outcome: str, published: pd.DataFrame,
-               truth_map: dict, synthetic: bool) -> dict:
-    """Morciano et al. (2020) Table 1 layout: site type x window, ours beside theirs."""
-    digits = _digits(hl["scale"])
-    pub = published[published["outcome"] == outcome]
-    comparable = hl["scale"] == "rate"
-    rows, suppressed_any = [], False
-    columns = ["Site type", "Window", "Estimate (95% CI)", "% change (95% CI)", "p"]
-    if synthetic:
-        columns.append("Planted truth")
-    columns += ["Morciano et al. 2020 (95% CI)", "Treated areas", "Control areas"]
-    counts = head[["n_treated", "n_control"]].copy()
-    safe, suppressed_any = sdc.apply_sdc(counts, ["n_treated", "n_control"],
-                                         source="main table")
-    for g in schema.groups_in(set(head["group"]) | set(pub["group"])):
-        for w in schema.WINDOWS:
-            idx = head.index[(head["group"] == g) & (head["window"] == w)]
-            p = pub[(pub["group"] == g) & (pub["window"] == w)]
-            if len(idx) == 0 and p.empty:
-                continue
-            cells = [schema.group_label(g), schema.WINDOW_LABELS[w]]
-            if len(idx):
-                r = head.loc[idx[0]]
-                cells += [f"{fmt(r['estimate'], digits)} ({fmt(r['ci_low'], digits)} to "
-                          f"{fmt(r['ci_high'], digits)})",
-                          f"{fmt(r['pct'], 1)} ({fmt(r['pct_ci_low'], 1)} to "
-                          f"{fmt(r['pct_ci_high'], 1)})" if np.isfinite(r["pct"]) else "n/a",
-                          fmt(r["p_value"], 3)]
-                if synthetic:
-                    t = truth_map.get((g, w))
-                    cells.append(fmt(t, digits) if t is not None else "n/a")
-            else:
-                cells += ["not estimated", "", ""] + ([""] if synthetic else [])
-            cells.append(f"{fmt(p.iloc[0]['estimate'], 3)} ({fmt(p.iloc[0]['ci_low'], 3)} to "
-                         f"{fmt(p.iloc[0]['ci_high'], 3)})" if len(p) else "not published")
-            for c in ("n_treated", "n_control"):
-                v = safe.loc[idx[0], c] if len(idx) else None
-                cells.append("" if v is None else str(v))
-            rows.append(cells)
-    notes = [hl["rule"],
-             "Published figures: " + MORCIANO_CITATION + " Monthly rates per 1,000 "
-             "population; 31 population-based and 6 care-home sites against 186 controls. "
-             "Source: " + ", ".join(sorted(set(pub["source_url"]))) + "."]
-    if not comparable:
-        notes.append("Our estimates are not on the per-1,000 rate scale (the data have no "
-                     "population denominators), so compare the direction and the % change, "
-                     "not the size, with the published rates.")
-    if suppressed_any:
-        notes.append(sdc.FOOTNOTE)
-    return {"title": f"Main results: {plots.outcome_label(outcome).lower()}",
-            "columns": columns, "rows": rows, "notes": notes}
-
-
 BALANCE_COLUMNS = ("group", "outcome", "measure", "mean_treated", "sd_treated", "n_treated",
                    "mean_control", "sd_control", "n_control", "std_diff")
 MEASURE_LABELS = {"rate_per_1000": "rate per 1,000 per month", "growth_pct": "annual growth, %",
                   "population": "population", "count": "count per area per month"}
+
+
+def _counted_with(group: str) -> tuple[str, ...]:
+    """Panel groups whose areas count towards a site type in the balance table."""
+    if group in (schema.POPULATION_BASED, schema.CARE_HOME):
+        return (group, schema.BOTH)
+    return (group,)
+
+
+def _area_cell(value, key: str) -> dict:
+    if value is None or pd.isna(value):
+        return {"t": "", "key": ""}
+    return {"t": str(int(float(value))), "key": key}
 
 
 def balance_table(run_path: Path, outcome: str) -> dict | None:
@@ -450,8 +362,8 @@ def balance_table(run_path: Path, outcome: str) -> dict | None:
     Returns
     -------
     dict or None
-        A table of the content model (counts of areas suppressed by
-        :func:`vanguard.sdc.apply_sdc`); None when the run has no balance table.
+        A table of the content model (counts of areas are never suppressed and carry
+        their flow keys); None when the run has no balance table.
 
     Raises
     ------
@@ -472,13 +384,17 @@ def balance_table(run_path: Path, outcome: str) -> dict | None:
         if bad.any():
             raise DataError(path, "a number", row=int(np.flatnonzero(bad)[0]) + 2, column=col,
                             found=df.loc[bad, col].iloc[0])
-    safe, suppressed = sdc.apply_sdc(df, ["n_treated", "n_control"], source=str(path))
+    for col in ("n_treated", "n_control"):
+        bad = pd.to_numeric(df[col], errors="coerce").isna() & df[col].notna()
+        if bad.any():
+            raise DataError(path, "a whole number of areas", row=int(np.flatnonzero(bad)[0]) + 2,
+                            column=col, found=df.loc[bad, col].iloc[0])
     digits = {"population": 0}
-    rows = []
-    for i, r in df.iterrows():
+    rows, last = [], None
+    for _, r in df.iterrows():
         d = digits.get(r["measure"], 2)
         rows.append([
-            schema.group_label(r["group"]),
+            schema.group_label(r["group"]) if r["group"] != last else "",
             plots.outcome_label(r["outcome"]) if r["outcome"] != "population" else "Population",
             MEASURE_LABELS.get(r["measure"], r["measure"]),
             f"{fmt(r['mean_treated'], d, thousands=True)} "
@@ -486,14 +402,15 @@ def balance_table(run_path: Path, outcome: str) -> dict | None:
             f"{fmt(r['mean_control'], d, thousands=True)} "
             f"({fmt(r['sd_control'], d, thousands=True)})",
             fmt(r["std_diff"], 2),
-            "" if safe.loc[i, "n_treated"] is None else str(safe.loc[i, "n_treated"]),
-            "" if safe.loc[i, "n_control"] is None else str(safe.loc[i, "n_control"]),
+            _area_cell(r["n_treated"], count_key(PANEL, *_counted_with(r["group"]))),
+            _area_cell(r["n_control"], count_key(PANEL, schema.CONTROL)),
         ])
+        last = r["group"]
     notes = ["Area means over the pre-period (standard deviation in brackets); a "
-             "standardised difference beyond 0.25 in absolute value flags imbalance."]
-    if suppressed:
-        notes.append(sdc.FOOTNOTE)
-    return {"title": "Pre-period balance of vanguard and control areas",
+             "standardised difference beyond 0.25 in absolute value flags imbalance. The "
+             "counts are the panel's areas of each site type, with the areas in both a "
+             "population-based and a care-home site counted in each."]
+    return {"title": "Pre-period balance of vanguard and control areas", "id": "balance",
             "columns": ["Site type", "Outcome", "Measure", "Vanguard areas: mean (SD)",
                         "Control areas: mean (SD)", "Standardised difference",
                         "Vanguard areas", "Control areas"],
@@ -501,12 +418,15 @@ def balance_table(run_path: Path, outcome: str) -> dict | None:
 
 
 def _evidence(results: pd.DataFrame, head: pd.DataFrame, hl: dict, params: dict,
-              data_source: str) -> Evidence:
+              data_source: str, incomplete: tuple[str, ...] = ()) -> Evidence:
     same = (results["outcome"] == hl["outcome"]) & (results["scale"] == hl["scale"])
     alternatives = results[same & results["analysis"].isin(["main", "inference"])]
     alternatives = alternatives.drop_duplicates(["group", "window", "estimator", "inference"])
     pre = results[(results["analysis"] == "pretrend") & (results["outcome"] == hl["outcome"])
                   & np.isfinite(results["p_value"].astype(float))]
+    if any(n.startswith("04_event_study") for n in incomplete):
+        # another estimator's test must not stand in for the event study that failed
+        pre = pre[pre["estimator"] == "event_study"]
     # The event study's joint test is the pre-trend test the report names first.
     order = {e: i for i, e in enumerate(PRETREND_PREFERENCE)}
     pre = pre.assign(_o=pre["estimator"].map(lambda e: order.get(e, len(order))))
@@ -537,64 +457,148 @@ def _evidence(results: pd.DataFrame, head: pd.DataFrame, hl: dict, params: dict,
                     mde_pct=mde, hoped_for_pct=hoped, data_source=data_source)
 
 
-def methods_section(data_source: str, hl: dict, params: dict) -> list[str]:
-    """Methods and limitations paragraphs (no numbers from results)."""
-    paras = [
-        "Design: difference-in-differences comparing areas covered by vanguard sites with "
-        "areas never in a vanguard, in the shape of Morciano et al. (2020): area and month "
-        "fixed effects, a balanced panel, and post-period windows of years 1-3, 1, 2 and 3 "
-        "after the first full month after announcement (wave 1: April 2015; urgent and "
-        "emergency care: August 2015). Areas in both a population-based and a care-home "
-        "site count towards both effects; acute care collaborations have no area footprint "
-        "and are not analysed.",
-        "Estimators: two-way fixed effects on the chosen scale, Poisson fixed effects for "
-        "counts, an event study with a joint pre-trend test, and heterogeneity-robust "
-        "estimators for staggered starts (Callaway-Sant'Anna, imputation) where the run "
-        "includes them. Per-site effects are compared with Cochran's Q; the sites share "
-        "the same control areas, so their estimates are not independent and the test (and "
-        "any inverse-variance pooled effect drawn from them) is approximate.",
-        hl["rule"],
-        "Minimum detectable effect: simulated on the pre-period; it is set beside a "
-        f"hoped-for reduction of {float(params.get('hoped_for_pct', HOPED_FOR_PCT)):g}% "
-        "(NHS England's 2017 target for PACS vanguards: growth 3 percentage points below "
-        "the rest of England), unless the run states another value.",
-    ]
-    limits = [
-        "The NHS Monthly Activity Return counts finished consultant episodes (FFCEs) by "
-        "responsible commissioner, not hospital spells by patient residence as in Hospital "
-        "Episode Statistics: one admission can give several episodes.",
-        "The Monthly Activity Return has no population denominators and no age split, so on "
-        "those data effects are reported as % changes (log or Poisson scale), not as rates "
-        "per 1,000.",
-        "Clinical commissioning groups merged during the study period (April 2015, 2017, "
-        "2018 and 2019); areas are held on a consistent footprint through a crosswalk from "
-        "predecessor to successor codes.",
-        "Several vanguards cover only part of a CCG; whole-CCG data dilute their effect "
-        "towards zero.",
-        "Governance, organisational form and partnership working are not observed in "
-        "activity data; lessons about them are reported, not tested.",
-        "Small counts (1-7) are suppressed in every published table.",
-    ]
-    if data_source == "synthetic":
-        limits.insert(0, "This report is built on the embedded SYNTHETIC data: simulated "
-                         "areas with effects planted by the generator. It is not real NHS "
-                         "data and says nothing about the real vanguards; it shows that the "
-                         "methods recover known effects.")
-    return paras, limits
+# ---------------------------------------------------------------------------
+# the run's facts for the prose template
 
 
-def build_content(run: str) -> dict:
+def _programme(data_source: str, params: dict, groups: list[str]) -> str:
+    if params.get("programme"):
+        return str(params["programme"])
+    if data_source in ("synthetic", "nhs_mar"):
+        return "NHS New Care Models vanguards"
+    return " and ".join(label("group", g) for g in groups) or "programme"
+
+
+def report_title(data_source: str, params: dict, groups: list[str]) -> str:
+    """The title: the run's ``title`` parameter, else its programme's evaluation."""
+    if params.get("title"):
+        return str(params["title"])
+    if data_source in ("synthetic", "nhs_mar"):
+        return "What did the NHS New Care Models vanguards do to hospital use?"
+    return f"Evaluation of {_programme(data_source, params, groups)}: difference-in-differences"
+
+
+def _partial_sites() -> int:
+    path = config.SITE_AREAS
+    if not Path(path).is_file():
+        return 0
+    df = pd.read_csv(path, dtype=str, keep_default_na=False)
+    if not {"site_id", "coverage"} <= set(df.columns):
+        return 0
+    return int(df.loc[df["coverage"] == "part", "site_id"].nunique())
+
+
+def text_context(*, data_source: str, params: dict, hl: dict, head: pd.DataFrame,
+                 results: pd.DataFrame, findings: dict, hoped_for_pct: float,
+                 baseline: float | None, not_estimated_names: list[str]) -> dict:
+    """The values the prose template (``templates/report_text.md``) may name."""
+    from vanguard.mar.quality import QUALITY_THRESHOLD
+
+    groups = schema.groups_in(head["group"])
+    facts = findings["groups"]
+    pretrend_failed = [{"name": label("group", g), "p": fmt(f["pretrend"]["p"])}
+                       for g, f in facts.items()
+                       if f["pretrend"] is not None and f["pretrend"]["p"] < 0.05]
+    underpowered = [{"name": label("group", g), "mde": fmt(f["mde"]["pct"], 1),
+                     "bound": f["mde"]["overstates"]} for g, f in facts.items()
+                    if f["mde"] is not None and f["mde"]["pct"] > hoped_for_pct]
+    few = [f"{label('group', g)}: {int(f['row']['n_treated'])}" for g, f in facts.items()
+           if pd.notna(f["row"]["n_treated"]) and int(f["row"]["n_treated"]) < 10]
+    others = sorted(set(results.loc[results["analysis"] == "main", "estimator"])
+                    - {hl["estimator"], ""})
+    controls = sorted({int(v) for v in head["n_control"].dropna()})
+    nb01 = params.get("notebooks", {}).get("01_data", {}) if isinstance(
+        params.get("notebooks"), dict) else {}
+    quality = params.get("mar_quality", nb01.get("mar_quality", "drop"))
+    mixed = params.get("mar_mixed", nb01.get("mar_mixed", "exclude"))
+    def names(kind: str) -> str:
+        found = [label("group", g) for g, f in facts.items() if verdict(f["row"]) == kind]
+        return ", ".join(found[:-1]) + (" and " if len(found) > 1 else "") + (
+            found[-1] if found else "")
+
+    mdes = sorted(f["mde"]["pct"] for f in facts.values() if f["mde"] is not None)
+    mde_range = ("" if not mdes else f"{fmt(mdes[0], 1)} %" if len(mdes) == 1
+                 else f"{fmt(mdes[0], 1)} % to {fmt(mdes[-1], 1)} % (by site type)")
+    return {
+        "reductions": names("a clear reduction"),
+        "increases": names("a clear increase"),
+        "no_effect": names("no clear effect"),
+        "mde_range": mde_range,
+        "programme": _programme(data_source, params, groups),
+        "synthetic": data_source == "synthetic",
+        "real_mar": data_source == "nhs_mar",
+        "outcome": in_sentence(label("outcome", hl["outcome"])),
+        "outcome_cap": label("outcome", hl["outcome"]),
+        "scale_label": label("scale", hl["scale"]),
+        "headline_estimator": label("estimator", hl["estimator"]),
+        "other_estimators": (", ".join(label("estimator", e) for e in others)
+                             or "no other estimators"),
+        "percent_bases": percent_bases(
+            hl["scale"], baseline if has_published(load_published_table1(), hl["outcome"],
+                                                   groups) else None),
+        "mde_power": "80 %",
+        "n_not_estimated": len(not_estimated_names),
+        "not_estimated_names": "; ".join(not_estimated_names) or "nothing",
+        "pre_months": params.get("pre_months", 24),
+        "has_uec": schema.UEC in groups,
+        "n_control": " or ".join(map(str, controls)) or "n/a",
+        "inference_rule": plain(hl["rule"]),
+        "inference_by_group": "; ".join(
+            f"{label('inference', i)} for {label('group', g)}" for g, i in
+            head.drop_duplicates("group")[["group", "inference"]].itertuples(
+                index=False, name=None)),
+        "quality_action": "leaves the panel" if quality == "drop" else "stays in the panel "
+                          "(the rule is reported, not applied)",
+        "quality_threshold": f"{QUALITY_THRESHOLD:.0%}",
+        "mixed_action": "left out" if mixed == "exclude" else "kept",
+        "pretrend_failed": pretrend_failed,
+        "underpowered": underpowered,
+        "few_treated": "; ".join(few),
+        "hoped_for_pct": f"{hoped_for_pct:g}",
+        "n_partial": _partial_sites(),
+    }
+
+
+def _count_problems(content: dict, flow: pd.DataFrame) -> list[str]:
+    """Counts in the content whose flow key gives another number (should be none)."""
+    from vanguard.report_flow import flow_count
+
+    problems = []
+
+    def check(t, key):
+        if key:
+            want = flow_count(flow, key)
+            if want is None or f"{want:,}" != t.replace(" ", ""):
+                problems.append(f"{key}: shown {t}, flow {want}")
+
+    for tbl in content["all_tables"]:
+        for row in tbl["rows"]:
+            for cell in row:
+                if isinstance(cell, dict):
+                    check(cell["t"], cell.get("key", ""))
+    for para in content["findings"]["sentences"]:
+        for s in para:
+            check(s["t"], s.get("key", ""))
+    return problems
+
+
+def build_content(run: str, incomplete: tuple[str, ...] | list[str] = ()) -> dict:
     """Assemble the report content model of a run.
 
     Parameters
     ----------
     run : str
         Run name; files are read from :func:`vanguard.config.run_dir`.
+    incomplete : sequence of str
+        Notebooks of the run that did not finish
+        (:func:`vanguard.report.incomplete_notebooks`): page 1 shows what they would have
+        produced as missing instead of drawing it from another analysis.
 
     Returns
     -------
     dict
-        JSON-serialisable content: banner, summary, tables, figures, lessons, methods.
+        JSON-serialisable content: banner, key findings, tables, flow, figures, lessons,
+        methods, limitations, appendix, data availability.
 
     Raises
     ------
@@ -615,51 +619,83 @@ def build_content(run: str) -> dict:
     truth = load_truth() if synthetic else None
     truth_map = _truth_lookup(truth, hl["outcome"], hl["scale"])
     published = load_published_table1()
+    baseline = published_baseline(pd.read_csv(config.PUBLISHED_RESULTS, dtype=str,
+                                              keep_default_na=False))
+    hoped = float(params.get("hoped_for_pct", HOPED_FOR_PCT))
 
+    findings = key_findings(head, results, hl, published, baseline, hoped, truth_map,
+                            synthetic, tuple(incomplete))
     tables = []
     for outcome in [hl["outcome"]] + sorted(set(main["outcome"]) - {hl["outcome"]}):
         rows = headline_rows(main, hl, outcome)
         if rows.empty:
             continue
-        tables.append(main_table(rows, hl, outcome, published,
+        tables.append(main_table(rows, hl, outcome, published, baseline,
                                  _truth_lookup(truth, outcome, hl["scale"]), synthetic))
-
+    not_estimated = not_estimated_table(run_path)
+    flow = build_flow(run_path, head)
+    flow_tbl = flow_table(flow)
     balance = balance_table(run_path, hl["outcome"])
-    if balance is not None:
-        tables.append(balance)
+    appendix = robustness_tables(run_path, results, hl["outcome"], data_source)
     figures, left_out = figure_entries(run_path, hl["outcome"], sorted(set(results["outcome"])))
-    ev = _evidence(results, head, hl, params, data_source)
-    lessons = assess_lessons(load_lessons(), ev)
-    methods, limitations = methods_section(data_source, hl, params)
-    methods.insert(2, "This run's results hold the estimators "
-                   + ", ".join(sorted(set(results["estimator"]) - {""}))
-                   + "; inference methods " + ", ".join(
-                       INFERENCE_LABELS.get(i, i) for i in sorted(set(results["inference"])))
-                   + "; and the analyses " + ", ".join(sorted(set(results["analysis"]))) + ".")
+    figures = [{**f, "alt": plain(f["alt"])} for f in figures]
+    ev = _evidence(results, head, hl, params, data_source, tuple(incomplete))
+    lessons = [{**lsn, "evidence_text": plain(lsn.get("evidence_text", "")),
+                "prediction": plain(lsn.get("prediction", ""))}
+               for lsn in assess_lessons(load_lessons(), ev)]
+    text = render_text(text_context(
+        data_source=data_source, params=params, hl=hl, head=head, results=results,
+        findings=findings, hoped_for_pct=hoped, baseline=baseline,
+        not_estimated_names=list(dict.fromkeys(
+            f"{r[0].lower()} for {r[1]}"
+            for r in (not_estimated["rows"] if not_estimated else [])))))
     note = plots.source_note(data_source)
     banner = ("SYNTHETIC DATA - not real NHS data. Every estimate is from simulated areas "
               "and is shown beside the effect planted in the simulation." if synthetic else
               f"Data: {note.removeprefix('Source: ').rstrip('.')}.")
-    return {
-        "title": "Evaluation of the NHS New Care Models vanguards: difference-in-differences",
+    groups = schema.groups_in(head["group"])
+    content = {
+        "title": report_title(data_source, params, groups),
+        "subtitle": plain(str(manifest.get("description", ""))),
         "run": run,
         "data_source": data_source,
         "synthetic": synthetic,
         "banner": banner,
         "source_note": note,
         "git_commit": str(manifest.get("git_commit", "")),
-        "headline": hl,
-        "summary": executive_summary(head, hl, truth_map, synthetic),
+        "headline": {**hl, "rule": plain(hl["rule"])},
+        "findings": findings | {"groups": None},
+        "text": text,
         "tables": tables,
+        "not_estimated_table": not_estimated,
+        "flow": flow_tbl,
+        "balance": balance,
+        "appendix": appendix,
         "figures": figures,
         "figures_left_out": left_out,
         "lessons": lessons,
         "hoped_for_pct": ev.hoped_for_pct,
-        "methods": methods,
-        "limitations": limitations,
+        "methods": [{"name": n, "text": " ".join(b["text"] for b in text[k])}
+                    for n, k in (("Estimand", "estimand"), ("Model", "model"),
+                                 ("Windows", "windows"), ("Comparison areas", "controls"),
+                                 ("Inference", "inference"), ("Data quality", "quality"))],
+        "data_availability": data_availability(manifest, data_source, run_path),
+        "reproducibility_lines": reproducibility(manifest),
         "references": [
             MORCIANO_CITATION,
+            "Rambachan A, Roth J. A more credible approach to parallel trends. Review of "
+            "Economic Studies 2023;90(5):2555-2591.",
             "Published comparison figures and their sources: data/raw/published_results.csv.",
             "Lessons register and its sources: data/raw/lessons.csv.",
         ],
     }
+    content["findings"].pop("groups")
+    content["all_tables"] = ([findings["table"]] + tables + [flow_tbl]
+                             + ([balance] if balance else []) + appendix
+                             + ([not_estimated] if not_estimated else []))
+    problems = _count_problems(content, flow)
+    if problems:
+        flow_tbl["notes"].append("Counts that do not reconcile with this table: "
+                                 + "; ".join(problems) + ".")
+    content.pop("all_tables")
+    return content

@@ -1,8 +1,16 @@
 """Statistical disclosure control for published tables.
 
-NHS small-number rules: no published table may show a count between 1 and 7. Such
-cells are replaced by a marker (``*``) and the table carries a footnote saying why.
-Zero is not disclosive and stays; missing values stay missing.
+NHS small-number rules: no published table may show a count **of people or events**
+(admissions, attendances, referrals, residents) between 1 and 7. Such cells are replaced
+by a marker (``*``) and the table carries a footnote saying why. Zero is not disclosive
+and stays; missing values stay missing. Counts of areas, sites or area-months
+(:data:`AREA_COUNT_COLUMNS`) describe the design, not people, and are never suppressed.
+
+The same rule (:func:`is_small`) applies to every published file: the report (HTML and
+PDF are rendered from one content model, which shows no counts of people), the CSV files
+of ``results/``, ``tables/`` and ``figures/``, and the panel copied into the run
+(:func:`publish_run_panel`); :func:`audit_run` checks them all before a report is
+published.
 """
 
 from __future__ import annotations
@@ -100,6 +108,10 @@ def apply_sdc(
         out[col] = pd.Series(values, index=out.index, dtype=object)
     return out, suppressed
 
+
+AREA_COUNT_COLUMNS: frozenset[str] = frozenset({
+    "n_treated", "n_control", "n_obs", "n_areas", "n_months", "n", "n_sites"})
+"""Columns that count areas, sites, months or area-months: never suppressed."""
 
 _CELL_NUMBER = re.compile(r"^\s*(-?\d[\d,]*)\s*$")
 
@@ -242,3 +254,58 @@ def publish_run_panel(path, *, full: bool) -> str | None:
     safe, _ = suppress_panel(panel)
     write_parquet(path, safe)
     return "disclosure-controlled"
+
+
+def audit_run(run_path, count_columns: Sequence[str] | None = None) -> list[str]:
+    """Every published cell of a run that shows a count of people or events from 1 to 7.
+
+    Parameters
+    ----------
+    run_path : str or pathlib.Path
+        The run folder.
+    count_columns : sequence of str, optional
+        Names of columns that count people or events. Default: the count columns of the
+        run's ``data/panel.parquet`` (:func:`panel_count_columns`: the outcomes and the
+        population), or none when the run has no panel. :data:`AREA_COUNT_COLUMNS` are
+        never treated as such.
+
+    Returns
+    -------
+    list of str
+        ``"<file>: row <r>, column '<c>': <value>"`` (header = row 1), one per breach;
+        empty when the run is safe to publish. A panel the run marks as published in
+        full (public data, ``panel_published: full`` in the manifest) is not audited.
+    """
+    import json
+    from pathlib import Path
+
+    run_path = Path(run_path)
+    panel_path = run_path / "data" / "panel.parquet"
+    manifest = run_path / "manifest.json"
+    full = False
+    if manifest.is_file():
+        try:
+            full = json.loads(manifest.read_text(encoding="utf-8")).get(
+                "panel_published") == "full"
+        except (json.JSONDecodeError, AttributeError):
+            full = False
+    panel = pd.read_parquet(panel_path) if panel_path.is_file() else None
+    if count_columns is None:
+        count_columns = panel_count_columns(panel) if panel is not None else []
+    counts = [c for c in count_columns if c not in AREA_COUNT_COLUMNS]
+    breaches: list[str] = []
+
+    def scan(name: str, df: pd.DataFrame) -> None:
+        for col in counts:
+            if col not in df.columns:
+                continue
+            values = pd.to_numeric(df[col], errors="coerce")
+            for i in np.flatnonzero(values.map(is_small).to_numpy(dtype=bool)):
+                breaches.append(f"{name}: row {int(i) + 2}, column {col!r}: {df[col].iloc[i]}")
+
+    if panel is not None and not full:
+        scan(str(panel_path.relative_to(run_path)), panel)
+    for folder in ("results", "tables", "figures"):
+        for path in sorted((run_path / folder).glob("*.csv")):
+            scan(str(path.relative_to(run_path)), pd.read_csv(path, low_memory=False))
+    return breaches

@@ -1,0 +1,241 @@
+"""The editable prose template, the key findings box and the data and reproducibility box."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import jinja2
+import pandas as pd
+import pytest
+from test_report import _parse, fabricate_results, make_run
+
+from vanguard import config, schema
+from vanguard.report_text import TEXT_TEMPLATE, read_sections, render_text
+
+
+def test_the_shipped_template_has_the_sections_the_report_prints():
+    names = set(read_sections())
+    assert {"question", "findings_lead", "estimand", "model", "windows", "controls",
+            "inference", "quality", "limitations", "not_estimated_banner"} <= names
+
+
+def test_an_edited_template_changes_the_report_text_without_python(tmp_path):
+    path = tmp_path / "text.md"
+    path.write_text("<!-- a note for editors -->\n## question\nWhat did {{ programme }} do?"
+                    "\n\nSecond paragraph.\n- a point\n  continued\n## other\n{% if flag %}"
+                    "shown{% endif %}\n", encoding="utf-8")
+    out = render_text({"programme": "the falls scheme", "flag": False}, path)
+    assert out["question"] == [{"kind": "p", "text": "What did the falls scheme do?"},
+                               {"kind": "p", "text": "Second paragraph."},
+                               {"kind": "li", "text": "a point continued"}]
+    assert out["other"] == []
+
+
+def test_a_misspelt_placeholder_stops_the_report(tmp_path):
+    path = tmp_path / "text.md"
+    path.write_text("## question\n{{ programe }}\n", encoding="utf-8")
+    with pytest.raises(jinja2.UndefinedError, match="programe"):
+        render_text({"programme": "x"}, path)
+    path.write_text("## a\nx\n## a\ny\n", encoding="utf-8")
+    with pytest.raises(ValueError, match="appears twice"):
+        read_sections(path)
+
+
+def test_the_template_holds_no_numbers_of_results():
+    """Numbers flow in from the results: the only digits in the prose are fixed facts
+    of the design (dates, the 95 % level, the 0-35 months of years 1-3)."""
+    text = re.sub(r"\{\{.*?\}\}|\{%.*?%\}|<!--.*?-->", "", TEXT_TEMPLATE.read_text(),
+                  flags=re.S)
+    numbers = set(re.findall(r"\d+(?:\.\d+)?", text))
+    assert numbers <= {"95", "0", "1", "2", "3", "35", "5", "2015", "2018", "2019", "2013",
+                       "0.05"}, numbers
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory):
+    from vanguard.report import build_report
+
+    mp = pytest.MonkeyPatch()
+    root = tmp_path_factory.mktemp("text")
+    res = fabricate_results()
+    run = make_run(root, mp, name="text", results=res)
+    run_path = config.run_dir(run)
+    m = json.loads((run_path / "manifest.json").read_text())
+    m.update(git_commit="a" * 40, git_dirty=True, parameter_set="params/ci.yml",
+             parameters={"data_source": "synthetic", "seed": 4242},
+             packages={"numpy": "9.9.9", "typst": "0.0.1"})
+    (run_path / "manifest.json").write_text(json.dumps(m))
+    html_path, pdf_path = build_report(run)
+    from vanguard import report as rep
+
+    content = rep.build_content(run)
+    yield {"html": html_path.read_text(encoding="utf-8"), "content": content,
+           "run_path": run_path, "res": res}
+    mp.undo()
+
+
+def test_page_one_answers_the_question_with_the_numbers(report):
+    summary = report["html"].split('id="summary"')[1].split("</section>")[0]
+    cells = _parse(summary).cells
+    res = report["res"]
+    r = res[(res["analysis"] == "main") & (res["group"] == "care_home")
+            & (res["window"] == "years_1_3") & (res["inference"] == "wild_bootstrap")].iloc[0]
+    assert f"{r['pct']:.1f} % ({r['pct_ci_low']:.1f} to {r['pct_ci_high']:.1f})" in cells
+    power = res[(res["analysis"] == "power") & (res["group"] == "care_home")
+                & (res["param"] == 0.8)].iloc[0]
+    assert f"Effects smaller than <span class=\"num\">{power['pct']:.1f}</span> % could not " \
+           "be detected" in summary
+    # the care-home pre-trend test of the fabricated run fails (p = 0.0312)
+    assert "failed (p = 0.031)" in cells
+    assert "passed (p = 0.412)" in cells
+    # the published estimate on the same scale (rate: per 1,000 per month)
+    assert "-0.042 per 1,000 per month (-0.082 to -0.002), -0.5 %" in cells  # % of 7.9
+
+
+def test_the_base_of_every_percentage_is_stated_once(report):
+    assert report["html"].count("Every % in this report is a % of") == 1
+
+
+def test_failed_pretrend_and_power_become_limitations(report):
+    lim = report["html"].split("Limitations of this run")[1].split("</section>")[0]
+    assert "for Enhanced health in care homes the pre-trend test failed (p = 0.031)" in lim
+    assert "Population-based (PACS &amp; MCP) the pre-trend" not in lim
+
+
+def test_methods_box_states_estimand_model_windows_controls_inference_quality(report):
+    names = [m["name"] for m in report["content"]["methods"]]
+    assert names == ["Estimand", "Model", "Windows", "Comparison areas", "Inference",
+                     "Data quality"]
+    model = report["content"]["methods"][1]["text"]
+    assert "y(i,t) = a(i) + m(t) + b x D(i,t) + e(i,t)" in model
+    assert "186" in report["content"]["methods"][3]["text"]
+
+
+def test_data_box_in_html_and_pdf_names_commit_dirty_state_seed_and_packages(report):
+    import typst
+
+    from vanguard import report as rep
+
+    box = report["html"].split('id="data"')[1].split("</section>")[0]
+    for text in ("a" * 40, "uncommitted changes", "params/ci.yml", "seed 4242",
+                 "numpy 9.9.9", "Synthetic England"):
+        assert text in box, text
+    content = {**report["content"], "failure_banner": "", "not_estimated": [],
+               "incomplete_notebooks": []}
+    found = typst.query((rep.TEMPLATES / "report.typ").read_bytes(), "<data-box>",
+                        root=str(report["run_path"]),
+                        sys_inputs={"content": json.dumps(content,
+                                                          default=rep._json_default)})
+    for text in ("a" * 40, "uncommitted changes", "params/ci.yml", "seed 4242", "numpy 9.9.9"):
+        assert text in found, text
+
+
+def test_a_custom_programme_gets_its_own_title(tmp_path, monkeypatch):
+    from vanguard.report import build_report
+
+    res = fabricate_results()
+    res = res[res["analysis"] == "main"].assign(
+        group=lambda d: d["group"].map({"population_based": "falls_prevention",
+                                        "care_home": "home_visits"}))
+    res = schema.results_frame(res)
+    run = make_run(tmp_path, monkeypatch, name="custom", data_source="falls", results=res,
+                   truth=False, panel=False)
+    html = build_report(run)[0].read_text(encoding="utf-8")
+    title = re.search(r"<h1>(.*?)</h1>", html).group(1)
+    assert "vanguard" not in title.lower()
+    assert "falls prevention" in title
+    # nothing was published for these groups: no comparison column, no published base
+    summary = html.split('id="summary"')[1].split("</section>")[0]
+    assert "Morciano" not in summary and "7.9 per 1,000" not in summary
+
+
+def test_a_failed_event_study_is_missing_on_page_one_not_replaced(tmp_path, monkeypatch):
+    """The event-study notebook failed: its pre-trend test is shown as missing, and the
+    Callaway-Sant'Anna test that the DiD notebook also wrote does not stand in for it."""
+    from vanguard.report import build_report
+
+    res = fabricate_results()
+    res = res[~res["analysis"].isin(["event_study", "pretrend"])]
+    cs_test = [dict(data_source="synthetic", analysis="pretrend", estimator="cs_never",
+                    outcome="emergency_admissions", scale="rate", group=g, window="pre",
+                    estimate=2.0, p_value=0.0077, inference="multiplier_bootstrap")
+               for g in ("population_based", "care_home")]
+    res = schema.results_frame(pd.concat([res, schema.results_frame(cs_test)]))
+    run = make_run(tmp_path, monkeypatch, name="noes", results=res)
+    run_path = config.run_dir(run)
+    m = json.loads((run_path / "manifest.json").read_text())
+    m.update(status="failed", notebooks=[
+        {"notebook": "04_event_study", "output": "notebooks/04_event_study__x.ipynb",
+         "ok": False, "status": "failed"}])
+    (run_path / "manifest.json").write_text(json.dumps(m))
+    html = build_report(run, allow_incomplete=True)[0].read_text(encoding="utf-8")
+    summary = html.split('id="summary"')[1].split("</section>")[0]
+    assert "missing: 04_event_study__x (failed) did not finish" in summary
+    assert "0.008" not in summary and "pre-trend test failed" not in summary
+    lessons = html.split('id="lessons"')[1].split("</section>")[0]
+    assert "p = 0.008" not in lessons
+
+
+def test_a_complete_run_names_a_substitute_pretrend_test(tmp_path, monkeypatch):
+    """Without an event study, another estimator's pre-trend test may be shown, by name."""
+    from vanguard.report import build_report
+
+    res = fabricate_results()
+    res = res[~res["analysis"].isin(["event_study", "pretrend"])]
+    cs_test = [dict(data_source="synthetic", analysis="pretrend", estimator="cs_never",
+                    outcome="emergency_admissions", scale="rate", group="care_home",
+                    window="pre", estimate=2.0, p_value=0.0077,
+                    inference="multiplier_bootstrap")]
+    res = schema.results_frame(pd.concat([res, schema.results_frame(cs_test)]))
+    run = make_run(tmp_path, monkeypatch, name="cs", results=res)
+    doc = _parse(build_report(run)[0].read_text(encoding="utf-8"))
+    assert "failed (p = 0.008, Callaway-Sant'Anna (never-treated comparison))" in doc.cells
+
+
+def test_the_short_answer_gives_each_site_types_verdict(report):
+    answer = report["html"].split('id="answer"')[1].split("</div>")[0]
+    res = report["res"]
+    head = res[(res["analysis"] == "main") & (res["estimator"] == "twfe")
+               & (res["inference"] == "wild_bootstrap") & (res["window"] == "years_1_3")]
+    for r in head.itertuples():
+        name = {"population_based": "Population-based (PACS &amp; MCP)",
+                "care_home": "Enhanced health in care homes"}[r.group]
+        if r.ci_high < 0:
+            assert f"a clear reduction in emergency admissions for {name}" in answer or (
+                "a clear reduction" in answer and name in answer)
+        elif r.ci_low > 0:
+            assert "a clear increase" in answer and name in answer
+        else:
+            assert "no clear effect" in answer and name in answer
+    assert "could not be detected" in answer
+    assert "Enhanced health in care homes the trends before the start already differed" \
+        in answer
+
+
+def test_an_uncertain_published_unit_is_said_beside_the_comparison(tmp_path, monkeypatch):
+    from vanguard.report import build_report
+
+    res = fabricate_results()
+    beds = res[res["analysis"] == "main"].assign(outcome="bed_days")
+    res = schema.results_frame(pd.concat([res, beds], ignore_index=True))
+    run = make_run(tmp_path, monkeypatch, name="beds", results=res)
+    html = build_report(run)[0].read_text(encoding="utf-8")
+    beds_table = html.split('id="main-bed_days"')[1].split("</table>")[0]
+    notes = html.split('id="main-bed_days"')[1].split("<table")[0]
+    assert "0.011 (-0.017 to 0.039)" in beds_table  # published years 1-3, population-based
+    assert "The published unit is uncertain" in notes and "per, 00" in notes
+    ea_notes = html.split('id="main-emergency_admissions"')[1].split("<table")[0]
+    assert "uncertain" not in ea_notes
+
+
+def test_published_figures_on_another_scale_are_called_not_comparable():
+    from vanguard.report_findings import published_text
+
+    p = pd.Series({"estimate": -0.042, "ci_low": -0.082, "ci_high": -0.002})
+    assert published_text(p, "count", 7.9).startswith("not comparable, because the "
+                                                      "published figures are rates")
+    assert published_text(p, "log", None).startswith("not comparable")
+    # -0.042 / 7.9 = -0.53 %; the upper limit -0.025 % rounds to 0.0 (no negative zero)
+    assert published_text(p, "poisson", 7.9) == "-0.5 % (-1.0 % to 0.0 %)"
+    assert published_text(None, "rate", 7.9).startswith("not published")
