@@ -240,11 +240,34 @@ def sensitivity_table(df: pd.DataFrame, window: str = "years_1_3") -> dict:
                       "areas differ from the flow of areas by design."]}
 
 
-def sustainability_table(df: pd.DataFrame) -> dict:
+def skipped_note(run_path: Path, kind: str, outcome: str) -> str:
+    """One sentence naming what a sensitivity notebook did not estimate, and why.
+
+    Reads ``tables/<kind>_skipped__<outcome>.csv``; empty when the file is absent or
+    lists nothing.
+    """
+    path = run_path / "tables" / f"{kind}_skipped__{outcome}.csv"
+    if not path.is_file():
+        return ""
+    sk = pd.read_csv(path, dtype=str, keep_default_na=False)
+    if sk.empty:
+        return ""
+    parts = []
+    for (key, reason), rows in sk.groupby(["sensitivity", "reason"], sort=False):
+        name = rows["sensitivity_label"].iloc[0].strip() or label("sensitivity", key)
+        groups = ", ".join(label("group", g) for g in schema.groups_in(rows["group"]))
+        parts.append(f"{plain(name)} ({groups}): {plain(reason)}")
+    return "Not estimated: " + "; ".join(parts) + "."
+
+
+def sustainability_table(df: pd.DataFrame, data_source: str = "") -> dict:
     rows = []
     for g in schema.groups_in(df["group"]):
         first = True
-        for _, r in df[df["group"] == g].sort_values("window").iterrows():
+        rank = {"years_1_3": 0, "year_4": 1, "sustainability": 2}
+        sel = df[df["group"] == g]
+        for _, r in sel.iloc[sel["window"].map(lambda w: rank.get(w, 3)).argsort(
+                kind="stable")].iterrows():
             d = digits_for(r["scale"])
             rows.append([label("group", g) if first else "", label("window", r["window"]),
                          _ci(r, d), _pct(r), fmt(r["p_value"])])
@@ -252,8 +275,12 @@ def sustainability_table(df: pd.DataFrame) -> dict:
     return {"title": "Sustainability: after the programme's funding ended",
             "columns": ["Site type", "Window", "Effect (95% CI)", "% change (95% CI)", "p"],
             "rows": rows, "id": "appendix-sustainability",
-            "notes": ["April 2018 - December 2019 beside years 1-3 estimated on the same "
-                      "panel, so the two windows compare like with like."]}
+            "notes": [("On the real data the panel runs to December 2019 (April 2019 CCG "
+                       "footprint), so for the sites that started in April 2015 the window "
+                       "after the programme is April 2018 - December 2019; "
+                       if data_source == "nhs_mar" else "")
+                      + "years 1-3 are estimated on the same panel, so the windows compare "
+                      "like with like."]}
 
 
 def robustness_tables(run_path: Path, results: pd.DataFrame, outcome: str,
@@ -266,9 +293,15 @@ def robustness_tables(run_path: Path, results: pd.DataFrame, outcome: str,
     sens = read_extra(run_path, "sensitivity", outcome, SENSITIVITY_EXTRA)
     if sens is not None and len(sens):
         tables.append(sensitivity_table(sens))
+        note = skipped_note(run_path, "sensitivity", outcome)
+        if note:
+            tables[-1]["notes"].append(note)
     sus = read_extra(run_path, "sustainability", outcome)
     if sus is not None and len(sus):
-        tables.append(sustainability_table(sus))
+        tables.append(sustainability_table(sus, data_source))
+        note = skipped_note(run_path, "sustainability", outcome)
+        if note:
+            tables[-1]["notes"].append(note)
     out = [t for t in tables if t is not None]
     units = {str(s) for s in results.loc[results["outcome"] == outcome, "scale"]}
     for t in out:

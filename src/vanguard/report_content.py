@@ -41,7 +41,14 @@ from vanguard.report_findings import (
 )
 from vanguard.report_flow import PANEL, build_flow, count_key, flow_table
 from vanguard.report_labels import INFERENCE_LABELS, in_sentence, label, plain
-from vanguard.report_lessons import Evidence, assess_lessons, load_lessons, site_heterogeneity
+from vanguard.report_lessons import (
+    Evidence,
+    assess_lessons,
+    lesson_inputs,
+    load_lessons,
+    site_heterogeneity,
+    untested_sentence,
+)
 from vanguard.report_provenance import data_availability, reproducibility
 from vanguard.report_text import render_text
 
@@ -418,7 +425,8 @@ def balance_table(run_path: Path, outcome: str) -> dict | None:
 
 
 def _evidence(results: pd.DataFrame, head: pd.DataFrame, hl: dict, params: dict,
-              data_source: str, incomplete: tuple[str, ...] = ()) -> Evidence:
+              data_source: str, incomplete: tuple[str, ...] = (),
+              run_path: Path | None = None) -> Evidence:
     same = (results["outcome"] == hl["outcome"]) & (results["scale"] == hl["scale"])
     alternatives = results[same & results["analysis"].isin(["main", "inference"])]
     alternatives = alternatives.drop_duplicates(["group", "window", "estimator", "inference"])
@@ -454,7 +462,8 @@ def _evidence(results: pd.DataFrame, head: pd.DataFrame, hl: dict, params: dict,
     hoped = float(params.get("hoped_for_pct", HOPED_FOR_PCT))
     return Evidence(headline=head, alternatives=alternatives, pretrend_p=pretrend,
                     heterogeneity=site_heterogeneity(ps) if len(ps) else {},
-                    mde_pct=mde, hoped_for_pct=hoped, data_source=data_source)
+                    mde_pct=mde, hoped_for_pct=hoped, data_source=data_source,
+                    **lesson_inputs(results, hl["outcome"], hl["scale"], run_path))
 
 
 # ---------------------------------------------------------------------------
@@ -638,11 +647,15 @@ def build_content(run: str, incomplete: tuple[str, ...] | list[str] = ()) -> dic
     balance = balance_table(run_path, hl["outcome"])
     appendix = robustness_tables(run_path, results, hl["outcome"], data_source)
     figures, left_out = figure_entries(run_path, hl["outcome"], sorted(set(results["outcome"])))
-    figures = [{**f, "alt": plain(f["alt"])} for f in figures]
-    ev = _evidence(results, head, hl, params, data_source, tuple(incomplete))
+    figures = [{**f, "alt": plain(f["alt"]), "caption": plain(f.get("caption") or f["alt"]),
+                "sentence": plain(f.get("sentence") or "")} for f in figures]
+    ev = _evidence(results, head, hl, params, data_source, tuple(incomplete), run_path)
+    assessed = assess_lessons(load_lessons(), ev)
+    # lessons these data cannot test are one sentence under the table, not rows
     lessons = [{**lsn, "evidence_text": plain(lsn.get("evidence_text", "")),
                 "prediction": plain(lsn.get("prediction", ""))}
-               for lsn in assess_lessons(load_lessons(), ev)]
+               for lsn in assessed if lsn.get("testable", True)]
+    lessons_untested = plain(untested_sentence(assessed))
     text = render_text(text_context(
         data_source=data_source, params=params, hl=hl, head=head, results=results,
         findings=findings, hoped_for_pct=hoped, baseline=baseline,
@@ -674,6 +687,7 @@ def build_content(run: str, incomplete: tuple[str, ...] | list[str] = ()) -> dic
         "figures": figures,
         "figures_left_out": left_out,
         "lessons": lessons,
+        "lessons_untested": lessons_untested,
         "hoped_for_pct": ev.hoped_for_pct,
         "methods": [{"name": n, "text": " ".join(b["text"] for b in text[k])}
                     for n, k in (("Estimand", "estimand"), ("Model", "model"),

@@ -64,7 +64,8 @@ SCALE_UNITS: dict[str, str] = {
 }
 WINDOW_LABELS: dict[str, str] = {
     **schema.WINDOW_LABELS,
-    "sustainability": "April 2018 - December 2019 (after the programme)",
+    "sustainability": "month 36 after the start to the last month (after the programme)",
+    "year_4": "Year 4 (months 36-47, after the programme)",
     "post_average": "average of the post-period",
     "pre": "pre-period",
 }
