@@ -260,13 +260,15 @@ def skipped_note(run_path: Path, kind: str, outcome: str) -> str:
     return "Not estimated: " + "; ".join(parts) + "."
 
 
+SUSTAINABILITY_ORDER = {"years_1_3": 0, "year_4": 1, "sustainability": 2}
+
+
 def sustainability_table(df: pd.DataFrame, data_source: str = "") -> dict:
     rows = []
     for g in schema.groups_in(df["group"]):
         first = True
-        rank = {"years_1_3": 0, "year_4": 1, "sustainability": 2}
         sel = df[df["group"] == g]
-        for _, r in sel.iloc[sel["window"].map(lambda w: rank.get(w, 3)).argsort(
+        for _, r in sel.iloc[sel["window"].map(SUSTAINABILITY_ORDER).fillna(3).argsort(
                 kind="stable")].iterrows():
             d = digits_for(r["scale"])
             rows.append([label("group", g) if first else "", label("window", r["window"]),
