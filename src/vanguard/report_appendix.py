@@ -281,7 +281,8 @@ def sustainability_table(df: pd.DataFrame, data_source: str = "") -> dict:
                        "footprint), so for the sites that started in April 2015 the window "
                        "after the programme is April 2018 - December 2019; "
                        if data_source == "nhs_mar" else "")
-                      + "years 1-3 are estimated on the same panel, so the windows compare "
+                      + ("years" if data_source == "nhs_mar" else "Years")
+                      + " 1-3 are estimated on the same panel, so the windows compare "
                       "like with like."]}
 
 
