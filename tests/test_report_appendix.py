@@ -111,7 +111,22 @@ def test_sensitivities_are_labelled_headline_first(appendix_html):
 
 def test_sustainability_window_is_named_in_words(appendix_html):
     a = _appendix(appendix_html)
-    assert "April 2018 - December 2019" in a
+    # synthetic data: named by months since start, with no real-data calendar months
+    assert "month 36 after the start to the last month" in a
+    assert "April 2018 - December 2019" not in a
+
+
+def test_sustainability_months_are_named_on_the_real_data():
+    from vanguard.report_appendix import sustainability_table
+
+    rows = schema.results_frame([dict(analysis="sustainability", estimator="twfe", outcome=OUT,
+                                      scale="rate", group="care_home", window=w, estimate=0.1,
+                                      ci_low=-0.1, ci_high=0.3, p_value=0.4)
+                                 for w in ("sustainability", "years_1_3", "year_4")])
+    real = sustainability_table(rows, "nhs_mar")
+    assert "April 2018 - December 2019" in real["notes"][0]
+    assert [r[1] for r in real["rows"]][0].startswith("Years 1-3")
+    assert "April 2018" not in sustainability_table(rows, "synthetic")["notes"][0]
 
 
 def test_honest_breakdown_is_the_largest_m_that_excludes_zero(appendix_html):
