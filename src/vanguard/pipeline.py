@@ -56,6 +56,7 @@ import datetime as dt
 import importlib.metadata
 import itertools
 import json
+import math
 import multiprocessing
 import os
 import re
@@ -89,7 +90,8 @@ STAGES: tuple[tuple[str, ...], ...] = (
 """Notebooks in run order; notebooks within a stage run in parallel."""
 
 LONGEST_FIRST: tuple[str, ...] = ("04_event_study", "05_robustness", "03_did", "02_trends")
-"""Within a stage, start the slowest notebooks first so no core idles at the end."""
+"""Within a stage, start the slowest notebooks first so no core idles at the end (the
+order used where no earlier run of the same name says how long each job took)."""
 
 THREAD_VARS: tuple[str, ...] = (
     "OMP_NUM_THREADS",
@@ -610,6 +612,61 @@ def execute_job(job: Job, timeout: int = DEFAULT_TIMEOUT, threads: int | None = 
     return JobResult(job, ok, error, wall, _cell_seconds(job.output_path), failed)
 
 
+def previous_durations(run_path: Path) -> dict[str, float]:
+    """Wall seconds of each job of the last run of this name, from its manifest.
+
+    Returns
+    -------
+    dict
+        Job label -> seconds, for the jobs that finished (empty without a readable
+        manifest).
+    """
+    try:
+        manifest = json.loads((run_path / "manifest.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    out = {}
+    for entry in manifest.get("notebooks", []) if isinstance(manifest, dict) else []:
+        try:
+            label = Path(str(entry["output"])).stem
+            seconds = float(entry["wall_seconds"])
+        except (KeyError, TypeError, ValueError):
+            continue
+        if entry.get("status", "ok") == "ok" and math.isfinite(seconds):
+            out[label] = seconds
+    return out
+
+
+def longest_first(wave: Sequence[Job], durations: Mapping[str, float] | None = None) -> list[Job]:
+    """Jobs of one stage in start order: longest expected first (LPT scheduling).
+
+    A job's expected length is its wall time in the previous run (``durations``). Jobs
+    without one (a first run, a new notebook or grid value) start before those with one,
+    since a long job started late leaves a core idle at the end; among themselves they
+    follow :data:`LONGEST_FIRST`, a notebook not listed there after its two slowest.
+    Ties keep plan order.
+
+    Parameters
+    ----------
+    wave : sequence of Job
+    durations : mapping, optional
+        Job label -> seconds.
+
+    Returns
+    -------
+    list of Job
+    """
+    durations = durations or {}
+    rank = {name: float(i) for i, name in enumerate(LONGEST_FIRST)}
+
+    def key(job: Job) -> tuple[int, float]:
+        if job.label in durations:
+            return (1, -durations[job.label])
+        return (0, rank.get(job.notebook, min(1.5, len(rank))))
+
+    return sorted(wave, key=key)
+
+
 def _worker_init() -> None:
     """Pool worker set-up: leave Ctrl-C to the runner.
 
@@ -631,6 +688,7 @@ def run_jobs(
     timeout: int,
     progress: bool = True,
     after_stage: Callable[[list[JobResult]], None] | None = None,
+    durations: Mapping[str, float] | None = None,
 ) -> list[JobResult]:
     """Run stages in order, the jobs of each stage in a process pool.
 
@@ -653,6 +711,9 @@ def run_jobs(
     after_stage : callable, optional
         Called with the results so far after each stage (the runner updates the manifest,
         so that later notebooks can see which earlier ones failed).
+    durations : mapping, optional
+        Job label -> wall seconds of an earlier run, for the start order
+        (:func:`longest_first`).
 
     Returns
     -------
@@ -675,7 +736,6 @@ def run_jobs(
     ctx = multiprocessing.get_context("spawn")
     n_workers = max(1, min(workers, total or 1))
     threads = max(1, default_workers() // n_workers)
-    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
     pool = cf.ProcessPoolExecutor(max_workers=n_workers, mp_context=ctx, initializer=_worker_init)
     running: set[str] = set()
     try:
@@ -692,7 +752,7 @@ def run_jobs(
                         )
                         bar.update()
                     continue
-                ordered = sorted(wave, key=lambda j: rank.get(j.notebook, len(rank)))
+                ordered = longest_first(wave, durations)
                 futures = {}
                 for job in ordered:
                     running.add(job.label)  # before submit: a signal may come in between
@@ -1401,6 +1461,7 @@ def run_pipeline(
         raise DataError(run_path, "a run folder that can be created", found=str(exc)) from exc
     panel_file = run_path / "data" / "panel.parquet"
     with RunLock(run_path), stop_signals():
+        durations = previous_durations(run_path)  # before the old manifest goes
         clean_run_folder(run_path)
         t0 = time.perf_counter()
         published: list[str | None] = [None]
@@ -1424,7 +1485,8 @@ def run_pipeline(
         try:
             record([])
             results = run_jobs(waves, workers=n_workers, timeout=ps["timeout"],
-                               progress=progress, after_stage=after_stage)
+                               progress=progress, after_stage=after_stage,
+                               durations=durations)
             # a run whose analysis stage did not finish has not published its panel yet
             published[0] = sdc.publish_run_panel(panel_file, full=full_panel)
             record(results, finished=True)
