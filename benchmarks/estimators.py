@@ -113,6 +113,11 @@ def bench_twfe(panel: pd.DataFrame, repeats: int, quick: bool, scale: str = SCAL
         design = prepare(panel, OUTCOME, scale=scale, pre_months=24, post_months=36)
         sets = twfe.window_sets(schema.resolve_windows(windows))
         frames = [twfe.add_window_dummies(design, ws) for ws in sets]
+        # the bare computation: the model's columns only, as a direct caller passes them
+        frames = [
+            (f[["y", "area", "t", *cols.values(), *twfe.nuisance_columns(f, design.groups)]], cols)
+            for f, cols in frames
+        ]
 
     def wrapper():
         with warnings.catch_warnings():
@@ -124,7 +129,8 @@ def bench_twfe(panel: pd.DataFrame, repeats: int, quick: bool, scale: str = SCAL
     def raw():
         fits = []
         for frame, cols in frames:
-            fml = f"y ~ {' + '.join(cols.values())} | area + t"
+            regs = [*cols.values(), *twfe.nuisance_columns(frame, design.groups)]
+            fml = f"y ~ {' + '.join(regs)} | area + t"
             call = pf.fepois if poisson else pf.feols
             fits.append(call(fml, data=frame, vcov={"CRV1": "area"}))
         return fits
