@@ -1124,9 +1124,11 @@ def randomisation_inference(
     else:
         start_values = np.unique(starts)
         pos = {a: i for i, a in enumerate(pool)}
-        chosen = np.array([[pos[a] for a in d] for d in draws], dtype=np.int64)
+        shape = (n_perm, len(starts))
+        chosen = np.array([[pos[a] for a in d] for d in draws], dtype=np.int64).reshape(shape)
         chosen_start = np.searchsorted(
-            start_values, np.array([list(d.values()) for d in draws], dtype=np.int64)
+            start_values,
+            np.array([list(d.values()) for d in draws], dtype=np.int64).reshape(shape),
         )
         b_fwl, k_fwl, redo = _fwl_permutations(
             y,
@@ -1138,8 +1140,8 @@ def randomisation_inference(
             windows,
             pool_codes,
             start_values,
-            chosen.reshape(n_perm, -1),
-            chosen_start.reshape(n_perm, -1),
+            chosen,
+            chosen_start,
         )
         b_perm[:], k_perm[:] = b_fwl, k_fwl
     for i in redo:
