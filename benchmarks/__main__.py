@@ -324,6 +324,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             report_repeats=report_repeats,
             logs=logs,
             command="python -m benchmarks " + " ".join(argv if argv is not None else sys.argv[1:]),
+            cores=os.cpu_count(),
         )
         print(f"[bench] wrote {docs.write(args.write_docs, page)}")
     if args.profile:

@@ -121,6 +121,8 @@ def _reading(section: str, rows: pd.DataFrame) -> list[str]:
                     f"{_num(r['value']):.2f}."
                 )
         for _, r in rows.iterrows():
+            if "baseline" in str(r["implementation"]):
+                continue
             if "aggregate" in str(r["case"]) and math.isfinite(_num(r["median_s"])):
                 out.append(
                     f"- {r['implementation']} at {r['size']}: {_seconds(_num(r['median_s']))}"
@@ -131,6 +133,36 @@ def _reading(section: str, rows: pd.DataFrame) -> list[str]:
                     )
                 )
     return out
+
+
+def _first_load(text: str) -> float:
+    """The 1-minute figure of an ``uptime`` load string (NaN if there is none)."""
+    m = re.match(r"\s*([0-9]+(?:\.[0-9]+)?)", text)
+    return float(m.group(1)) if m else math.nan
+
+
+def shared_machine_note(logs: Sequence[SectionLog], cores: int | None) -> str:
+    """A sentence saying how crowded the run was, from the loads around each family.
+
+    Returns
+    -------
+    str
+        Empty when no load is known.
+    """
+    loads = [x for log in logs for x in (_first_load(log.load_before), _first_load(log.load_after))]
+    loads = [x for x in loads if math.isfinite(x)]
+    if not loads:
+        return ""
+    lo, hi = min(loads), max(loads)
+    if cores and hi > cores:
+        return (
+            f"**This run shared the machine**: the 1-minute load average was {lo:.1f} to "
+            f"{hi:.1f} on {cores} cores, so every time here is slower than on a quiet "
+            "machine and the whole report most of all; re-run `make bench "
+            "BENCH_ARGS=--write-docs` on a quiet machine before reading figures against "
+            "their goals."
+        )
+    return f"The 1-minute load average stayed between {lo:.1f} and {hi:.1f} on {cores} cores."
 
 
 def render(
@@ -144,6 +176,7 @@ def render(
     report_repeats: int,
     logs: Sequence[SectionLog],
     command: str,
+    cores: int | None = None,
 ) -> str:
     """The whole page.
 
@@ -163,6 +196,8 @@ def render(
         Per family: seconds and the load before and after.
     command : str
         The command that produced it.
+    cores : int, optional
+        Logical cores of the machine (to judge the load).
 
     Returns
     -------
@@ -182,6 +217,9 @@ def render(
         "interleaved or run back to back, so they suffer less.",
         "",
     ]
+    note = shared_machine_note(logs, cores)
+    if note:
+        lines += [note, ""]
     by_section = {log.section: log for log in logs}
     for section in [s for s in TITLES if s in set(table["section"])]:
         rows = _rows(table, section)
