@@ -71,14 +71,19 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from io import StringIO
 from pathlib import Path
-from typing import Any
-
-import nbformat
+from typing import TYPE_CHECKING, Any
 
 from vanguard import config
 from vanguard import params as params_module
 from vanguard.errors import DataError
 from vanguard.io import sha256_file, write_text
+
+if TYPE_CHECKING:
+    import nbformat
+
+# nbformat is imported where a notebook is read or written, not here: every notebook
+# kernel imports this module (its parameter check reads the parameters cell), and
+# nbformat's schema validator takes seconds to import, which a kernel would pay per job.
 
 # --- the notebooks ---------------------------------------------------------------
 
@@ -301,8 +306,15 @@ def load_params(spec: str | Path) -> dict:
 # --- notebook parameters cells ---------------------------------------------------------
 
 
-def parameters_cell(nb: nbformat.NotebookNode, path: str | Path = "<notebook>") -> str:
+def parameters_cell(nb: Mapping, path: str | Path = "<notebook>") -> str:
     """Source of the one code cell tagged ``parameters``.
+
+    Parameters
+    ----------
+    nb : nbformat.NotebookNode or dict
+        A notebook, as nbformat reads it or as its JSON parses.
+    path : str or pathlib.Path
+        Named in errors.
 
     Raises
     ------
@@ -311,12 +323,31 @@ def parameters_cell(nb: nbformat.NotebookNode, path: str | Path = "<notebook>") 
     """
     cells = [
         c
-        for c in nb.cells
-        if c.cell_type == "code" and "parameters" in c.get("metadata", {}).get("tags", [])
+        for c in nb["cells"]
+        if c.get("cell_type") == "code"
+        and "parameters" in (c.get("metadata") or {}).get("tags", [])
     ]
     if len(cells) != 1:
         raise DataError(path, "exactly one code cell tagged 'parameters'", found=len(cells))
-    return cells[0].source
+    source = cells[0].get("source", "")
+    # the JSON form may split a cell's source into lines
+    return "".join(source) if isinstance(source, list) else source
+
+
+def _read_notebook_json(path: str | Path) -> dict:
+    """A version-4 notebook as plain JSON (without importing nbformat); other versions
+    go through nbformat's conversion."""
+    try:
+        nb = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise DataError(path, "a readable notebook (.ipynb JSON)", found=str(exc)) from exc
+    if not isinstance(nb, dict) or nb.get("nbformat") != 4 or not isinstance(
+        nb.get("cells"), list
+    ):
+        import nbformat
+
+        return nbformat.read(path, as_version=4)
+    return nb
 
 
 def notebook_parameters(path: str | Path) -> dict[str, NotebookParameter]:
@@ -341,8 +372,7 @@ def notebook_parameters(path: str | Path) -> dict[str, NotebookParameter]:
         If the cell is missing or duplicated, or a line is not a typed literal with a
         comment (the row is the line within the cell, counting from 1).
     """
-    nb = nbformat.read(path, as_version=4)
-    source = parameters_cell(nb, path)
+    source = parameters_cell(_read_notebook_json(path), path)
     lines = source.splitlines()
     try:
         tree = ast.parse(source)
@@ -552,6 +582,8 @@ def plan_jobs(
 
 
 def _cell_seconds(path: Path) -> float:
+    import nbformat
+
     try:
         nb = nbformat.read(path, as_version=4)
     except (OSError, ValueError):
@@ -1354,6 +1386,8 @@ def refresh_golden(results: Sequence[JobResult], golden_dir: Path = GOLDEN_DIR) 
     RuntimeError
         If any notebook failed: a failed run never becomes the reference.
     """
+    import nbformat
+
     failed = [r.job.label for r in results if not r.ok]
     if failed:
         raise RuntimeError(f"not refreshing golden notebooks: {failed} failed")
