@@ -48,7 +48,9 @@ family times DuckDB (`vanguard.records`), a pandas group-by (the baseline of its
 `ratio` column) and, where pyspark and Java are installed (`make test-spark` installs
 both), local Spark (`vanguard.records_spark`), each in a fresh process on the same
 generated parquet files, and gives each route's growth exponent (the log-log slope of
-time on rows: 1 is linear).
+time on rows: 1 is linear). Local Spark proves the route where records already sit on a
+Spark cluster ([spark.md](spark.md)); on one machine it is not meant to compete, and its
+session start and warm-up are given in the note, not timed.
 """
 
 
