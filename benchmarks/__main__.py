@@ -19,7 +19,17 @@ from pathlib import Path
 from benchmarks import SECTIONS, Result, to_frame, to_markdown, write_table
 from vanguard import config
 
-PACKAGES = ("duckdb", "pandas", "numpy", "pyfixest", "moderndid", "statsmodels", "pyspark")
+PACKAGES = (
+    "duckdb",
+    "pandas",
+    "numpy",
+    "pyarrow",
+    "pyfixest",
+    "moderndid",
+    "highspy",
+    "statsmodels",
+    "pyspark",
+)
 
 
 def _versions() -> str:
@@ -83,6 +93,21 @@ def _load() -> str:
     return f"load average {one:.1f} / {five:.1f} / {fifteen:.1f} (1 / 5 / 15 min) when written"
 
 
+def uptime_load() -> str:
+    """The load averages as ``uptime`` prints them (1, 5 and 15 minutes)."""
+    try:
+        proc = subprocess.run(["uptime"], capture_output=True, text=True, timeout=10, check=False)
+        text = proc.stdout.strip()
+    except (OSError, subprocess.TimeoutExpired):
+        text = ""
+    if "load average" in text:
+        return text[text.index("load average") :].replace("load average: ", "")
+    try:
+        return ", ".join(f"{x:.2f}" for x in os.getloadavg())
+    except OSError:
+        return "unknown"
+
+
 def run_sections(
     sections: Sequence[str],
     *,
@@ -93,6 +118,7 @@ def run_sections(
     report_repeats: int | None = None,
     after_each: Callable[[list[Result]], None] | None = None,
     spark: bool = True,
+    logs: list | None = None,
 ) -> list[Result]:
     """Run the chosen benchmark families in the order of :data:`benchmarks.SECTIONS`.
 
@@ -114,6 +140,9 @@ def run_sections(
         Called with the results so far after each family (to save partial tables).
     spark : bool
         Include local Spark in the record-level family (where pyspark and Java exist).
+    logs : list, optional
+        Appended with a :class:`benchmarks.docs.SectionLog` per family (seconds, load
+        before and after).
 
     Returns
     -------
@@ -133,6 +162,7 @@ def run_sections(
             continue
         print(f"[bench] {name}", flush=True)
         t0 = time.perf_counter()
+        load_before = uptime_load()
         if name == "report":
             from benchmarks import report
 
@@ -155,6 +185,10 @@ def run_sections(
 
             results += scale_panel.run(quick=quick, repeats=repeats)
         print(f"[bench] {name} done in {time.perf_counter() - t0:.0f} s", flush=True)
+        if logs is not None:
+            from benchmarks.docs import SectionLog
+
+            logs.append(SectionLog(name, time.perf_counter() - t0, load_before, uptime_load()))
         if after_each is not None:
             after_each(results)
     return results
@@ -176,7 +210,7 @@ def _header(quick: bool, repeats: int, report_repeats: int, seconds: float, done
             f"- packages: {_versions()}",
             f"- figures: median of {repeats} run(s) ({report_repeats} for the whole report); "
             "`ratio` = median / the case's baseline measured in the same run; `value` = "
-            "overhead fraction, growth exponent, estimate or ms per draw (see `note`)",
+            "overhead fraction, growth exponent, estimate or seconds per 1,000 draws (see `note`)",
         ]
     )
 
@@ -236,6 +270,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--params", default="default", help="parameter set of the whole-report benchmark"
     )
     parser.add_argument(
+        "--write-docs",
+        nargs="?",
+        const=config.ROOT / "docs" / "benchmarks.md",
+        default=None,
+        type=Path,
+        metavar="PATH",
+        help="also regenerate docs/benchmarks.md (or PATH) from this run",
+    )
+    parser.add_argument(
         "--profile",
         action="store_true",
         help="also write profile_twfe.txt: cProfile of one TWFE estimator call",
@@ -248,6 +291,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     out = args.out if args.out is not None else config.reports_dir() / "bench"
 
     t0 = time.perf_counter()
+    started = f"{dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC"
+    logs: list = []
 
     def save(results: list[Result], done: bool = False):
         header = _header(args.quick, repeats, report_repeats, time.perf_counter() - t0, done)
@@ -263,8 +308,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         report_repeats=report_repeats,
         after_each=save,
         spark=not args.no_spark,
+        logs=logs,
     )
     table, header, (csv_path, md_path) = save(results, done=True)
+    if args.write_docs is not None:
+        from benchmarks import docs
+
+        page = docs.render(
+            table,
+            machine=machine(),
+            packages=_versions(),
+            started=started,
+            seconds=time.perf_counter() - t0,
+            repeats=repeats,
+            report_repeats=report_repeats,
+            logs=logs,
+            command="python -m benchmarks " + " ".join(argv if argv is not None else sys.argv[1:]),
+            cores=os.cpu_count(),
+        )
+        print(f"[bench] wrote {docs.write(args.write_docs, page)}")
     if args.profile:
         from benchmarks.profile import profile_twfe
         from vanguard.io import write_text

@@ -4,7 +4,8 @@ On the synthetic panel (one outcome, the rate scale):
 
 * two-way fixed effects: :func:`vanguard.did.twfe.estimate_twfe` versus ``pyfixest.feols``
   on the same prepared regression frames (baseline) versus statsmodels OLS with area and
-  month dummy variables and area-clustered standard errors;
+  month dummy variables and area-clustered standard errors; the Poisson scale versus
+  ``pyfixest.fepois``;
 * Callaway-Sant'Anna: :func:`vanguard.did.staggered.estimate_cs` versus
   ``moderndid.att_gt`` + ``moderndid.aggte`` on the same estimation frame (baseline);
 * imputation: :func:`vanguard.did.imputation.estimate_imputation` versus its own numpy
@@ -92,9 +93,11 @@ def _overhead_goal(r: Result, base: Result, quick: bool) -> None:
 # --- two-way fixed effects -------------------------------------------------------------
 
 
-def bench_twfe(panel: pd.DataFrame, repeats: int, quick: bool) -> list[Result]:
-    """TWFE wrapper versus pyfixest.feols versus statsmodels OLS with dummies."""
-    case = f"TWFE {OUTCOME} ({SCALE}), 2 groups x 4 windows"
+def bench_twfe(panel: pd.DataFrame, repeats: int, quick: bool, scale: str = SCALE) -> list[Result]:
+    """TWFE wrapper versus pyfixest.feols (``fepois`` on the Poisson scale) versus
+    statsmodels OLS with dummies (linear scales only)."""
+    poisson = scale == "poisson"
+    case = f"{'Poisson ' if poisson else ''}TWFE {OUTCOME} ({scale}), 2 groups x 4 windows"
     why = _importable("vanguard.did.twfe")
     if why:
         return [skipped("estimators", case, "vanguard.did.twfe.estimate_twfe", why)]
@@ -107,20 +110,29 @@ def bench_twfe(panel: pd.DataFrame, repeats: int, quick: bool) -> list[Result]:
     windows = tuple(schema.WINDOWS)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        design = prepare(panel, OUTCOME, scale=SCALE, pre_months=24, post_months=36)
+        design = prepare(panel, OUTCOME, scale=scale, pre_months=24, post_months=36)
         sets = twfe.window_sets(schema.resolve_windows(windows))
         frames = [twfe.add_window_dummies(design, ws) for ws in sets]
+        # the bare computation: the model's columns only, as a direct caller passes them
+        frames = [
+            (f[["y", "area", "t", *cols.values(), *twfe.nuisance_columns(f, design.groups)]], cols)
+            for f, cols in frames
+        ]
 
     def wrapper():
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            return twfe.estimate_twfe(panel, OUTCOME, scale=SCALE, windows=windows)
+            return twfe.estimate_twfe(
+                panel, OUTCOME, scale=scale, windows=windows, inference="cluster"
+            )
 
     def raw():
         fits = []
         for frame, cols in frames:
-            fml = f"y ~ {' + '.join(cols.values())} | area + t"
-            fits.append(pf.feols(fml, data=frame, vcov={"CRV1": "area"}))
+            regs = [*cols.values(), *twfe.nuisance_columns(frame, design.groups)]
+            fml = f"y ~ {' + '.join(regs)} | area + t"
+            call = pf.fepois if poisson else pf.feols
+            fits.append(call(fml, data=frame, vcov={"CRV1": "area"}))
         return fits
 
     def dummies():
@@ -135,19 +147,19 @@ def bench_twfe(panel: pd.DataFrame, repeats: int, quick: bool) -> list[Result]:
 
     outs: dict = {}
     times = interleaved({"wrapper": wrapper, "raw": raw}, repeats, outputs=outs)
-    # statsmodels is two orders of magnitude slower: one run (no warm-up) places it.
-    times.update(interleaved({"statsmodels": dummies}, 1, warmup=False, outputs=outs))
+    if not poisson:
+        # statsmodels is two orders of magnitude slower: one run (no warm-up) places it.
+        times.update(interleaved({"statsmodels": dummies}, 1, warmup=False, outputs=outs))
     # Agreement: the pooled-window effect of the first group from all three routes.
     g = design.groups[0] if hasattr(design, "groups") else schema.POPULATION_BASED
     col = twfe.window_column(g, "years_1_3")
     est_w = outs["wrapper"].set_index(["group", "window"]).loc[(g, "years_1_3"), "estimate"]
     est_r = float(outs["raw"][0].coef()[col])
-    est_s = float(outs["statsmodels"][0].params[col])
     n = len(frames[0][0])
     base = Result(
         "estimators",
         case,
-        "pyfixest.feols (raw)",
+        f"pyfixest.{'fepois' if poisson else 'feols'} (raw)",
         size=f"{n:,} area-months",
         times=times["raw"],
         baseline=True,
@@ -161,6 +173,10 @@ def bench_twfe(panel: pd.DataFrame, repeats: int, quick: bool) -> list[Result]:
         times=times["wrapper"],
         note=f"|estimate - raw| = {abs(est_w - est_r):.2e}",
     )
+    _overhead_goal(wrap, base, quick)
+    if poisson:
+        return [base, wrap]
+    est_s = float(outs["statsmodels"][0].params[col])
     sm = Result(
         "estimators",
         case,
@@ -169,7 +185,6 @@ def bench_twfe(panel: pd.DataFrame, repeats: int, quick: bool) -> list[Result]:
         times=times["statsmodels"],
         note=f"|estimate - raw| = {abs(est_s - est_r):.2e}",
     )
-    _overhead_goal(wrap, base, quick)
     return [base, wrap, sm]
 
 
@@ -364,7 +379,13 @@ def run(*, quick: bool = False, repeats: int = 3) -> list[Result]:
     except ImportError as exc:
         return [skipped("estimators", "all", "", f"no synthetic panel loader: {exc}")]
     results = []
-    for name, bench in (("twfe", bench_twfe), ("cs", bench_cs), ("imputation", bench_imputation)):
+    benches = (
+        ("twfe", bench_twfe),
+        ("twfe_poisson", lambda p, r, q: bench_twfe(p, r, q, scale="poisson")),
+        ("cs", bench_cs),
+        ("imputation", bench_imputation),
+    )
+    for name, bench in benches:
         print(f"  estimators: {name}", flush=True)
         try:
             results += bench(panel, repeats, quick)

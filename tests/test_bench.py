@@ -79,7 +79,8 @@ def test_quick_run_writes_one_table(tmp_path, capsys):
     # Spark is left out here (a JVM per measurement is minutes, not seconds); its worker
     # task is tested in test_spark.py, and here only that turning it off is recorded.
     args = ["--quick", "--only", "report", "records", "inference", "--no-spark"]
-    assert main(args + ["--out", str(tmp_path)]) == 0
+    page = tmp_path / "benchmarks.md"
+    assert main(args + ["--out", str(tmp_path), "--write-docs", str(page)]) == 0
     table = pd.read_csv(
         tmp_path / "bench.csv",
         keep_default_na=False,
@@ -121,6 +122,12 @@ def test_quick_run_writes_one_table(tmp_path, capsys):
 
     md = (tmp_path / "bench.md").read_text()
     assert md.startswith("# Benchmarks (quick") and "| section |" in md
+    # the regenerated page: one table per family, each with the load around it
+    doc = page.read_text()
+    for title in ("## Resampling inference", "## Record-level route", "## The whole report"):
+        assert title in doc
+    assert doc.count("load before:") == 3
+    assert "Growth exponent of duckdb" in doc
     assert "| section |" in capsys.readouterr().out
 
 
@@ -181,3 +188,28 @@ def test_per_notebook_sums_jobs_of_a_planted_manifest():
     }
     assert table["01_data"]["jobs"] == 1
     assert _finished_ok(manifest) and not _finished_ok({"status": "failed"})
+
+
+def test_docs_page_reads_its_figures_off_the_table():
+    from benchmarks import Result, to_frame
+    from benchmarks.docs import SectionLog, render
+
+    case = "vanguard-report --params default"
+    results = [
+        Result("report", case, "whole report, cold (empty results cache)", size="default",
+               times=[58.0], baseline=True, goal="<= 60 s on 2 cores", goal_met="yes"),
+        Result("report", case, "whole report, warm (results cache of the cold run)",
+               size="default", times=[20.0], goal="<= 15 s on 2 cores", goal_met="no"),
+        Result("estimators", "TWFE x", "pyfixest.feols (raw)", size="n", times=[1.0],
+               baseline=True),
+        Result("estimators", "TWFE x", "vanguard.did.twfe.estimate_twfe", size="n",
+               times=[1.25], goal="overhead <= 10%", goal_met="no"),
+    ]
+    logs = [SectionLog("report", 80.0, "4.10, 3.00, 2.00", "5.00, 4.00, 3.00")]
+    page = render(to_frame(results), machine="m", packages="p", started="s", seconds=120,
+                  repeats=1, report_repeats=1, logs=logs, command="python -m benchmarks")
+    assert "The cold report took 58.0 s (goal <= 60 s on 2 cores: yes)" in page
+    assert "The warm report took 20.0 s (goal <= 15 s on 2 cores: no)" in page
+    assert "ratio 1.25" in page
+    assert "load before: 4.10, 3.00, 2.00; after: 5.00, 4.00, 3.00" in page
+    assert page.index("## The whole report") < page.index("## Estimators")

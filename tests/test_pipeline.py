@@ -572,3 +572,30 @@ def test_git_state_is_unknown_without_git(monkeypatch):
     assert pipeline.git_state() == {"git_commit": "unknown", "git_dirty": None}
     monkeypatch.setattr(pipeline, "_git", lambda *a: "abc" if a[0] == "rev-parse" else " M x")
     assert pipeline.git_state() == {"git_commit": "abc", "git_dirty": True}
+
+
+def _job(notebook: str, label: str) -> pipeline.Job:
+    return pipeline.Job(notebook, label, {}, Path(f"{notebook}.ipynb"), Path(f"{label}.ipynb"))
+
+
+def test_jobs_start_longest_first_from_the_last_run(tmp_path):
+    wave = [_job("02_trends", "02_trends"), _job("03_did", "03_did__a"),
+            _job("03_did", "03_did__b"), _job("04_event_study", "04_event_study__a"),
+            _job("07_new", "07_new")]
+    # no earlier run: the static ranking, an unlisted notebook after the two slowest
+    first = [j.label for j in pipeline.longest_first(wave)]
+    assert first == ["04_event_study__a", "07_new", "03_did__a", "03_did__b", "02_trends"]
+    # an earlier run's timings decide; a job it did not have starts first
+    manifest = {"notebooks": [
+        {"output": "reports/x/notebooks/02_trends.ipynb", "wall_seconds": 9.0, "status": "ok"},
+        {"output": "reports/x/notebooks/03_did__a.ipynb", "wall_seconds": 4.0, "status": "ok"},
+        {"output": "reports/x/notebooks/03_did__b.ipynb", "wall_seconds": 30.0, "status": "ok"},
+        {"output": "reports/x/notebooks/04_event_study__a.ipynb", "wall_seconds": 12.0,
+         "status": "failed"},
+    ]}
+    (tmp_path / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+    durations = pipeline.previous_durations(tmp_path)
+    assert durations == {"02_trends": 9.0, "03_did__a": 4.0, "03_did__b": 30.0}
+    order = [j.label for j in pipeline.longest_first(wave, durations)]
+    assert order == ["04_event_study__a", "07_new", "03_did__b", "02_trends", "03_did__a"]
+    assert pipeline.previous_durations(tmp_path / "missing") == {}

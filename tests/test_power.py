@@ -220,3 +220,21 @@ def test_log_scale_pct_is_the_size_of_the_planted_reduction():
     assert "reduction" in res.note.iloc[0]
     with pytest.raises(EstimationError):
         power.reduction_pct(0.1, "bogus", 1.0)
+
+
+def test_one_set_of_placebo_draws_serves_every_power(monkeypatch):
+    """Several powers share one set of simulations, and each answer equals a run for that
+    power alone with the same seed."""
+    panel = _design(seed=10)
+    calls = []
+    draws = power.placebo_draws
+    monkeypatch.setattr(power, "placebo_draws", lambda *a, **k: calls.append(1) or draws(*a, **k))
+    kw = dict(n_sims=60, seed=4)
+    both = power.minimum_detectable_effect(panel, OUTCOME, power=[0.8, 0.9], **kw)
+    assert len(calls) == 1 and len(both) == 2
+    for p in (0.8, 0.9):
+        alone = power.minimum_detectable_effect(panel, OUTCOME, power=p, **kw)
+        row = both[both["param"] == p]
+        assert float(row["estimate"].iloc[0]) == float(alone["estimate"].iloc[0])
+    assert len(calls) == 3
+    assert float(both["estimate"].iloc[1]) > float(both["estimate"].iloc[0])

@@ -56,6 +56,7 @@ import datetime as dt
 import importlib.metadata
 import itertools
 import json
+import math
 import multiprocessing
 import os
 import re
@@ -70,14 +71,19 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from io import StringIO
 from pathlib import Path
-from typing import Any
-
-import nbformat
+from typing import TYPE_CHECKING, Any
 
 from vanguard import config
 from vanguard import params as params_module
 from vanguard.errors import DataError
 from vanguard.io import sha256_file, write_text
+
+if TYPE_CHECKING:
+    import nbformat
+
+# nbformat is imported where a notebook is read or written, not here: every notebook
+# kernel imports this module (its parameter check reads the parameters cell), and
+# nbformat's schema validator takes seconds to import, which a kernel would pay per job.
 
 # --- the notebooks ---------------------------------------------------------------
 
@@ -91,7 +97,8 @@ STAGES: tuple[tuple[str, ...], ...] = (
 LONGEST_FIRST: tuple[str, ...] = (
     "04_event_study", "05_robustness", "05_sensitivity", "03_did", "02_trends",
 )
-"""Within a stage, start the slowest notebooks first so no core idles at the end."""
+"""Within a stage, start the slowest notebooks first so no core idles at the end (the
+order used where no earlier run of the same name says how long each job took)."""
 
 THREAD_VARS: tuple[str, ...] = (
     "OMP_NUM_THREADS",
@@ -301,8 +308,15 @@ def load_params(spec: str | Path) -> dict:
 # --- notebook parameters cells ---------------------------------------------------------
 
 
-def parameters_cell(nb: nbformat.NotebookNode, path: str | Path = "<notebook>") -> str:
+def parameters_cell(nb: Mapping, path: str | Path = "<notebook>") -> str:
     """Source of the one code cell tagged ``parameters``.
+
+    Parameters
+    ----------
+    nb : nbformat.NotebookNode or dict
+        A notebook, as nbformat reads it or as its JSON parses.
+    path : str or pathlib.Path
+        Named in errors.
 
     Raises
     ------
@@ -311,12 +325,31 @@ def parameters_cell(nb: nbformat.NotebookNode, path: str | Path = "<notebook>") 
     """
     cells = [
         c
-        for c in nb.cells
-        if c.cell_type == "code" and "parameters" in c.get("metadata", {}).get("tags", [])
+        for c in nb["cells"]
+        if c.get("cell_type") == "code"
+        and "parameters" in (c.get("metadata") or {}).get("tags", [])
     ]
     if len(cells) != 1:
         raise DataError(path, "exactly one code cell tagged 'parameters'", found=len(cells))
-    return cells[0].source
+    source = cells[0].get("source", "")
+    # the JSON form may split a cell's source into lines
+    return "".join(source) if isinstance(source, list) else source
+
+
+def _read_notebook_json(path: str | Path) -> dict:
+    """A version-4 notebook as plain JSON (without importing nbformat); other versions
+    go through nbformat's conversion."""
+    try:
+        nb = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise DataError(path, "a readable notebook (.ipynb JSON)", found=str(exc)) from exc
+    if not isinstance(nb, dict) or nb.get("nbformat") != 4 or not isinstance(
+        nb.get("cells"), list
+    ):
+        import nbformat
+
+        return nbformat.read(path, as_version=4)
+    return nb
 
 
 def notebook_parameters(path: str | Path) -> dict[str, NotebookParameter]:
@@ -341,8 +374,7 @@ def notebook_parameters(path: str | Path) -> dict[str, NotebookParameter]:
         If the cell is missing or duplicated, or a line is not a typed literal with a
         comment (the row is the line within the cell, counting from 1).
     """
-    nb = nbformat.read(path, as_version=4)
-    source = parameters_cell(nb, path)
+    source = parameters_cell(_read_notebook_json(path), path)
     lines = source.splitlines()
     try:
         tree = ast.parse(source)
@@ -552,6 +584,8 @@ def plan_jobs(
 
 
 def _cell_seconds(path: Path) -> float:
+    import nbformat
+
     try:
         nb = nbformat.read(path, as_version=4)
     except (OSError, ValueError):
@@ -612,6 +646,61 @@ def execute_job(job: Job, timeout: int = DEFAULT_TIMEOUT, threads: int | None = 
     return JobResult(job, ok, error, wall, _cell_seconds(job.output_path), failed)
 
 
+def previous_durations(run_path: Path) -> dict[str, float]:
+    """Wall seconds of each job of the last run of this name, from its manifest.
+
+    Returns
+    -------
+    dict
+        Job label -> seconds, for the jobs that finished (empty without a readable
+        manifest).
+    """
+    try:
+        manifest = json.loads((run_path / "manifest.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    out = {}
+    for entry in manifest.get("notebooks", []) if isinstance(manifest, dict) else []:
+        try:
+            label = Path(str(entry["output"])).stem
+            seconds = float(entry["wall_seconds"])
+        except (KeyError, TypeError, ValueError):
+            continue
+        if entry.get("status", "ok") == "ok" and math.isfinite(seconds):
+            out[label] = seconds
+    return out
+
+
+def longest_first(wave: Sequence[Job], durations: Mapping[str, float] | None = None) -> list[Job]:
+    """Jobs of one stage in start order: longest expected first (LPT scheduling).
+
+    A job's expected length is its wall time in the previous run (``durations``). Jobs
+    without one (a first run, a new notebook or grid value) start before those with one,
+    since a long job started late leaves a core idle at the end; among themselves they
+    follow :data:`LONGEST_FIRST`, a notebook not listed there after its two slowest.
+    Ties keep plan order.
+
+    Parameters
+    ----------
+    wave : sequence of Job
+    durations : mapping, optional
+        Job label -> seconds.
+
+    Returns
+    -------
+    list of Job
+    """
+    durations = durations or {}
+    rank = {name: float(i) for i, name in enumerate(LONGEST_FIRST)}
+
+    def key(job: Job) -> tuple[int, float]:
+        if job.label in durations:
+            return (1, -durations[job.label])
+        return (0, rank.get(job.notebook, min(1.5, len(rank))))
+
+    return sorted(wave, key=key)
+
+
 def _worker_init() -> None:
     """Pool worker set-up: leave Ctrl-C to the runner.
 
@@ -633,6 +722,7 @@ def run_jobs(
     timeout: int,
     progress: bool = True,
     after_stage: Callable[[list[JobResult]], None] | None = None,
+    durations: Mapping[str, float] | None = None,
 ) -> list[JobResult]:
     """Run stages in order, the jobs of each stage in a process pool.
 
@@ -655,6 +745,9 @@ def run_jobs(
     after_stage : callable, optional
         Called with the results so far after each stage (the runner updates the manifest,
         so that later notebooks can see which earlier ones failed).
+    durations : mapping, optional
+        Job label -> wall seconds of an earlier run, for the start order
+        (:func:`longest_first`).
 
     Returns
     -------
@@ -677,7 +770,6 @@ def run_jobs(
     ctx = multiprocessing.get_context("spawn")
     n_workers = max(1, min(workers, total or 1))
     threads = max(1, default_workers() // n_workers)
-    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
     pool = cf.ProcessPoolExecutor(max_workers=n_workers, mp_context=ctx, initializer=_worker_init)
     running: set[str] = set()
     try:
@@ -694,7 +786,7 @@ def run_jobs(
                         )
                         bar.update()
                     continue
-                ordered = sorted(wave, key=lambda j: rank.get(j.notebook, len(rank)))
+                ordered = longest_first(wave, durations)
                 futures = {}
                 for job in ordered:
                     running.add(job.label)  # before submit: a signal may come in between
@@ -1296,6 +1388,8 @@ def refresh_golden(results: Sequence[JobResult], golden_dir: Path = GOLDEN_DIR) 
     RuntimeError
         If any notebook failed: a failed run never becomes the reference.
     """
+    import nbformat
+
     failed = [r.job.label for r in results if not r.ok]
     if failed:
         raise RuntimeError(f"not refreshing golden notebooks: {failed} failed")
@@ -1403,6 +1497,7 @@ def run_pipeline(
         raise DataError(run_path, "a run folder that can be created", found=str(exc)) from exc
     panel_file = run_path / "data" / "panel.parquet"
     with RunLock(run_path), stop_signals():
+        durations = previous_durations(run_path)  # before the old manifest goes
         clean_run_folder(run_path)
         t0 = time.perf_counter()
         published: list[str | None] = [None]
@@ -1426,7 +1521,8 @@ def run_pipeline(
         try:
             record([])
             results = run_jobs(waves, workers=n_workers, timeout=ps["timeout"],
-                               progress=progress, after_stage=after_stage)
+                               progress=progress, after_stage=after_stage,
+                               durations=durations)
             # a run whose analysis stage did not finish has not published its panel yet
             published[0] = sdc.publish_run_panel(panel_file, full=full_panel)
             record(results, finished=True)

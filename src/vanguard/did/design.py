@@ -382,7 +382,9 @@ def prepare(
     df["t"] = month_index(df[schema.MONTH])
     starts_t = pd.Series(month_index(areas[schema.START]), index=areas.index)
     starts_t[is_ctrl] = NEVER_TREATED
-    df["cohort"] = df[schema.AREA].map(starts_t).astype("int64")
+    df["cohort"] = starts_t.to_numpy()[starts_t.index.get_indexer(df[schema.AREA])].astype(
+        "int64"
+    )
     treated_row = df["cohort"].ne(NEVER_TREATED)
     df["rel"] = np.where(treated_row, df["t"] - df["cohort"], np.nan)
 
@@ -480,9 +482,11 @@ def prepare(
     else:
         df["y"] = df["count"]
 
+    # membership is a property of the area: decide it once per area, then index rows
+    row_area = areas.index.get_indexer(df[schema.AREA])
+    members = {g: schema.member_mask(areas[schema.GROUP], g)[row_area] for g in groups}
     for g in groups:
-        member = schema.member_mask(df[schema.GROUP], g)
-        df[f"treated_{g}"] = (member & (df["rel"] >= 0)).astype("int64")
+        df[f"treated_{g}"] = (members[g] & (df["rel"] >= 0)).astype("int64")
 
     n_control = int(df.loc[df[schema.GROUP].eq(schema.CONTROL), schema.AREA].nunique())
     if n_control == 0:
@@ -499,7 +503,7 @@ def prepare(
         )
     )
     for g in groups:
-        member = schema.member_mask(df[schema.GROUP], g)
+        member = members[g]
         n_treated[g] = int(df.loc[member, schema.AREA].nunique())
         if n_treated[g] == 0:
             raise EstimationError(f"no treated areas left for group {g!r} after balancing")

@@ -29,7 +29,6 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from vanguard import schema
 from vanguard.did.spec import Spec, SpecError
@@ -85,6 +84,10 @@ def small_sample_t(results: pd.DataFrame, alpha: float = 0.05) -> pd.DataFrame:
     ).to_numpy(dtype=bool)
     if not hit.any():
         return out
+    # scipy.stats takes about a second to import: only where a t interval is needed, so
+    # a notebook that reads every result from the cache never pays it
+    from scipy import stats
+
     df = n[hit].to_numpy() - 1
     crit = stats.t.ppf(1 - alpha / 2, df)
     est, se = out.loc[hit, "estimate"].to_numpy(), out.loc[hit, "se"].to_numpy()

@@ -739,6 +739,8 @@ class RandomisationResult:
     note: str = ""
     perm_estimates: np.ndarray | None = None
     """Estimates under each permutation (for a randomisation-distribution plot)."""
+    n_refit: int = 0
+    """Draws estimated by refitting the model rather than in the residualised form."""
 
 
 def _exposure(rel: np.ndarray, windows) -> np.ndarray:
@@ -752,6 +754,167 @@ def _exposure(rel: np.ndarray, windows) -> np.ndarray:
     if gap.any():
         cols.append(gap)
     return np.column_stack(cols).astype("float64")
+
+
+RI_METHODS: tuple[str, ...] = ("auto", "fwl", "refit")
+"""How :func:`randomisation_inference` estimates each draw."""
+
+
+def _sample_varies(
+    area_codes: np.ndarray,
+    t: np.ndarray,
+    keep: np.ndarray,
+    pool_codes: np.ndarray,
+    starts: np.ndarray,
+    post: float,
+) -> bool:
+    """Whether some draw would drop rows: a pool area given the earliest start month has
+    a kept month at or beyond its post-period."""
+    if not np.isfinite(post) or len(starts) == 0:
+        return False
+    last = np.full(int(area_codes.max()) + 1, -np.inf)
+    np.maximum.at(last, area_codes[keep], t[keep].astype("float64"))
+    return bool(np.any(last[pool_codes] - float(np.min(starts)) >= post))
+
+
+def _fwl_permutations(
+    y: np.ndarray,
+    D_obs: np.ndarray,
+    other_X: list[np.ndarray],
+    area_codes: np.ndarray,
+    t: np.ndarray,
+    keep: np.ndarray,
+    windows: dict,
+    pool_codes: np.ndarray,
+    start_values: np.ndarray,
+    chosen: np.ndarray,
+    chosen_start: np.ndarray,
+    chunk: int = 2_000,
+) -> tuple[np.ndarray, np.ndarray, list[int]]:
+    """Coefficients of every permutation draw on a fixed sample, without refitting.
+
+    Let ``R`` residualise on the area and month effects and the other groups' exposure
+    ``O``, and ``Xg`` be a draw's pseudo-exposure. By Frisch-Waugh-Lovell its
+    coefficients on ``[y, D_obs]`` are ``(Xg' R Xg)^-1 Xg' R [y, D_obs]``. ``Xg`` is a sum
+    of area blocks (each pseudo-treated area's 0/1 window pattern at its start), so
+    ``Xg' R W`` and ``O' M Xg`` are sums of per-area, per-start terms computed once, and
+    ``Xg' M Xg`` (``M``: the fixed effects alone) is the same for every draw of a
+    balanced panel (draws differ only in which areas carry the fixed multiset of starts);
+    an unbalanced panel demeans each draw's ``Xg`` instead.
+
+    Parameters
+    ----------
+    y, D_obs, other_X, area_codes, t
+        Rows of the design frame: outcome, observed window dummies of the group, the
+        other groups' exposure columns, area codes (into the design's areas), month index.
+    keep : ndarray of bool
+        The rows every draw keeps.
+    windows : dict
+        Window name -> (lo, hi) months since start.
+    pool_codes : ndarray of int
+        Area code of each pool area.
+    start_values : ndarray of int
+        Distinct start months.
+    chosen, chosen_start : ndarray of int (draws, treated areas)
+        Each draw's pseudo-treated areas (positions in the pool) and their starts
+        (positions in ``start_values``).
+    chunk : int
+        Draws processed at once (bounds memory).
+
+    Returns
+    -------
+    b : ndarray (draws, windows)
+        Each draw's coefficients of the windows on ``y``.
+    k : ndarray (draws, windows)
+        Each draw's coefficient of window ``j`` on observed dummy ``j``.
+    redo : list of int
+        Draws to refit: a pseudo-exposure column absorbed by the fixed effects (or
+        collinear with ``O``), or a gap column present in some draws only.
+    """
+    spans = list(schema.resolve_windows(windows).values())
+    nw = len(spans)
+    rows = np.flatnonzero(keep)
+    a_k, t_k = area_codes[rows], t[rows]
+    codes = [pd.factorize(a_k)[0], pd.factorize(t_k)[0]]
+    n_area, n_t = int(codes[0].max()) + 1, int(codes[1].max()) + 1
+    balanced = len(rows) == n_area * n_t and (
+        np.unique(codes[0] * n_t + codes[1]).size == n_area * n_t
+    )
+    W = _demean(np.column_stack([y[rows], D_obs[rows]]), codes)
+    if other_X:
+        Od = _demean(np.column_stack(other_X)[rows], codes)
+        Od = Od[:, np.abs(Od).max(axis=0) > 1e-10]
+    else:
+        Od = np.empty((len(rows), 0))
+    OtO_inv = np.linalg.inv(Od.T @ Od) if Od.shape[1] else np.empty((0, 0))
+    if Od.shape[1]:
+        W = W - Od @ (OtO_inv @ (Od.T @ W))
+
+    def pattern(rel: np.ndarray) -> np.ndarray:
+        """The window columns and the uncovered-months (gap) column of _exposure."""
+        cols = [(rel >= lo) & (rel < hi) for lo, hi in spans]
+        last = max(hi for _, hi in spans)
+        cols.append((rel >= 0) & (rel < last) & ~np.any(cols, axis=0))
+        return np.column_stack(cols).astype("float64")
+
+    ncol = nw + 1
+    P, S = len(pool_codes), len(start_values)
+    U = np.zeros((P, S, ncol, 1 + nw))
+    C = np.zeros((P, S, Od.shape[1], ncol))
+    cnt = np.zeros((P, S, ncol))
+    order = np.argsort(a_k, kind="stable")
+    bounds = np.searchsorted(a_k[order], pool_codes, side="left")
+    ends = np.searchsorted(a_k[order], pool_codes, side="right")
+    area_rows = [order[lo:hi] for lo, hi in zip(bounds, ends, strict=True)]
+    for j, rr in enumerate(area_rows):
+        for q, s in enumerate(start_values):
+            E = pattern(t_k[rr] - s)
+            U[j, q] = E.T @ W[rr]
+            C[j, q] = Od[rr].T @ E
+            cnt[j, q] = E.sum(axis=0)
+    flat = chosen * S + chosen_start  # (draws, k) into (P * S)
+    U, C, cnt = U.reshape(P * S, -1), C.reshape(P * S, -1), cnt.reshape(P * S, ncol)
+    n_draws = len(chosen)
+    gap_n = cnt[flat, -1].sum(axis=1)
+    redo = set(np.flatnonzero((gap_n > 0) != (gap_n[0] > 0)).tolist()) if n_draws else set()
+    cols = ncol if n_draws and gap_n[0] > 0 else nw
+
+    def draw_exposure(i: int) -> np.ndarray:
+        Xg = np.zeros((len(rows), ncol))
+        for pj, q in zip(chosen[i], chosen_start[i], strict=True):
+            rr = area_rows[pj]
+            Xg[rr] = pattern(t_k[rr] - start_values[q])
+        return Xg[:, :cols]
+
+    if balanced and n_draws:
+        Xd = _demean(draw_exposure(0), codes)
+        G0_fixed = Xd.T @ Xd
+    b = np.full((n_draws, nw), np.nan)
+    k = np.full((n_draws, nw), np.nan)
+    for lo in range(0, n_draws, chunk):
+        idx = flat[lo : lo + chunk]
+        m = len(idx)
+        N = U[idx].sum(axis=1).reshape(m, ncol, 1 + nw)[:, :cols]
+        Cd = C[idx].sum(axis=1).reshape(m, Od.shape[1], ncol)[:, :, :cols]
+        if balanced:
+            G0 = np.broadcast_to(G0_fixed, (m, cols, cols))
+        else:
+            G0 = np.empty((m, cols, cols))
+            for i in range(m):
+                Xd = _demean(draw_exposure(lo + i), codes)
+                G0[i] = Xd.T @ Xd
+        G = G0 - np.einsum("mkc,kl,mld->mcd", Cd, OtO_inv, Cd) if Od.shape[1] else G0.copy()
+        d0 = np.diagonal(G0, axis1=1, axis2=2)
+        d = np.diagonal(G, axis1=1, axis2=2)
+        # an absorbed column has a residual sum of squares of rounding size
+        bad = np.any(d0 <= 1e-8, axis=1) | np.any(d <= 1e-10 * np.maximum(d0, 1e-300), axis=1)
+        redo.update((lo + np.flatnonzero(bad)).tolist())
+        good = np.flatnonzero(~bad)
+        if len(good):
+            coef = np.linalg.solve(G[good], N[good])  # (g, cols, 1 + nw)
+            b[lo + good] = coef[:, :nw, 0]
+            k[lo + good] = coef[:, np.arange(nw), 1 + np.arange(nw)]
+    return b, k, sorted(redo)
 
 
 def randomisation_draws(
@@ -791,6 +954,7 @@ def randomisation_inference(
     n_perm: int = 999,
     seed: int = schema.DEFAULT_SEED,
     alpha: float = 0.05,
+    method: str = "auto",
 ) -> RandomisationResult | dict[str, RandomisationResult]:
     """Randomisation (permutation) inference for the TWFE effects of one group.
 
@@ -802,6 +966,14 @@ def randomisation_inference(
     inverts the test under a constant additive effect: for every draw the estimate on
     ``y - b0 * D`` is linear in ``b0``, so the whole p-value function comes from two
     regressions per draw.
+
+    When every draw keeps the same rows (no pseudo-treated area has months beyond its
+    post-period, as with one start month per group), the draws are not refitted: by
+    Frisch-Waugh-Lovell the outcome and the observed dummies are residualised on the
+    fixed effects and the other groups' exposure once, and each draw's coefficients come
+    from per-area sums of those residuals (:func:`_fwl_permutations`). The estimates equal
+    the refitted ones up to rounding; a draw whose pseudo-treatment is absorbed by the
+    fixed effects is refitted.
 
     Parameters
     ----------
@@ -815,6 +987,10 @@ def randomisation_inference(
     n_perm : int
     seed : int
     alpha : float
+    method : {"auto", "fwl", "refit"}
+        ``fwl``: the residualised form above (an error where the sample changes between
+        draws); ``refit``: re-estimate the model on every draw; ``auto``: ``fwl`` where
+        it applies, else ``refit``.
 
     Returns
     -------
@@ -823,7 +999,7 @@ def randomisation_inference(
     Raises
     ------
     EstimationError
-        Unknown group or window.
+        Unknown group, window or method; ``method="fwl"`` where the sample changes.
 
     Warns
     -----
@@ -832,6 +1008,10 @@ def randomisation_inference(
         than :data:`RI_VARIANCE_RATIO`: permutation then treats noisier areas as
         exchangeable with quieter ones and over-rejects.
     """
+    if method not in RI_METHODS:
+        raise EstimationError(
+            f"randomisation inference method {method!r}; expected one of {list(RI_METHODS)}"
+        )
     if group not in design.groups:
         raise EstimationError(f"group {group!r} not in the design {design.groups}")
     if windows is None:
@@ -867,8 +1047,9 @@ def randomisation_inference(
         if g != group
     ]
     y = f["y"].to_numpy(dtype="float64")
-    D_obs = _exposure(np.where(schema.member_mask(f[schema.GROUP], group), rel_obs, -np.inf),
-                      windows)[:, : len(windows)]
+    D_obs = _exposure(
+        np.where(schema.member_mask(f[schema.GROUP], group), rel_obs, -np.inf), windows
+    )[:, : len(windows)]
     area_index = {a: i for i, a in enumerate(area_names)}
 
     def fit(cohort_by_area: np.ndarray):
@@ -915,16 +1096,57 @@ def randomisation_inference(
     rng = np.random.default_rng(seed)
     draws = randomisation_draws(pool, starts, n_perm, rng)
     nw = len(windows)
-    b_perm = np.empty((n_perm, nw))
-    k_perm = np.empty((n_perm, nw))
-    for i, draw in enumerate(draws):
+    b_perm = np.full((n_perm, nw), np.nan)
+    k_perm = np.full((n_perm, nw), np.nan)
+
+    def refit(i: int) -> None:
         cohort = np.where(is_member | is_control, 0, cohort_obs)
-        for a, s in draw.items():
+        for a, s in draws[i].items():
             cohort[area_index[a]] = s
         coef = fit(cohort)[0]
         b_perm[i] = coef[:, 0]
         # estimate on D_obs of window j, under the same pseudo-design
         k_perm[i] = coef[np.arange(nw), 1 + np.arange(nw)]
+
+    keep_fixed = np.ones(len(f), dtype=bool)
+    for r in other_rel:
+        keep_fixed &= ~(r >= post)
+    pool_codes = np.array([area_index[a] for a in pool])
+    varies = _sample_varies(area_codes, t, keep_fixed, pool_codes, starts, post)
+    if method == "fwl" and varies:
+        raise EstimationError(
+            "randomisation inference method 'fwl': a pseudo-treated area would lose months "
+            f"after its {post}-month post-period in some draws, so the sample changes from "
+            "draw to draw; use method='refit' (or 'auto')"
+        )
+    if method == "refit" or varies:
+        redo = range(n_perm)
+    else:
+        start_values = np.unique(starts)
+        pos = {a: i for i, a in enumerate(pool)}
+        shape = (n_perm, len(starts))
+        chosen = np.array([[pos[a] for a in d] for d in draws], dtype=np.int64).reshape(shape)
+        chosen_start = np.searchsorted(
+            start_values,
+            np.array([list(d.values()) for d in draws], dtype=np.int64).reshape(shape),
+        )
+        b_fwl, k_fwl, redo = _fwl_permutations(
+            y,
+            D_obs,
+            other_X,
+            area_codes,
+            t,
+            keep_fixed,
+            windows,
+            pool_codes,
+            start_values,
+            chosen,
+            chosen_start,
+        )
+        b_perm[:], k_perm[:] = b_fwl, k_fwl
+    for i in redo:
+        refit(i)
+    n_refit = len(redo)
 
     results = {}
     for j, w in enumerate(windows):
@@ -948,5 +1170,6 @@ def randomisation_inference(
             variance_ratio=ratio,
             note=note,
             perm_estimates=bp,
+            n_refit=n_refit,
         )
     return results if window is None else results[window]

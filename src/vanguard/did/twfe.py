@@ -161,14 +161,17 @@ def fit_fixest(frame: pd.DataFrame, regressors: Sequence[str], scale: str):
     import pyfixest as pf
 
     fml = f"y ~ {' + '.join(regressors)} | area + t"
+    # only the model's columns: pyfixest's formula machinery copies and checks every
+    # column it is given
+    data = frame[["y", "area", "t", *regressors]]
     with warnings.catch_warnings():
         # pyfixest warns about its own defaults; they are stated in the module docstring
         warnings.simplefilter("ignore", category=FutureWarning)
         warnings.filterwarnings("ignore", message=".*inplace keyword.*")
         if scale == "poisson":
-            fit = pf.fepois(fml, data=frame, vcov={"CRV1": "area"})
+            fit = pf.fepois(fml, data=data, vcov={"CRV1": "area"})
         else:
-            fit = pf.feols(fml, data=frame, vcov={"CRV1": "area"})
+            fit = pf.feols(fml, data=data, vcov={"CRV1": "area"})
     got = list(fit.coef().index)
     lost = [r for r in regressors if r not in got]
     if lost:
