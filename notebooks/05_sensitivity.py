@@ -31,7 +31,7 @@ import pandas as pd
 from vanguard import analysis, config, schema, sensitivity
 from vanguard.io import write_csv
 from vanguard.params import check_parameters
-from vanguard.sites import load_register
+from vanguard.sites import site_names
 
 # %% tags=["parameters"]
 run: str = "default"  # run name; reads reports/<run>/data/panel.parquet written by 01_data
@@ -75,10 +75,8 @@ specs = {outcome: analysis.Spec(outcome, groups[0], scale=scale, pre_months=pre_
 
 # %%
 # NBVAL_CHECK_OUTPUT
-sites = load_register().sites if real else None
-names = dict(zip(sites["site_id"].astype(str), sites["name"], strict=True)) if real else {}
 built = sensitivity.variants(
-    panel, areas=areas, site_names=names,
+    panel, areas=areas, site_names=site_names(data_source, missing_ok=True),
     rebuild=sensitivity.real_data_rebuild(end=mar_end, mixed=mar_mixed, quality=mar_quality,
                                           first_month=first_month) if real else None,
 )

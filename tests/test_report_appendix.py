@@ -194,3 +194,19 @@ def test_not_estimated_rows_collapse_site_types_and_outcomes(tmp_path):
     assert groups == "Population-based (PACS & MCP), Enhanced health in care homes"
     assert sorted(outcomes.split(", ")) == ["elective admissions", "emergency admissions"]
     assert not_estimated_table(tmp_path / "nothing") is None
+
+
+def test_what_the_sensitivity_notebook_skipped_is_one_clause_per_reason(tmp_path):
+    from vanguard.report_appendix import skipped_note
+
+    (tmp_path / "tables").mkdir()
+    assert skipped_note(tmp_path, "sensitivity", OUT) == ""
+    pd.DataFrame({
+        "outcome": OUT, "sensitivity": ["whole_ccg_only", "without_site_3", "without_site_3"],
+        "sensitivity_label": "x", "group": ["care_home", "care_home", "uec"],
+        "reason": ["same estimate", "same estimate", "same estimate"],
+    }).to_csv(tmp_path / "tables" / f"sensitivity_skipped__{OUT}.csv", index=False)
+    note = skipped_note(tmp_path, "sensitivity", OUT)
+    assert note.count("Same estimate") == 1
+    assert "without site 3 (Enhanced health in care homes, Urgent & emergency care)" in note
+    assert "uec" not in note and "care_home" not in note

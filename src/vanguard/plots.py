@@ -29,6 +29,7 @@ from matplotlib.text import Text
 from vanguard import config, schema
 from vanguard.errors import DataError
 from vanguard.io import atomic_write, write_csv, write_text
+from vanguard.sites import site_names  # noqa: F401  (the charts name sites with it)
 
 OKABE_ITO: tuple[str, ...] = (
     "#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#F0E442", "#000000",
@@ -364,51 +365,6 @@ def merger_events(crosswalk: pd.DataFrame, within: tuple | None = None) -> pd.Da
         lo, hi = (pd.Timestamp(x) for x in within)
         out = out[out["month"].between(lo, hi)].reset_index(drop=True)
     return out
-
-
-def site_names(data_source: str, sites_path: str | Path | None = None, *,
-               missing_ok: bool = False) -> dict[str, str]:
-    """Site id -> site name from the site register of a data source.
-
-    Parameters
-    ----------
-    data_source : str
-        ``synthetic`` (the embedded synthetic register), ``nhs_mar`` (the vanguard
-        register) or anything else.
-    sites_path : path, optional
-        A sites file (``site_id``, ``name``) for other data; without it the sites keep
-        their ids.
-    missing_ok : bool
-        Return an empty mapping (sites keep their ids) when the register file does not
-        exist, instead of raising.
-
-    Returns
-    -------
-    dict
-
-    Raises
-    ------
-    DataError
-        If the register is missing (unless ``missing_ok``) or malformed.
-    """
-    from vanguard import sites
-
-    if data_source == "synthetic":
-        paths = (config.SYNTHETIC_DIR / "sites.csv", config.SYNTHETIC_DIR / "site_areas.csv")
-    elif data_source == "nhs_mar":
-        paths = (config.SITE_REGISTER, config.SITE_AREAS)
-    elif sites_path is not None:
-        paths = (Path(sites_path), None)
-    else:
-        return {}
-    if missing_ok and not all(p.is_file() for p in paths if p is not None):
-        return {}
-    if paths[1] is None:
-        table = pd.read_csv(paths[0], dtype=str, keep_default_na=False)
-        _require(table, ["site_id", "name"], str(paths[0]))
-    else:
-        table = sites.load_register(*paths).sites
-    return dict(zip(table["site_id"].astype(str), table["name"].astype(str), strict=True))
 
 
 def headline_twfe(variants: pd.DataFrame, inference: str = "auto",

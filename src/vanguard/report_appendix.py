@@ -14,11 +14,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from vanguard import config, schema
+from vanguard import schema
 from vanguard.errors import DataError
 from vanguard.report_findings import digits_for, fmt, honest_breakdown
 from vanguard.report_flow import ANALYSED, ANALYSED_CONTROLS, count_key
 from vanguard.report_labels import SCALE_UNITS, in_sentence, label, plain
+from vanguard.sites import site_names
 
 SENSITIVITY_EXTRA = ("sensitivity", "sensitivity_label")
 OWN_FILES = ("sensitivity__", "sustainability__")
@@ -34,18 +35,6 @@ def _pct(r) -> str:
     if not np.isfinite(r["pct"]):
         return "n/a"
     return f"{fmt(r['pct'], 1)} ({fmt(r['pct_ci_low'], 1)} to {fmt(r['pct_ci_high'], 1)})"
-
-
-def site_names(data_source: str) -> dict[str, str]:
-    """Site id -> name from the register the data source uses (empty when unknown)."""
-    path = {"synthetic": config.SYNTHETIC_DIR / "sites.csv",
-            "nhs_mar": config.SITE_REGISTER}.get(data_source)
-    if path is None or not Path(path).is_file():
-        return {}
-    df = pd.read_csv(path, dtype=str, keep_default_na=False)
-    if not {"site_id", "name"} <= set(df.columns):
-        return {}
-    return dict(zip(df["site_id"], df["name"], strict=True))
 
 
 def honest_table(results: pd.DataFrame, outcome: str) -> dict | None:
@@ -252,12 +241,16 @@ def skipped_note(run_path: Path, kind: str, outcome: str) -> str:
     sk = pd.read_csv(path, dtype=str, keep_default_na=False)
     if sk.empty:
         return ""
+    # one clause per reason, naming each variant briefly with its site types
     parts = []
-    for (key, reason), rows in sk.groupby(["sensitivity", "reason"], sort=False):
-        name = rows["sensitivity_label"].iloc[0].strip() or label("sensitivity", key)
-        groups = ", ".join(label("group", g) for g in schema.groups_in(rows["group"]))
-        parts.append(f"{plain(name)} ({groups}): {plain(reason)}")
-    return "Not estimated: " + "; ".join(parts) + "."
+    for reason, by_reason in sk.groupby("reason", sort=False):
+        names = []
+        for key, rows in by_reason.groupby("sensitivity", sort=False):
+            groups = ", ".join(label("group", g) for g in schema.groups_in(rows["group"]))
+            names.append(f"{label('sensitivity', key)} ({groups})")
+        why = plain(reason)
+        parts.append(f"{why[:1].upper()}{why[1:]}: {'; '.join(names)}")
+    return "Not estimated. " + ". ".join(parts) + "."
 
 
 SUSTAINABILITY_ORDER = {"years_1_3": 0, "year_4": 1, "sustainability": 2}
@@ -289,7 +282,7 @@ def sustainability_table(df: pd.DataFrame, data_source: str = "") -> dict:
 def robustness_tables(run_path: Path, results: pd.DataFrame, outcome: str,
                       data_source: str) -> list[dict]:
     """Every robustness table the run's results support, in appendix order."""
-    names = site_names(data_source)
+    names = site_names(data_source, missing_ok=True)
     tables = [honest_table(results, outcome), placebo_table(results, outcome),
               leave_one_out_table(results, outcome, names), inference_table(results, outcome),
               poisson_table(results, outcome)]

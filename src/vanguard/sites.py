@@ -308,3 +308,59 @@ def area_assignments(register: Register, known_areas=None) -> pd.DataFrame:
     out = pd.DataFrame(rows, columns=list(ASSIGNMENT_COLUMNS))
     out["start"] = pd.to_datetime(out["start"])
     return out.reset_index(drop=True)
+
+
+def register_paths(data_source: str | None) -> tuple[Path, Path] | None:
+    """The register files of a known data source (``None`` for any other source).
+
+    Read when called, so a test or a user who points :data:`vanguard.config` elsewhere
+    is followed.
+    """
+    if data_source == "synthetic":
+        return (config.SYNTHETIC_DIR / "sites.csv", config.SYNTHETIC_DIR / "site_areas.csv")
+    if data_source == "nhs_mar":
+        return (config.SITE_REGISTER, config.SITE_AREAS)
+    return None
+
+
+def site_names(data_source: str, sites_path: str | Path | None = None, *,
+               missing_ok: bool = False) -> dict[str, str]:
+    """Site id -> site name from the site register of a data source.
+
+    Parameters
+    ----------
+    data_source : str
+        ``synthetic`` (the embedded synthetic register), ``nhs_mar`` (the vanguard
+        register) or anything else.
+    sites_path : path, optional
+        A sites file (``site_id``, ``name``) for other data; without it the sites keep
+        their ids.
+    missing_ok : bool
+        Return an empty mapping (sites keep their ids) when the register file does not
+        exist, instead of raising.
+
+    Returns
+    -------
+    dict
+
+    Raises
+    ------
+    DataError
+        If the register is missing (unless ``missing_ok``) or malformed.
+    """
+    paths = register_paths(data_source)
+    if paths is None and sites_path is not None:
+        paths = (Path(sites_path), None)
+    if paths is None:
+        return {}
+    if missing_ok and not all(p.is_file() for p in paths if p is not None):
+        return {}
+    if paths[1] is None:
+        table = pd.read_csv(paths[0], dtype=str, keep_default_na=False)
+        missing = [c for c in ("site_id", "name") if c not in table.columns]
+        if missing:
+            raise DataError(paths[0], "columns site_id and name", column=missing[0],
+                            found=list(table.columns))
+    else:
+        table = load_register(*paths).sites
+    return dict(zip(table["site_id"].astype(str), table["name"].astype(str), strict=True))

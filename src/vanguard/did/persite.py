@@ -527,12 +527,9 @@ def register_site_groups(data_source: str | None) -> dict[str, str]:
     DataError
         If the register exists but is malformed (see :func:`vanguard.sites.load_register`).
     """
-    from vanguard import config, sites
+    from vanguard import sites
 
-    paths = {
-        "nhs_mar": (config.SITE_REGISTER, config.SITE_AREAS),
-        "synthetic": (config.SYNTHETIC_DIR / "sites.csv", config.SYNTHETIC_DIR / "site_areas.csv"),
-    }.get(data_source or "")
+    paths = sites.register_paths(data_source)
     if paths is None or not all(p.is_file() for p in paths):
         return {}
     register = sites.load_register(*paths)
