@@ -246,6 +246,31 @@ def _uec_controls(panel: pd.DataFrame) -> tuple[str, ...]:
     return tuple(sorted(roles.index[roles.isin([schema.CONTROL, schema.UEC])]))
 
 
+def _skip(spec: Spec, key: str, label: str, group: str, reason: str) -> dict:
+    """One row of the table of what was not estimated (:data:`COLUMNS_SKIPPED`)."""
+    return {"outcome": spec.outcome, "sensitivity": key, "sensitivity_label": label,
+            "group": group, "reason": reason}
+
+
+def _headline_rows(estimate, panel: pd.DataFrame, spec: Spec, analysis: str):
+    """The headline estimator's ``main`` rows relabelled ``analysis``, or, when the data
+    cannot support the estimate, the first line of the error (the reason it is listed)."""
+    from vanguard.errors import EstimationError
+
+    try:
+        res = estimate(panel, spec, headline_estimator(spec.scale))
+    except (EstimationError, ValueError) as exc:
+        return str(exc).splitlines()[0]
+    main = res[res["analysis"] == "main"].copy()
+    main["analysis"] = analysis
+    return main
+
+
+def _tables(rows: list[pd.DataFrame], skipped: list[dict]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    results = schema.results_frame(pd.concat(rows, ignore_index=True) if rows else [])
+    return results, pd.DataFrame(skipped, columns=list(COLUMNS_SKIPPED))
+
+
 def run_sensitivities(
     variant_list: Sequence[Variant],
     spec: Spec,
@@ -275,44 +300,33 @@ def run_sensitivities(
         that leave a group's areas and controls as they are in the headline (they would
         repeat its estimate).
     """
-    from vanguard.errors import EstimationError
-
-    estimator = headline_estimator(spec.scale)
     head = next((v.panel for v in variant_list if v.key == HEADLINE), None)
     rows, skipped = [], []
     for v in variant_list:
         wanted = [g for g in groups if v.groups is None or g in v.groups]
         if v.panel is None:
-            skipped += [{"outcome": spec.outcome, "sensitivity": v.key, "sensitivity_label": v.label,
-                         "group": g, "reason": v.reason} for g in wanted]
+            skipped += [_skip(spec, v.key, v.label, g, v.reason) for g in wanted]
             continue
         for group in wanted:
             unchanged = (head is not None and v.key != HEADLINE and not v.changes_values
                          and not v.with_uec_controls
                          and _sample(v.panel, group) == _sample(head, group))
             if unchanged:
-                skipped.append({"outcome": spec.outcome, "sensitivity": v.key,
-                                "sensitivity_label": v.label, "group": group,
-                                "reason": "leaves this group's areas and comparison areas as "
-                                          "in the headline (same estimate)"})
+                skipped.append(_skip(spec, v.key, v.label, group,
+                                     "leaves this group's areas and comparison areas as in "
+                                     "the headline (same estimate)"))
                 continue
             fields = {"group": group}
             if v.with_uec_controls:
                 fields["controls"] = _uec_controls(v.panel)
-            try:
-                res = estimate(v.panel, spec.replace(**fields), estimator)
-            except (EstimationError, ValueError) as exc:
-                skipped.append({"outcome": spec.outcome, "sensitivity": v.key,
-                                "sensitivity_label": v.label, "group": group,
-                                "reason": str(exc).splitlines()[0]})
+            main = _headline_rows(estimate, v.panel, spec.replace(**fields), "sensitivity")
+            if isinstance(main, str):
+                skipped.append(_skip(spec, v.key, v.label, group, main))
                 continue
-            main = res[res["analysis"] == "main"].copy()
-            main["analysis"] = "sensitivity"
             main["sensitivity"] = v.key
             main["sensitivity_label"] = v.label
             rows.append(main)
-    results = schema.results_frame(pd.concat(rows, ignore_index=True) if rows else [])
-    return results, pd.DataFrame(skipped, columns=list(COLUMNS_SKIPPED))
+    return _tables(rows, skipped)
 
 
 def sustainability_windows(panel: pd.DataFrame) -> tuple[tuple[str, int, int], ...]:
@@ -369,24 +383,17 @@ def sustainability(
         ``main`` rows with ``analysis="sustainability"``; groups not estimated with the
         reason (:data:`COLUMNS_SKIPPED`).
     """
-    from vanguard.errors import EstimationError
-
     windows = sustainability_windows(panel)
-    estimator = headline_estimator(spec.scale)
     rows, skipped = [], []
     for group in groups:
-        try:
-            res = estimate(panel, spec.replace(group=group, windows=windows), estimator)
-        except (EstimationError, ValueError) as exc:
-            skipped.append({"outcome": spec.outcome, "sensitivity": SUSTAINABILITY_WINDOW,
-                            "sensitivity_label": "after the programme's funding ended",
-                            "group": group, "reason": str(exc).splitlines()[0]})
+        main = _headline_rows(estimate, panel, spec.replace(group=group, windows=windows),
+                              "sustainability")
+        if isinstance(main, str):
+            skipped.append(_skip(spec, SUSTAINABILITY_WINDOW,
+                                 "after the programme's funding ended", group, main))
             continue
-        main = res[res["analysis"] == "main"].copy()
-        main["analysis"] = "sustainability"
         rows.append(main)
-    results = schema.results_frame(pd.concat(rows, ignore_index=True) if rows else [])
-    return results, pd.DataFrame(skipped, columns=list(COLUMNS_SKIPPED))
+    return _tables(rows, skipped)
 
 
 def _from_month(panel: pd.DataFrame, first_month: str) -> pd.DataFrame:
