@@ -107,16 +107,8 @@ for outcome in outcomes:
 longer, why_not = sensitivity.sustainability_panel(panel, data_source, mixed=mar_mixed,
                                                    quality=mar_quality, first_month=first_month)
 for outcome in outcomes:
-    if longer is None:
-        after = schema.results_frame([])
-        after_skipped = pd.DataFrame(
-            [{"outcome": outcome, "sensitivity": "sustainability",
-              "sensitivity_label": "after the programme's funding ended", "group": g,
-              "reason": why_not} for g in groups],
-            columns=list(sensitivity.COLUMNS_SKIPPED))
-    else:
-        after, after_skipped = sensitivity.sustainability(longer, specs[outcome], groups,
-                                                          analysis.estimate)
+    after, after_skipped = sensitivity.sustainability(longer, specs[outcome], groups,
+                                                      analysis.estimate, reason=why_not)
     schema.write_results(after, run_path / "results" / f"sustainability__{outcome}.csv")
     write_csv(run_path / "tables" / f"sustainability_skipped__{outcome}.csv", after_skipped)
     print(outcome)

@@ -148,6 +148,9 @@ def test_sustainability_needs_months_after_the_programme(panel):
         sensitivity.sustainability_windows(panel)  # ends March 2018, three years after start
     got, why = sensitivity.sustainability_panel(panel, "synthetic")
     assert got is None and "more than 36" in why
+    res, skipped = sensitivity.sustainability(got, _spec(), GROUPS, analysis.estimate, reason=why)
+    assert res.empty and skipped["group"].tolist() == GROUPS
+    assert (skipped["reason"] == why).all() and (skipped["sensitivity"] == "sustainability").all()
 
 
 def test_a_sensitivity_that_leaves_a_group_alone_is_listed_not_repeated(panel):

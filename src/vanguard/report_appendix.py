@@ -189,13 +189,12 @@ def read_extra(run_path: Path, prefix: str, outcome: str,
         if col not in raw.columns:
             raise DataError(path, f"a column {col!r} beside the results schema", column=col,
                             found=list(raw.columns))
+    # the extra columns (sensitivity key and label) are schema columns: only their
+    # presence is checked here, the schema reads them
     try:
-        tidy = schema.results_frame(raw.drop(columns=list(extra)))
+        return schema.results_frame(raw)
     except ValueError as exc:
         raise DataError(path, f"a results file in the tidy schema ({exc})") from None
-    for col in extra:
-        tidy[col] = raw[col].astype(str).to_numpy()
-    return tidy
 
 
 def sensitivity_table(df: pd.DataFrame, window: str = "years_1_3") -> dict:

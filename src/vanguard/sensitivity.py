@@ -359,18 +359,20 @@ def sustainability_windows(panel: pd.DataFrame) -> tuple[tuple[str, int, int], .
 
 
 def sustainability(
-    panel: pd.DataFrame,
+    panel: pd.DataFrame | None,
     spec: Spec,
     groups: Sequence[str],
     estimate: Callable[[pd.DataFrame, Spec, str], pd.DataFrame],
+    reason: str = "",
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The headline estimator on a panel running past the programme's end.
 
     Parameters
     ----------
-    panel : pandas.DataFrame
+    panel : pandas.DataFrame or None
         A panel reaching beyond 36 months after the earliest start (the real data:
-        April 2013 - December 2019, on the April 2019 footprint).
+        April 2013 - December 2019, on the April 2019 footprint); ``None`` when there is
+        none (:func:`sustainability_panel`), and every group is listed with ``reason``.
     spec : Spec
         The headline specification; windows become :func:`sustainability_windows`.
     groups : sequence of str
@@ -383,14 +385,16 @@ def sustainability(
         ``main`` rows with ``analysis="sustainability"``; groups not estimated with the
         reason (:data:`COLUMNS_SKIPPED`).
     """
+    what = "after the programme's funding ended"
+    if panel is None:
+        return _tables([], [_skip(spec, SUSTAINABILITY_WINDOW, what, g, reason) for g in groups])
     windows = sustainability_windows(panel)
     rows, skipped = [], []
     for group in groups:
         main = _headline_rows(estimate, panel, spec.replace(group=group, windows=windows),
                               "sustainability")
         if isinstance(main, str):
-            skipped.append(_skip(spec, SUSTAINABILITY_WINDOW,
-                                 "after the programme's funding ended", group, main))
+            skipped.append(_skip(spec, SUSTAINABILITY_WINDOW, what, group, main))
             continue
         rows.append(main)
     return _tables(rows, skipped)
