@@ -36,7 +36,7 @@ def _tidy():
         ("2015-04-01", ["AM", "B1", "C1", "C2", "D1"]),
     ):
         for k, code in enumerate(codes):
-            for measure, base in (("emergency_admissions", 100), ("elective_total", 10)):
+            for measure, base in (("non_elective_admissions", 100), ("elective_total", 10)):
                 rows.append(
                     (
                         pd.Timestamp(month),
@@ -67,7 +67,7 @@ def test_code_map_follows_chains(cw):
 def test_fold_tidy_sums_predecessors(cw):
     t = _tidy()
     f = cwm.fold(t, "2015-04", cw)
-    em = f[f.measure == "emergency_admissions"].set_index(["month", "org_code"])["value"]
+    em = f[f.measure == "non_elective_admissions"].set_index(["month", "org_code"])["value"]
     # March: A1 (100) + A2 (200) -> AM 300; April: AM reported directly (100).
     assert em[(pd.Timestamp("2015-03-01"), "AM")] == 300
     assert em[(pd.Timestamp("2015-04-01"), "AM")] == 100
@@ -85,7 +85,7 @@ def test_fold_tidy_sums_predecessors(cw):
 
 def test_fold_boundary_change_combines_both_codes(cw):
     f = cwm.fold(_tidy(), "2018-04", cw)
-    em = f[f.measure == "emergency_admissions"].set_index(["month", "org_code"])["value"]
+    em = f[f.measure == "non_elective_admissions"].set_index(["month", "org_code"])["value"]
     # 2015-03: C1 = 400, C2 = 500 -> C2 = 900; ZZ = A1+A2+B1 = 100+200+300.
     assert em[(pd.Timestamp("2015-03-01"), "C2")] == 900
     assert em[(pd.Timestamp("2015-03-01"), "ZZ")] == 600
@@ -98,12 +98,12 @@ def test_fold_wide_table(cw):
         {
             "area": ["A1", "A2", "D1"],
             "month": pd.Timestamp("2015-03-01"),
-            "emergency_admissions": [1, 2, 4],
+            "non_elective_admissions": [1, 2, 4],
             "group": "control",
         }
     )
     f = cwm.fold(wide, "2015-04", cw)
-    assert f.set_index("area")["emergency_admissions"].to_dict() == {"AM": 3, "D1": 4}
+    assert f.set_index("area")["non_elective_admissions"].to_dict() == {"AM": 3, "D1": 4}
 
 
 def test_fold_areas_coverage(cw):

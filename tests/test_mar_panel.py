@@ -59,7 +59,7 @@ def test_panel_from_workbooks(tmp_path, mar):
     assert len(p) == 3 * len(MONTHS)
     for m in MONTHS:
         row = p[(p.area == "C3C") & (p.month == pd.Timestamp(m))]
-        assert row["emergency_admissions"].item() == org_values(m)["C3C"][NON_ELECTIVE]
+        assert row["non_elective_admissions"].item() == org_values(m)["C3C"][NON_ELECTIVE]
     g = p.drop_duplicates("area").set_index("area")
     assert g.loc["A1A", "group"] == schema.POPULATION_BASED
     assert g.loc["A1A", "start"] == pd.Timestamp("2013-06-01")
@@ -104,19 +104,19 @@ def test_flag_anomalies_finds_planted_dips():
         {
             "area": ["K1"] * 12 + ["K2"] * 12,
             "month": list(months) * 2,
-            "emergency_admissions": [1000] * 12 + [500] * 12,
+            "non_elective_admissions": [1000] * 12 + [500] * 12,
         }
     )
-    p.loc[3, "emergency_admissions"] = 90  # K1, 2014-07: 9% of its median
-    p.loc[20, "emergency_admissions"] = 1200  # K2, 2014-12: 240%
-    p.loc[5, "emergency_admissions"] = 600  # 60%: inside the bounds
+    p.loc[3, "non_elective_admissions"] = 90  # K1, 2014-07: 9% of its median
+    p.loc[20, "non_elective_admissions"] = 1200  # K2, 2014-12: 240%
+    p.loc[5, "non_elective_admissions"] = 600  # 60%: inside the bounds
     f = flag_anomalies(p)
     assert list(zip(f["area"], f["month"].dt.strftime("%Y-%m"), f["value"], strict=True)) == [
         ("K1", "2014-07", 90),
         ("K2", "2014-12", 1200),
     ]
     assert f["ratio"].round(2).tolist() == [0.09, 2.4]
-    assert "K1 emergency_admissions 2014-07" in describe_flags(f)
+    assert "K1 non_elective_admissions 2014-07" in describe_flags(f)
 
 
 # --- the data-quality rule, footprints, mixed areas, flow table ---------------------------
@@ -171,8 +171,8 @@ def test_quality_hits_ignore_treatment_labels():
     p = pd.DataFrame(
         [(a, m) for a in areas for m in months], columns=["area", "month"]
     )
-    p["emergency_admissions"] = rng.integers(800, 1200, len(p))
-    p.loc[rng.choice(len(p), 6, replace=False), "emergency_admissions"] = 100
+    p["non_elective_admissions"] = rng.integers(800, 1200, len(p))
+    p.loc[rng.choice(len(p), 6, replace=False), "non_elective_admissions"] = 100
     p["group"] = np.where(p["area"].isin(areas[:3]), "population_based", "control")
     flipped = p.assign(group=np.where(p["group"] == "control", "population_based", "control"))
     a, b = quality_hits(p), quality_hits(flipped)
@@ -277,7 +277,7 @@ def test_load_panel_passes_mar_options_and_keeps_age_denominators(monkeypatch):
                 "population": 1000.0,
                 "population_65plus": 180.0,
                 "population_75plus": 80.0,
-                "emergency_admissions": [9, 8, 10],
+                "non_elective_admissions": [9, 8, 10],
                 "elective_total": [5, 6, 7],
                 "group": "control",
                 "start": pd.NaT,
@@ -288,10 +288,10 @@ def test_load_panel_passes_mar_options_and_keeps_age_denominators(monkeypatch):
     fake = types.ModuleType("vanguard.mar")
     fake.build_panel = fake_build_panel
     monkeypatch.setitem(sys.modules, "vanguard.mar", fake)
-    p = load_panel("nhs_mar", outcomes=["emergency_admissions"], end="2019-12", mixed="keep",
+    p = load_panel("nhs_mar", outcomes=["non_elective_admissions"], end="2019-12", mixed="keep",
                    quality="keep")
     assert calls == {"end": "2019-12", "mixed": "keep", "quality": "keep", "mar_dir": None}
-    assert list(p.columns) == ["area", "month", "population", "emergency_admissions",
+    assert list(p.columns) == ["area", "month", "population", "non_elective_admissions",
                                "population_65plus", "population_75plus", "group", "start",
                                "site"]
     with pytest.raises(ValueError, match="nhs_mar source only"):

@@ -34,7 +34,7 @@ def test_parse_file_reads_every_measure_and_org(tmp_path):
     assert set(t["measure"]) == set(parse.MEASURES.values())
     assert len(t) == (len(ORGS) + 1) * len(HEADINGS)
     vals = org_values("2013-04")
-    got = t[(t.org_code == "B2B") & (t.measure == "emergency_admissions")]["value"].item()
+    got = t[(t.org_code == "B2B") & (t.measure == "non_elective_admissions")]["value"].item()
     assert got == vals["B2B"][NON_ELECTIVE]
     kinds = t.drop_duplicates("org_code").set_index("org_code")["org_type"].to_dict()
     assert kinds == {
@@ -63,7 +63,7 @@ def test_other_grouping_headers_and_padding_accepted(tmp_path):
 def test_parse_all_sorted_checked_and_sums(tmp_path):
     man = make_set(tmp_path, MONTHS)
     t = parse.parse_all(tmp_path, man)
-    em = t[t.measure == "emergency_admissions"]
+    em = t[t.measure == "non_elective_admissions"]
     eng = em[em.org_type == "England"].set_index("month")["value"]
     rest = em[em.org_type != "England"].groupby("month")["value"].sum()
     np.testing.assert_array_equal(eng.to_numpy(), rest.to_numpy())

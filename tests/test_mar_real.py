@@ -99,7 +99,7 @@ def _england_row_independently(path) -> float:
 
 def test_england_non_elective_reproduces_published_totals(parsed):
     t = parsed["table"]
-    eng = t[(t.measure == "emergency_admissions") & (t.org_type == "England")]
+    eng = t[(t.measure == "non_elective_admissions") & (t.org_type == "England")]
     by_fy = eng.groupby(_fy(eng["month"]))["value"].sum()
     for fy, total in PUBLISHED_NON_ELECTIVE.items():
         assert by_fy[fy] == total, (fy, by_fy[fy])
@@ -112,7 +112,7 @@ def test_england_non_elective_reproduces_published_totals(parsed):
         }
     )
     direct_fy = direct.groupby(_fy(pd.Series(direct.index, index=direct.index))).sum()
-    parts = t[(t.measure == "emergency_admissions") & (t.org_type != "England")]
+    parts = t[(t.measure == "non_elective_admissions") & (t.org_type != "England")]
     parts_fy = parts.groupby(_fy(parts["month"]))["value"].sum()
     for fy in range(2013, 2019):
         assert by_fy[fy] == pytest.approx(direct_fy[fy], abs=1e-6)
@@ -168,11 +168,11 @@ def test_balanced_panel_april_2013_to_march_2018(parsed):
         # Folding moves counts between codes and never loses or creates any.
         ccg = t[
             (t.org_type == "CCG")
-            & (t.measure == "emergency_admissions")
+            & (t.measure == "non_elective_admissions")
             & (t.month <= "2018-03-01")
         ]
         pd.testing.assert_series_equal(
-            p.groupby("month")["emergency_admissions"].sum().astype(float),
+            p.groupby("month")["non_elective_admissions"].sum().astype(float),
             ccg.groupby("month")["value"].sum(),
             check_names=False,
         )
@@ -205,9 +205,9 @@ def test_footprint_before_a_change_in_the_window_is_refused(parsed):
 def test_known_submission_problems_are_kept_only_on_request(parsed):
     from vanguard.mar.quality import flag_anomalies
 
-    with pytest.warns(UserWarning, match="02T emergency_admissions 2017-05..2017-07"):
+    with pytest.warns(UserWarning, match="02T non_elective_admissions 2017-05..2017-07"):
         p = build_panel(MAR_DIR, cache=parsed["cache"], quality="keep", population=False)
-    f = flag_anomalies(p, ["emergency_admissions"])
+    f = flag_anomalies(p, ["non_elective_admissions"])
     cal = f[f["area"] == "02T"]
     assert cal["month"].dt.strftime("%Y-%m").tolist() == ["2017-05", "2017-06", "2017-07"]
     assert (p.groupby("area")["month"].nunique() == 60).all()
@@ -269,7 +269,7 @@ def test_data_quality_rule_hits_named_problems_in_every_group(headline):
     assert set(failed["group"]) == {"population_based", "uec", "control"}
     assert not set(failed.index) & set(headline["area"])
     hits = pd.DataFrame(headline.attrs["quality"])
-    heft = hits[(hits["area"] == "05P") & (hits["outcome"] == "emergency_admissions")]
+    heft = hits[(hits["area"] == "05P") & (hits["outcome"] == "non_elective_admissions")]
     assert heft["month"].min() == "2014-07" and heft["month"].max() == "2015-03"
 
 
@@ -291,7 +291,7 @@ def test_headline_panel_carries_rates_denominators(headline):
     assert (headline["population"] > 0).all()
     assert (headline["population_75plus"] < headline["population_65plus"]).all()
     assert (headline["population_65plus"] < headline["population"]).all()
-    rate = (headline["emergency_admissions"] / headline["population"] * 1000).median()
+    rate = (headline["non_elective_admissions"] / headline["population"] * 1000).median()
     # Morciano et al. 2021: about 7.5-7.9 emergency admissions per 1,000 a month
     # before the programme; non-elective FFCEs run a little above emergency admissions.
     assert 7 < rate < 11, rate
@@ -303,7 +303,7 @@ def test_load_panel_passes_the_mar_options(parsed):
 
     if not HAVE_POPULATION:
         pytest.skip("population tables not found")
-    p = panel_mod.load_panel("nhs_mar", outcomes=["emergency_admissions"], mixed="keep",
+    p = panel_mod.load_panel("nhs_mar", outcomes=["non_elective_admissions"], mixed="keep",
                              quality="keep", cache=parsed["cache"])
     assert p["area"].nunique() == 206
     assert {"population", "population_65plus", "population_75plus"} <= set(p.columns)
@@ -320,7 +320,7 @@ def test_notes_name_the_non_submissions_the_rule_finds(headline):
     assert heft_months == [m.strftime("%Y-%m") for m in pd.date_range("2014-07", "2015-03",
                                                                        freq="MS")]
     hits = pd.DataFrame(headline.attrs["quality"])
-    solihull = hits[(hits["area"] == "05P") & (hits["outcome"] == "emergency_admissions")]
+    solihull = hits[(hits["area"] == "05P") & (hits["outcome"] == "non_elective_admissions")]
     assert sorted(solihull["month"]) == heft_months
     glos = notes[(notes["code"] == "RTE") & (notes["kind"] == "did not submit")]
     gloucestershire = set(hits.loc[hits["area"] == "11M", "month"])

@@ -105,11 +105,13 @@ def test_failed_pretrend_and_power_become_limitations(report):
 
 def test_methods_box_states_estimand_model_windows_controls_inference_quality(report):
     names = [m["name"] for m in report["content"]["methods"]]
-    assert names == ["Estimand", "Model", "Windows", "Comparison areas", "Inference",
-                     "Data quality"]
-    model = report["content"]["methods"][1]["text"]
+    assert names == ["Outcome", "Estimand", "Model", "Windows", "Comparison areas",
+                     "Inference", "Data quality"]
+    model = report["content"]["methods"][2]["text"]
     assert "y(i,t) = a(i) + m(t) + b x D(i,t) + e(i,t)" in model
-    assert "186" in report["content"]["methods"][3]["text"]
+    assert "186" in report["content"]["methods"][4]["text"]
+    # synthetic emergency admissions are what the published figures count: no caveat
+    assert "definition" not in report["content"]["methods"][0]["text"]
 
 
 def test_data_box_in_html_and_pdf_names_commit_dirty_state_seed_and_packages(report):
@@ -239,3 +241,44 @@ def test_published_figures_on_another_scale_are_called_not_comparable():
     # -0.042 / 7.9 = -0.53 %; the upper limit -0.025 % rounds to 0.0 (no negative zero)
     assert published_text(p, "poisson", 7.9) == "-0.5 % (-1.0 % to 0.0 %)"
     assert published_text(None, "rate", 7.9).startswith("not published")
+
+
+def _main_rows(groups=(schema.POPULATION_BASED, schema.CARE_HOME)):
+    return pd.DataFrame([{"group": g, "window": w, "estimate": -0.01, "ci_low": -0.05,
+                          "ci_high": 0.03, "pct": -0.1, "pct_ci_low": -0.6,
+                          "pct_ci_high": 0.4, "p_value": 0.6, "n_treated": 20,
+                          "n_control": 140} for g in groups for w in schema.WINDOWS])
+
+
+def test_non_elective_admissions_sit_beside_published_emergency_admissions_with_a_caveat():
+    """The real data's headline counts all non-elective admissions; Morciano et al.
+    counted emergency admissions. Their figures are shown on the same scale, and every
+    table that shows them says the definitions differ."""
+    from vanguard.report_content import load_published_table1
+    from vanguard.report_findings import definition_note, main_table, published_row
+
+    pub = load_published_table1()
+    row = published_row(pub, "non_elective_admissions", schema.CARE_HOME, "years_1_3")
+    assert row["estimate"] == -0.042 and row["outcome"] == "emergency_admissions"
+    assert published_row(pub, "elective_total", schema.CARE_HOME, "years_1_3") is None
+    t = main_table(_main_rows(), {"scale": "rate"}, "non_elective_admissions", pub, 7.9,
+                   {}, synthetic=False)
+    assert any(c.startswith("Morciano et al. 2020") for c in t["columns"])
+    assert "-0.042 (-0.082 to -0.002)" in [c for r in t["rows"] for c in r]
+    assert t["notes"][:1] == definition_note("non_elective_admissions")
+    assert "narrower count than non-elective admissions" in t["notes"][0]
+    assert t["title"] == "Main results: non-elective admissions"
+    same = main_table(_main_rows(), {"scale": "rate"}, "emergency_admissions", pub, 7.9,
+                      {}, synthetic=True)
+    assert not any("narrower" in n for n in same["notes"])
+
+
+def test_the_methods_outcome_entry_defines_the_real_data_headline(tmp_path):
+    one = tmp_path / "outcome.md"
+    one.write_text("## outcome\n" + read_sections()["outcome"], encoding="utf-8")
+    ctx = {"outcome_cap": "Non-elective admissions", "real_mar": True,
+           "definition_differs": True, "published_study": "Morciano et al. (2020)",
+           "secondary_outcomes": "elective admissions, GP referrals"}
+    text = " ".join(b["text"] for b in render_text(ctx, one)["outcome"])
+    assert "maternity, transfers" in text and "emergency admissions only" in text
+    assert "not adjusted for multiple comparisons: elective admissions, GP referrals" in text

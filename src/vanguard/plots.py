@@ -60,6 +60,7 @@ SOURCE_NHS_MAR = "Source: NHS England Monthly Activity Return, Open Government L
 
 OUTCOME_LABELS: dict[str, str] = {
     "emergency_admissions": "Emergency admissions",
+    "non_elective_admissions": "Non-elective admissions",
     "bed_days": "Bed days",
     "ae_attendances": "A&E attendances",
     "elective_total": "Elective admissions",

@@ -31,6 +31,7 @@ from vanguard.errors import DataError
 from vanguard.report_appendix import OWN_FILES, not_estimated_table, robustness_tables
 from vanguard.report_figures import FIGURE_SECTIONS, figure_entries  # noqa: F401
 from vanguard.report_findings import (
+    PUBLISHED_OUTCOME,
     fmt,
     has_published,
     key_findings,
@@ -57,6 +58,7 @@ HOPED_FOR_PCT = 3.0
 targets asked PACS vanguards for growth 3 percentage points below the rest of England
 (see ``data/raw/published_results.csv``). A run overrides it with ``hoped_for_pct``."""
 
+HEADLINE_OUTCOMES = ("emergency_admissions", "non_elective_admissions")
 SCALE_PREFERENCE = ("rate", "poisson", "log", "count")
 ESTIMATOR_PREFERENCE = ("twfe", "twfe_poisson", "imputation", "cs_notyet", "cs_never")
 INFERENCE_PREFERENCE = ("wild_bootstrap", "randomisation", "cluster", "analytic",
@@ -237,7 +239,8 @@ def choose_headline(main: pd.DataFrame, params: dict) -> dict:
     containing ``headline``, as ``inference="auto"`` does), those rows are the headline
     and their inference may differ by site type. Otherwise the run's parameters
     (``outcome``, ``scale``, ``headline_estimator``, ``headline_inference`` or a concrete
-    ``inference``) where given; otherwise emergency admissions on the rate scale when
+    ``inference``) where given; otherwise emergency (or, on the Monthly Activity Return, non-elective) admissions on the
+    rate scale when
     populations exist (else Poisson or log), the two-way fixed-effects estimator, and the
     most conservative inference available (wild cluster bootstrap, then randomisation
     inference, then cluster-robust).
@@ -265,7 +268,7 @@ def choose_headline(main: pd.DataFrame, params: dict) -> dict:
                         found="none")
     tagged = main[main["note"].str.contains("headline", case=False, na=False)]
     src = tagged if len(tagged) else main
-    outcome = _pick(sorted(set(src["outcome"])), ("emergency_admissions",), params.get("outcome"))
+    outcome = _pick(sorted(set(src["outcome"])), HEADLINE_OUTCOMES, params.get("outcome"))
     src = src[src["outcome"] == outcome]
     scale = _pick(sorted(set(src["scale"])), SCALE_PREFERENCE, params.get("scale"))
     src = src[src["scale"] == scale]
@@ -538,6 +541,12 @@ def text_context(*, data_source: str, params: dict, hl: dict, head: pd.DataFrame
         "real_mar": data_source == "nhs_mar",
         "outcome": in_sentence(label("outcome", hl["outcome"])),
         "outcome_cap": label("outcome", hl["outcome"]),
+        "definition_differs": hl["outcome"] in PUBLISHED_OUTCOME,
+        "published_study": "Morciano et al. (2020)",
+        "secondary_outcomes": ", ".join(
+            in_sentence(label("outcome", o))
+            for o in sorted(set(results.loc[results["analysis"] == "main", "outcome"])
+                            - {hl["outcome"]})),
         "scale_label": label("scale", hl["scale"]),
         "headline_estimator": label("estimator", hl["estimator"]),
         "other_estimators": (", ".join(label("estimator", e) for e in others)
@@ -690,7 +699,8 @@ def build_content(run: str, incomplete: tuple[str, ...] | list[str] = ()) -> dic
         "lessons_untested": lessons_untested,
         "hoped_for_pct": ev.hoped_for_pct,
         "methods": [{"name": n, "text": " ".join(b["text"] for b in text[k])}
-                    for n, k in (("Estimand", "estimand"), ("Model", "model"),
+                    for n, k in (("Outcome", "outcome"), ("Estimand", "estimand"),
+                                 ("Model", "model"),
                                  ("Windows", "windows"), ("Comparison areas", "controls"),
                                  ("Inference", "inference"), ("Data quality", "quality"))],
         "data_availability": data_availability(manifest, data_source, run_path),

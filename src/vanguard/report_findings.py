@@ -22,6 +22,10 @@ from vanguard.report_labels import SCALE_UNITS, in_sentence, label
 PRETREND_ORDER = ("event_study", "twfe", "imputation", "cs_notyet", "cs_never")
 """Pre-trend tests in the order the report prefers: the event study's joint test first."""
 MDE_POWER = 0.8
+PUBLISHED_OUTCOME: dict[str, str] = {"non_elective_admissions": "emergency_admissions"}
+"""Outcome -> the published outcome it is set beside, where the two differ. The Monthly
+Activity Return counts every non-elective admission; Morciano et al. (2020) counted the
+emergency admissions among them, so the two share units but not a definition."""
 ALPHA = 0.05
 
 
@@ -105,17 +109,32 @@ def mde_row(results: pd.DataFrame, outcome: str, group: str, scale: str) -> dict
             "n_treated": r["n_treated"]}
 
 
+def published_for(published: pd.DataFrame, outcome: str) -> pd.DataFrame:
+    """The published rows set beside ``outcome`` (see :data:`PUBLISHED_OUTCOME`)."""
+    return published[published["outcome"] == PUBLISHED_OUTCOME.get(outcome, outcome)]
+
+
 def published_row(published: pd.DataFrame, outcome: str, group: str,
                   window: str) -> pd.Series | None:
-    p = published[(published["outcome"] == outcome) & (published["group"] == group)
-                  & (published["window"] == window)]
+    p = published_for(published, outcome)
+    p = p[(p["group"] == group) & (p["window"] == window)]
     return None if p.empty else p.iloc[0]
 
 
 def has_published(published: pd.DataFrame, outcome: str, groups) -> bool:
-    """Whether any of ``groups`` has a published estimate of ``outcome``."""
-    return bool(((published["outcome"] == outcome)
-                 & published["group"].isin(set(map(str, groups)))).any())
+    """Whether any of ``groups`` has a published estimate set beside ``outcome``."""
+    return bool(published_for(published, outcome)["group"].isin(set(map(str, groups))).any())
+
+
+def definition_note(outcome: str) -> list[str]:
+    """A note, where the published outcome set beside ``outcome`` counts something else."""
+    theirs = PUBLISHED_OUTCOME.get(outcome)
+    if theirs is None:
+        return []
+    return [f"Morciano et al. (2020) counted {in_sentence(label('outcome', theirs))}, a "
+            f"narrower count than {in_sentence(label('outcome', outcome))} (which adds "
+            "maternity, transfers and other non-elective admissions): their figures share "
+            "this run's units but not its definition, so read the comparison as approximate."]
 
 
 def published_text(p: pd.Series | None, scale: str, baseline: float | None) -> str:
@@ -256,7 +275,8 @@ def key_findings(head: pd.DataFrame, results: pd.DataFrame, hl: dict,
         sentences.append(s)
     return {"table": {"title": "Key findings: " + in_sentence(label("outcome", outcome))
                       + ", years 1-3 after the start", "columns": columns, "rows": rows,
-                      "id": "key-findings", "notes": []},
+                      "id": "key-findings",
+                      "notes": definition_note(outcome) if any_pub else []},
             "sentences": sentences, "groups": facts}
 
 
@@ -283,7 +303,7 @@ def main_table(rows: pd.DataFrame, hl: dict, outcome: str, published: pd.DataFra
     """
     scale = hl["scale"]
     d = digits_for(scale)
-    pub = published[published["outcome"] == outcome]
+    pub = published_for(published, outcome)
     show_pub = has_published(published, outcome, rows["group"]) and (
         scale == "rate" or (scale in ("log", "poisson") and baseline is not None))
     columns = ["Site type", "Window", f"Effect, {SCALE_UNITS[scale]} (95% CI)",
@@ -328,7 +348,7 @@ def main_table(rows: pd.DataFrame, hl: dict, outcome: str, published: pd.DataFra
                 cells.append({"t": "" if pd.isna(v) else str(int(v)),
                               "key": "" if pd.isna(v) else count_key(step, g)})
             out_rows.append(cells)
-    notes = []
+    notes = definition_note(outcome) if show_pub else []
     odd = sorted({u for u in pub["unit"] if "label reads" in u}) if "unit" in pub else []
     if show_pub and odd:
         notes.append("The published unit is uncertain: Morciano et al.'s Table 1 gives it "

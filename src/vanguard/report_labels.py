@@ -91,7 +91,7 @@ CODE_NAMES: tuple[str, ...] = tuple(sorted(
     | {k for k in WINDOW_LABELS if "_" in k}
     | {k for k in schema.GROUP_LABELS if "_" in k}
     | {"twfe", "twfe_poisson", "uec", "without_site", "rel_time", "n_treated", "n_control",
-       "pre_mean", "p_value", "ci_low", "ci_high", "emergency_admissions",
+       "pre_mean", "p_value", "ci_low", "ci_high", "emergency_admissions", "non_elective_admissions",
        "elective_total", "first_outpatient_attendances", "gp_referrals_made_all"}))
 """Identifiers of the results files that must not appear in the report's text."""
 

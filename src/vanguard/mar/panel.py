@@ -30,16 +30,17 @@ DEFAULT_FOOTPRINT = "2018-04"
 (:func:`vanguard.mar.areas.footprint_for_window`) unless given."""
 
 OUTCOMES: dict[str, str] = {
-    "emergency_admissions": "total non-elective G&A admissions (FFCEs): emergency and "
+    "non_elective_admissions": "total non-elective G&A admissions (FFCEs): emergency and "
     "other non-elective first finished consultant episodes, broader than emergency "
     "admissions alone; the headline outcome",
     "elective_total": "elective G&A admissions (FFCEs), ordinary and day case; secondary",
     "first_outpatient_attendances": "first outpatient attendances (G&A); secondary",
     "gp_referrals_made_all": "GP referrals made, all specialties; secondary",
 }
-"""Outcome columns the real-data analysis uses, with what each counts. The column name
-``emergency_admissions`` is kept for continuity with the synthetic panel; it holds total
-non-elective FFCEs."""
+"""Outcome columns the real-data analysis uses, with what each counts. The headline is
+named for what the MAR counts (all non-elective FFCEs), not ``emergency_admissions`` as
+in the synthetic panel: the published evaluations counted emergency admissions only, and
+the report says so wherever it sets the two side by side."""
 
 
 def folded_register(
@@ -128,7 +129,7 @@ def build_panel(
     Returns
     -------
     pandas.DataFrame
-        ``area``, ``month``, one count column per MAR measure (``emergency_admissions``
+        ``area``, ``month``, one count column per MAR measure (``non_elective_admissions``
         is total non-elective FFCEs, see :data:`OUTCOMES`), the population columns when
         ``population``, ``group``, ``start``, ``site`` (see :mod:`vanguard.schema`).
         CCGs in no site footprint are ``control``. ``attrs``: ``data_source =

@@ -45,7 +45,7 @@ MEASURES: dict[str, str] = {
     "elective g&a planned daycase admissions (ffces)": "planned_daycase",
     "elective g&a planned total admissions (ffces)": "planned_total",
     "elective g&a admissions (ffces) -nhs treatment centres (tcs)": "elective_treatment_centres",
-    "total non-elective g&a admissions (ffces)": "emergency_admissions",
+    "total non-elective g&a admissions (ffces)": "non_elective_admissions",
     "gp referrals made (all specialties)": "gp_referrals_made_all",
     "gp referrals seen (all specialties)": "gp_referrals_seen_all",
     "gp referrals made (g&a)": "gp_referrals_made_ga",
@@ -55,7 +55,7 @@ MEASURES: dict[str, str] = {
 }
 """Column heading as published (lower case, single spaces) -> measure name.
 
-``emergency_admissions`` is total non-elective general & acute FFCEs."""
+``non_elective_admissions`` is total non-elective general & acute FFCEs."""
 
 MEASURE_LABELS: dict[str, str] = {
     "elective_ordinary": "Elective ordinary admissions (FFCEs)",
@@ -65,7 +65,7 @@ MEASURE_LABELS: dict[str, str] = {
     "planned_daycase": "Planned day-case admissions (FFCEs)",
     "planned_total": "Planned admissions, total (FFCEs)",
     "elective_treatment_centres": "Elective admissions at NHS treatment centres (FFCEs)",
-    "emergency_admissions": "Non-elective admissions, total G&A (FFCEs)",
+    "non_elective_admissions": "Non-elective admissions, total G&A (FFCEs)",
     "gp_referrals_made_all": "GP referrals made, all specialties",
     "gp_referrals_seen_all": "GP referrals seen, all specialties",
     "gp_referrals_made_ga": "GP referrals made, general & acute",
@@ -80,7 +80,7 @@ ENGLAND_CODE = "ENG"
 
 TIDY_COLUMNS: tuple[str, ...] = ("month", "org_code", "org_name", "org_type", "measure", "value")
 
-PARSER_VERSION = "1"
+PARSER_VERSION = "2"
 """Part of the cache key: bump when the parser's output changes for the same inputs."""
 
 _HEADER_SEARCH_ROWS = 40
@@ -306,7 +306,7 @@ def check_table(table: pd.DataFrame, source: str | Path = "MAR table") -> pd.Dat
         If a column is missing; an organisation-month-measure repeats; the months are
         not contiguous; a count is negative or missing; a month has no England row; or
         in some month the commissioner rows do not sum to the England row for
-        ``emergency_admissions``.
+        ``non_elective_admissions``.
     """
     missing = [c for c in TIDY_COLUMNS if c not in table.columns]
     if missing:
@@ -340,7 +340,7 @@ def check_table(table: pd.DataFrame, source: str | Path = "MAR table") -> pd.Dat
             column="month",
             found=f"no data for {', '.join(m.strftime('%Y-%m') for m in gap[:5])}",
         )
-    em = table[table["measure"] == "emergency_admissions"]
+    em = table[table["measure"] == "non_elective_admissions"]
     england = em[em["org_type"] == "England"].groupby("month")["value"].sum()
     parts = em[em["org_type"] != "England"].groupby("month")["value"].sum()
     missing_eng = months.difference(england.index)
@@ -357,7 +357,7 @@ def check_table(table: pd.DataFrame, source: str | Path = "MAR table") -> pd.Dat
         raise DataError(
             source,
             "commissioner rows summing to the England row for total non-elective admissions",
-            column="emergency_admissions",
+            column="non_elective_admissions",
             found=f"{m:%Y-%m}: commissioners {parts.get(m, 0):g} vs England {england[m]:g}",
         )
     return table

@@ -32,7 +32,8 @@ def flag_anomalies(
     -------
     pandas.DataFrame
         ``area``, ``month``, ``outcome``, ``value``, ``median``, ``ratio``; one row per
-        flagged area-month-outcome, sorted.
+        flagged area-month-outcome, sorted by outcome (in the order of ``outcomes``), area
+        and month.
 
     Raises
     ------
@@ -66,15 +67,18 @@ def flag_anomalies(
     cols = ["area", "month", "outcome", "value", "median", "ratio"]
     if not frames:
         return pd.DataFrame(columns=cols)
-    return pd.concat(frames, ignore_index=True)[cols].sort_values(
-        ["outcome", "area", "month"], ignore_index=True
-    )
+    out = pd.concat(frames, ignore_index=True)[cols]
+    # outcomes in the order asked for (the headline first), then area and month
+    rank = out["outcome"].map({c: i for i, c in enumerate(outcomes)})
+    order = out.assign(_rank=rank).sort_values(["_rank", "area", "month"]).index
+    return out.loc[order].reset_index(drop=True)
 
 
 def describe_flags(flags: pd.DataFrame, limit: int = 6) -> str:
     """One line per area-outcome: months flagged and the lowest/highest ratio."""
     parts = []
-    for (outcome, area), g in flags.groupby(["outcome", "area"], sort=True):
+    # flags come in the order flag_anomalies gives (headline outcome first): keep it
+    for (outcome, area), g in flags.groupby(["outcome", "area"], sort=False):
         months = f"{g['month'].min():%Y-%m}" + (f"..{g['month'].max():%Y-%m}" if len(g) > 1 else "")
         parts.append(
             f"{area} {outcome} {months} ({len(g)} month(s), {g['ratio'].min():.0%}-"
@@ -90,7 +94,7 @@ QUALITY_THRESHOLD: float = 0.5
 """An area-month below this fraction of the area's median over the window is anomalous."""
 
 QUALITY_OUTCOMES: tuple[str, ...] = (
-    "emergency_admissions",
+    "non_elective_admissions",
     "elective_total",
     "first_outpatient_attendances",
     "gp_referrals_made_all",
