@@ -281,4 +281,24 @@ def test_the_methods_outcome_entry_defines_the_real_data_headline(tmp_path):
            "secondary_outcomes": "elective admissions, GP referrals"}
     text = " ".join(b["text"] for b in render_text(ctx, one)["outcome"])
     assert "maternity, transfers" in text and "emergency admissions only" in text
-    assert "not adjusted for multiple comparisons: elective admissions, GP referrals" in text
+    assert "(Holm): elective admissions, GP referrals" in text
+
+
+def test_secondary_outcomes_carry_holm_adjusted_p_values():
+    from vanguard.report_content import load_published_table1
+    from vanguard.report_findings import holm_adjusted, main_table
+
+    a = _main_rows((schema.CARE_HOME,)).iloc[:2].assign(p_value=[0.01, 0.04])
+    b = _main_rows((schema.UEC,)).iloc[:1].assign(p_value=[0.03])
+    got = holm_adjusted({"elective_total": a, "gp_referrals_made_all": b})
+    # Holm by hand: sorted 0.01, 0.03, 0.04 -> 3 x 0.01, max(0.03, 2 x 0.03), max(0.06, 0.04)
+    w = list(schema.WINDOWS)
+    assert got == pytest.approx({("elective_total", schema.CARE_HOME, w[0]): 0.03,
+                                 ("elective_total", schema.CARE_HOME, w[1]): 0.06,
+                                 ("gp_referrals_made_all", schema.UEC, w[0]): 0.06})
+    t = main_table(a, {"scale": "rate"}, "elective_total", load_published_table1(), 7.9,
+                   {}, synthetic=False, adjusted=got)
+    col = t["columns"].index("p, Holm-adjusted")
+    assert [r[col] for r in t["rows"]] == ["0.030", "0.060"]
+    assert any("all 3 secondary tests" in n for n in t["notes"])
+    assert holm_adjusted({}) == {}

@@ -34,6 +34,7 @@ from vanguard.report_findings import (
     PUBLISHED_OUTCOME,
     fmt,
     has_published,
+    holm_adjusted,
     key_findings,
     main_table,
     percent_bases,
@@ -644,12 +645,16 @@ def build_content(run: str, incomplete: tuple[str, ...] | list[str] = ()) -> dic
     findings = key_findings(head, results, hl, published, baseline, hoped, truth_map,
                             synthetic, tuple(incomplete))
     tables = []
-    for outcome in [hl["outcome"]] + sorted(set(main["outcome"]) - {hl["outcome"]}):
+    secondary = {o: headline_rows(main, hl, o)
+                 for o in sorted(set(main["outcome"]) - {hl["outcome"]})}
+    adjusted = holm_adjusted(secondary)
+    for outcome in [hl["outcome"], *secondary]:
         rows = headline_rows(main, hl, outcome)
         if rows.empty:
             continue
         tables.append(main_table(rows, hl, outcome, published, baseline,
-                                 _truth_lookup(truth, outcome, hl["scale"]), synthetic))
+                                 _truth_lookup(truth, outcome, hl["scale"]), synthetic,
+                                 adjusted if outcome in secondary else None))
     not_estimated = not_estimated_table(run_path)
     flow = build_flow(run_path, head)
     flow_tbl = flow_table(flow)

@@ -293,13 +293,47 @@ def percent_bases(scale: str, baseline: float | None) -> str:
     return text + "."
 
 
+def holm_adjusted(secondary: dict[str, pd.DataFrame]) -> dict[tuple[str, str, str], float]:
+    """Holm-adjusted p-values over every secondary test the main tables print.
+
+    The family is each secondary outcome x site type x window with a p-value: Holm's
+    step-down keeps the chance of any false "clear effect" among them at 5 % whatever
+    their dependence (the outcomes share areas and months, so they are correlated).
+
+    Parameters
+    ----------
+    secondary : dict
+        Outcome -> its headline rows (:func:`vanguard.report_content.headline_rows`).
+
+    Returns
+    -------
+    dict
+        ``(outcome, group, window) -> adjusted p``; empty when there is nothing to adjust.
+    """
+    from statsmodels.stats.multitest import multipletests
+
+    keys, ps = [], []
+    for outcome, rows in secondary.items():
+        for r in rows.itertuples(index=False):
+            if r.window in schema.WINDOWS and np.isfinite(r.p_value):
+                keys.append((outcome, str(r.group), str(r.window)))
+                ps.append(float(r.p_value))
+    if not ps:
+        return {}
+    adjusted = multipletests(ps, alpha=ALPHA, method="holm")[1]
+    return dict(zip(keys, map(float, adjusted), strict=True))
+
+
 def main_table(rows: pd.DataFrame, hl: dict, outcome: str, published: pd.DataFrame,
-               baseline: float | None, truth_map: dict, synthetic: bool) -> dict:
+               baseline: float | None, truth_map: dict, synthetic: bool,
+               adjusted: dict[tuple[str, str, str], float] | None = None) -> dict:
     """One outcome's main results: site type x window, published figures on our scale.
 
     The published column appears only when it is on our scale: per 1,000 on the rate
     scale, or as % of the published baseline beside our % on a multiplicative scale.
-    Otherwise a note says why it is absent. Area counts carry their flow keys.
+    Otherwise a note says why it is absent. Area counts carry their flow keys. A
+    secondary outcome's table adds its Holm-adjusted p-values (``adjusted``, from
+    :func:`holm_adjusted`) beside the unadjusted ones.
     """
     scale = hl["scale"]
     d = digits_for(scale)
@@ -308,6 +342,8 @@ def main_table(rows: pd.DataFrame, hl: dict, outcome: str, published: pd.DataFra
         scale == "rate" or (scale in ("log", "poisson") and baseline is not None))
     columns = ["Site type", "Window", f"Effect, {SCALE_UNITS[scale]} (95% CI)",
                "% change (95% CI)", "p"]
+    if adjusted:
+        columns.append("p, Holm-adjusted")
     if synthetic:
         columns.append("Planted truth")
     if show_pub:
@@ -328,6 +364,9 @@ def main_table(rows: pd.DataFrame, hl: dict, outcome: str, published: pd.DataFra
                            f"{fmt(r['pct'], 1)} ({fmt(r['pct_ci_low'], 1)} to "
                            f"{fmt(r['pct_ci_high'], 1)})" if np.isfinite(r["pct"]) else "n/a",
                            fmt(r["p_value"])]
+            if adjusted:
+                a = adjusted.get((outcome, g, w))
+                cells.append("n/a" if a is None else fmt(a))
             first = False
             if synthetic:
                 t = truth_map.get((g, w))
@@ -349,6 +388,11 @@ def main_table(rows: pd.DataFrame, hl: dict, outcome: str, published: pd.DataFra
                               "key": "" if pd.isna(v) else count_key(step, g)})
             out_rows.append(cells)
     notes = definition_note(outcome) if show_pub else []
+    if adjusted:
+        notes.append(f"A secondary outcome: Holm-adjusted p-values account for all "
+                     f"{len(adjusted)} secondary tests in these tables (each secondary "
+                     "outcome, site type and window), so a clear effect should meet "
+                     "p < 0.05 after adjustment.")
     odd = sorted({u for u in pub["unit"] if "label reads" in u}) if "unit" in pub else []
     if show_pub and odd:
         notes.append("The published unit is uncertain: Morciano et al.'s Table 1 gives it "
