@@ -302,3 +302,16 @@ def test_secondary_outcomes_carry_holm_adjusted_p_values():
     assert [r[col] for r in t["rows"]] == ["0.030", "0.060"]
     assert any("all 3 secondary tests" in n for n in t["notes"])
     assert holm_adjusted({}) == {}
+
+
+def test_the_real_data_headline_is_non_elective_admissions_among_its_outcomes():
+    from vanguard.mar.panel import OUTCOMES
+    from vanguard.params import load_yaml
+    from vanguard.report_content import choose_headline
+
+    grid = load_yaml(config.PARAMS / "nhs_mar.yml")["grid"]["outcomes"]
+    assert grid[0] == "non_elective_admissions" and set(grid) == set(OUTCOMES)
+    main = pd.concat([_main_rows().assign(outcome=o) for o in sorted(grid)])
+    main = main.assign(analysis="main", scale="rate", estimator="twfe",
+                       inference="cluster", note="")
+    assert choose_headline(main, {})["outcome"] == "non_elective_admissions"
