@@ -693,6 +693,14 @@ class CSFit:
             "n_boot": n_boot,
         }
 
+    def _units_per_cohort(self) -> dict[int, int]:
+        """Cohort -> number of units (a unit's cohort is constant)."""
+        f = self.sample.frame
+        unit, _ = pd.factorize(f["id"])
+        first = np.unique(unit, return_index=True)[1]
+        cohorts, n = np.unique(f["cohort"].to_numpy()[first], return_counts=True)
+        return {int(c): int(k) for c, k in zip(cohorts, n, strict=True)}
+
     def cohort_effects(self, lo: int, hi: int) -> pd.DataFrame:
         """Each cohort's average effect over months ``[lo, hi)`` since its start.
 
@@ -724,7 +732,7 @@ class CSFit:
         rel = np.asarray(self.att.times, dtype=float) - self.shift - groups
         att = np.asarray(self.att.att_gt, dtype=float)
         inf = np.asarray(self.att.influence_func, dtype=float)
-        counts = self.sample.frame.groupby("cohort")["id"].nunique()
+        counts = self._units_per_cohort()
         rows = []
         for g in np.unique(groups):
             cols = np.flatnonzero((groups == g) & (rel >= lo) & (rel < hi))
