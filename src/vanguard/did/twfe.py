@@ -374,7 +374,11 @@ def estimate_twfe(
             mf = prep.derived(("twfe.model_frame", tuple(wset.items())), build)
         frame, cols, regs = mf.frame, mf.columns, mf.regressors
         fit, tidy = _fit_tidy(mf.data, regs, design.scale)
-        coef = tidy.to_dict("index")  # one lookup per cell below, not a .loc each
+        # plain arrays and a position per regressor: .loc (or to_dict) per cell costs
+        # more than the rest of the tidy output
+        pos = {name: i for i, name in enumerate(tidy.index)}
+        coef = {c: tidy[c].to_numpy() for c in ("Estimate", "Std. Error", "2.5%", "97.5%",
+                                                "Pr(>|t|)")}
         n_obs = int(fit._N)
         fwl = None
         for (g, w), col in cols.items():
@@ -384,7 +388,7 @@ def estimate_twfe(
             if inference == "auto":
                 method, rule = inf.headline_inference(design.n_treated[g])
                 note = rule
-            est = float(coef[col]["Estimate"])
+            est = float(coef["Estimate"][pos[col]])
             row = {
                 "data_source": design.data_source,
                 "analysis": "main",
@@ -401,10 +405,10 @@ def estimate_twfe(
             }
             if method == "cluster":
                 row.update(
-                    se=float(coef[col]["Std. Error"]),
-                    ci_low=float(coef[col]["2.5%"]),
-                    ci_high=float(coef[col]["97.5%"]),
-                    p_value=float(coef[col]["Pr(>|t|)"]),
+                    se=float(coef["Std. Error"][pos[col]]),
+                    ci_low=float(coef["2.5%"][pos[col]]),
+                    ci_high=float(coef["97.5%"][pos[col]]),
+                    p_value=float(coef["Pr(>|t|)"][pos[col]]),
                     inference="cluster",
                 )
             elif method == "wild_bootstrap":
