@@ -3,9 +3,8 @@
 On the synthetic panel (one outcome, the rate scale):
 
 * two-way fixed effects: :func:`vanguard.did.twfe.estimate_twfe` versus ``pyfixest.feols``
-  on the same prepared regression frames (baseline) versus statsmodels OLS with area and
-  month dummy variables and area-clustered standard errors; the Poisson scale versus
-  ``pyfixest.fepois``;
+  (baseline) versus statsmodels OLS with area and month dummy variables and
+  area-clustered standard errors; the Poisson scale versus ``pyfixest.fepois``;
 * Callaway-Sant'Anna: :func:`vanguard.did.staggered.estimate_cs` versus
   ``moderndid.att_gt`` + ``moderndid.aggte`` on the same estimation frame (baseline);
 * imputation: :func:`vanguard.did.imputation.estimate_imputation` versus its own numpy
@@ -13,9 +12,20 @@ On the synthetic panel (one outcome, the rate scale):
   call to wrap), with ``pyfixest.did2s`` (Gardner's two-stage estimator, the same point
   estimate) as a reference.
 
-The raw calls get their inputs built outside the timer, so the ratio is the wrapper's
-whole cost (sample preparation, checks, tidy output) relative to the bare computation.
-Each case also records whether the implementations agree on the estimate.
+Like for like: the raw calls get their inputs built outside the timer, and they are the
+inputs the wrapper passes (for TWFE the very regression frames,
+:func:`vanguard.did.twfe.model_frame`), with the same options: the same regressions,
+CRV1 standard errors clustered by area with pyfixest's default small-sample correction,
+and the coefficient table read (``tidy``); for Callaway-Sant'Anna the outcome-regression
+estimator and the event-time cut of the dynamic aggregation the wrapper uses, with
+the pre-trend row taken from moderndid's own Wald statistic. The ratio is then the
+wrapper's whole cost (input checks, finding the prepared sample, tidy output) relative
+to the bare computation. Estimation samples are built once per panel
+(:func:`vanguard.did.design.prepared`), so the wrapper is timed on later calls, as a
+report makes them; extra rows time the first call on a panel (cache cleared) and, for
+Callaway-Sant'Anna, the default call with the bootstrap pre-trend test, which the
+library does not offer. Each case also records whether the implementations agree on
+the estimate.
 """
 
 from __future__ import annotations

@@ -411,10 +411,12 @@ def _pretrend_p_by_draw(fit, n_boot: int, seed: int) -> float:
     Y = wide.to_numpy(float)
     col = {int(t): j for j, t in enumerate(wide.columns)}
     n, q = len(Y), len(cells)
-    dY = np.column_stack([
-        Y[:, col[t]] - Y[:, col[t - 1 if fit.base_period == "varying" else g - 1]]
-        for g, t in cells
-    ])
+    dY = np.column_stack(
+        [
+            Y[:, col[t]] - Y[:, col[t - 1 if fit.base_period == "varying" else g - 1]]
+            for g, t in cells
+        ]
+    )
     in_g = np.column_stack([cohort == g for g, _ in cells])
     in_c = np.repeat((cohort == 0)[:, None], q, axis=1)
 

@@ -380,7 +380,9 @@ def _string_column(values, default: str, n: int):
 def _numeric_column(values, dtype: str, n: int):
     """A ``float64`` or ``Int64`` column; a value that is not a number is an error."""
     if values is None:
-        return pd.array([pd.NA] * n, dtype=pd.Int64Dtype()) if dtype == "Int64" else np.full(n, np.nan)
+        if dtype == "Int64":
+            return pd.array([pd.NA] * n, dtype=pd.Int64Dtype())
+        return np.full(n, np.nan)
     if isinstance(values, list) and all(
         isinstance(v, _FAST_NUMBERS) and not isinstance(v, bool) for v in values
     ):

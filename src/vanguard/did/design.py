@@ -303,8 +303,9 @@ def prepare(
     ).copy_design()
 
 
-CACHE_SIZE: int = 32
-"""Prepared samples kept by :func:`prepared` (least recently used dropped first)."""
+CACHE_SIZE: int = 16
+"""Prepared samples kept by :func:`prepared` (least recently used dropped first): a
+notebook's estimators share a handful; each holds a few MB of frames."""
 
 _CACHE: OrderedDict[tuple, Prepared] = OrderedDict()
 _CACHE_LOCK = threading.Lock()
@@ -312,8 +313,15 @@ _CACHE_LOCK = threading.Lock()
 
 def _sample_columns(panel: pd.DataFrame, outcome: str) -> list[str]:
     """Panel columns a sample of ``outcome`` is built from (those present)."""
-    cols = [schema.AREA, schema.MONTH, schema.GROUP, schema.START, schema.SITE,
-            schema.POPULATION, outcome]
+    cols = [
+        schema.AREA,
+        schema.MONTH,
+        schema.GROUP,
+        schema.START,
+        schema.SITE,
+        schema.POPULATION,
+        outcome,
+    ]
     return [c for c in dict.fromkeys(cols) if c in panel.columns]
 
 

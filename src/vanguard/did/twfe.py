@@ -377,8 +377,8 @@ def estimate_twfe(
         # plain arrays and a position per regressor: .loc (or to_dict) per cell costs
         # more than the rest of the tidy output
         pos = {name: i for i, name in enumerate(tidy.index)}
-        coef = {c: tidy[c].to_numpy() for c in ("Estimate", "Std. Error", "2.5%", "97.5%",
-                                                "Pr(>|t|)")}
+        names = ("Estimate", "Std. Error", "2.5%", "97.5%", "Pr(>|t|)")
+        coef = {c: tidy[c].to_numpy() for c in names}
         n_obs = int(fit._N)
         fwl = None
         for (g, w), col in cols.items():
