@@ -300,6 +300,7 @@ def prepare(
         controls=controls,
         trim_post=trim_post,
         data_source=data_source,
+        stacklevel=3,
     ).copy_design()
 
 
@@ -460,11 +461,13 @@ def prepared(
     controls: str | Sequence[str] = "never",
     trim_post: bool = True,
     data_source: str | None = None,
+    stacklevel: int = 2,
 ) -> Prepared:
     """The estimation sample of :func:`prepare`, built once per panel content and arguments.
 
-    Parameters are those of :func:`prepare`. The sample's warnings are raised on every
-    call, cached or not.
+    Parameters are those of :func:`prepare`, and ``stacklevel``: where the sample's
+    warnings point (2, the caller of this function). They are raised on every call,
+    cached or not.
 
     Returns
     -------
@@ -518,7 +521,7 @@ def prepared(
             _CACHE[key] = entry
             while len(_CACHE) > CACHE_SIZE:
                 _CACHE.popitem(last=False)
-    entry.replay()
+    entry.replay(stacklevel + 1)
     return entry
 
 
