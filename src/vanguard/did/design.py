@@ -484,6 +484,8 @@ def prepared(
             "panel", "a pandas DataFrame (the analysis panel)", found=type(panel).__name__
         )
     groups = tuple(dict.fromkeys(groups))
+    if not isinstance(controls, str):
+        controls = list(controls)  # read twice: for the key and for the sample
     ctrl = controls if isinstance(controls, str) else ("list", *map(str, controls))
     key = (
         panel_digest(panel, _sample_columns(panel, outcome)),
