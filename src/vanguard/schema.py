@@ -162,8 +162,13 @@ def group_label(group: str) -> str:
 
 def blank_test_pct(results: pd.DataFrame) -> pd.DataFrame:
     """Blank the percentage columns of test-statistic rows (a statistic is not an effect)."""
-    is_test = results["analysis"].eq("pretrend")
-    results.loc[is_test, ["pct", "pct_ci_low", "pct_ci_high"]] = np.nan
+    is_test = results["analysis"].eq("pretrend").to_numpy(dtype=bool, na_value=False)
+    if is_test.any():
+        for col in ("pct", "pct_ci_low", "pct_ci_high"):
+            # column by column: a .loc assignment to several columns costs far more
+            values = results[col].to_numpy(dtype="float64", copy=True)
+            values[is_test] = np.nan
+            results[col] = values
     return results
 
 
@@ -314,41 +319,93 @@ def results_frame(rows: Iterable[Mapping] | pd.DataFrame) -> pd.DataFrame:
         If a required column is missing, an unknown column is given, or ``scale`` is
         not one of :data:`SCALES`.
     """
-    df = rows.copy() if isinstance(rows, pd.DataFrame) else pd.DataFrame(list(rows))
+    if isinstance(rows, pd.DataFrame):
+        n = len(rows)
+        given: dict = {c: rows[c] for c in rows.columns}
+    else:
+        records = list(rows)
+        n = len(records)
+        # the columns of pd.DataFrame(records): every key, in order of first appearance
+        names = dict.fromkeys(k for r in records for k in r)
+        given = {c: [r.get(c, math.nan) for r in records] for c in names}
     required = ("outcome", "scale", "estimator", "group", "window", "estimate")
-    missing = [c for c in required if c not in df.columns]
-    if missing and len(df):
+    missing = [c for c in required if c not in given]
+    if missing and n:
         raise ValueError(f"results: missing required column(s) {missing}")
-    unknown = [c for c in df.columns if c not in RESULT_COLUMNS]
+    unknown = [c for c in given if c not in RESULT_COLUMNS]
     if unknown:
         raise ValueError(f"results: unknown column(s) {unknown}; expected {list(RESULT_COLUMNS)}")
-    for col, dtype in RESULT_COLUMNS.items():
-        if col not in df.columns:
-            if dtype == "string":
-                df[col] = _STRING_DEFAULTS.get(col, "")
-            elif dtype == "Int64":
-                df[col] = pd.NA
-            else:
-                df[col] = np.nan
-    bad = sorted(set(df["scale"].dropna()) - set(SCALES))
+    # one array per column and one frame at the end: assigning columns one by one into
+    # a frame costs more than everything else here
+    data = {
+        col: _string_column(given.get(col), _STRING_DEFAULTS.get(col, ""), n)
+        for col, dtype in RESULT_COLUMNS.items()
+        if dtype == "string"
+    }
+    bad = sorted(set(data["scale"].dropna()) - set(SCALES))
     if bad:
         raise ValueError(f"results: column 'scale': expected one of {SCALES}; found {bad}")
-    df = df[list(RESULT_COLUMNS)]
     for col, dtype in RESULT_COLUMNS.items():
-        if dtype == "string":
-            df[col] = df[col].fillna(_STRING_DEFAULTS.get(col, "")).astype("string")
-        else:
-            df[col] = pd.to_numeric(df[col], errors="raise").astype(dtype)
+        if dtype != "string":
+            data[col] = _numeric_column(given.get(col), dtype, n)
+    data = {col: data[col] for col in RESULT_COLUMNS}
+    multiplicative = None
     for out, src in (("pct", "estimate"), ("pct_ci_low", "ci_low"), ("pct_ci_high", "ci_high")):
-        need = df[out].isna() & df[src].notna()
+        need = np.isnan(data[out]) & ~np.isnan(data[src])
         if need.any():
-            df.loc[need, out] = [
-                pct_change(v, s, m)
-                for v, s, m in zip(
-                    df.loc[need, src], df.loc[need, "scale"], df.loc[need, "pre_mean"], strict=True
+            if multiplicative is None:
+                multiplicative = np.fromiter(
+                    (sc in MULTIPLICATIVE_SCALES for sc in data["scale"].tolist()), bool, n
                 )
-            ]
-    return df.reset_index(drop=True)
+            filled = data[out].copy()
+            filled[need] = _pct_changes(
+                data[src][need], multiplicative[need], data["pre_mean"][need]
+            )
+            data[out] = filled
+    return pd.DataFrame(data, index=pd.RangeIndex(n))
+
+
+def _pct_changes(estimate: np.ndarray, multiplicative: np.ndarray, pre_mean: np.ndarray):
+    """:func:`pct_change` of many estimates at once (the same arithmetic, value by value)."""
+    with np.errstate(all="ignore"):
+        additive = np.where(
+            np.isfinite(pre_mean) & (pre_mean != 0), 100.0 * estimate / pre_mean, math.nan
+        )
+        out = np.where(multiplicative, 100.0 * np.expm1(estimate), additive)
+    return np.where(np.isfinite(estimate), out, math.nan)
+
+
+_FAST_NUMBERS = frozenset({int, float, np.float64, np.float32, np.int64, np.int32})
+_FAST_INTEGERS = frozenset({int, np.int64, np.int32})
+
+
+def _string_column(values, default: str, n: int):
+    """A ``string`` column: missing values are ``default``."""
+    # the dtype object itself: resolving the name "string" is a registry search
+    string = pd.StringDtype()
+    if values is None:
+        return pd.array([default] * n, dtype=string)
+    if isinstance(values, list) and set(map(type, values)) <= {str}:
+        return pd.array(values, dtype=string)
+    return pd.Series(values, dtype=object).fillna(default).astype(string).array
+
+
+def _numeric_column(values, dtype: str, n: int):
+    """A ``float64`` or ``Int64`` column; a value that is not a number is an error."""
+    if values is None:
+        if dtype == "Int64":
+            return pd.array([pd.NA] * n, dtype=pd.Int64Dtype())
+        return np.full(n, np.nan)
+    types = set(map(type, values)) if isinstance(values, list) else None
+    if types is not None and types <= _FAST_NUMBERS:
+        arr = np.asarray(values, dtype="float64") if values else np.empty(0)
+        if dtype == "Int64" and types <= _FAST_INTEGERS:
+            return pd.array(np.asarray(values, dtype="int64"), dtype=pd.Int64Dtype())
+    else:
+        arr = pd.to_numeric(pd.Series(values), errors="raise")
+    if dtype == "Int64":
+        return pd.Series(arr).astype("Int64").array
+    return np.asarray(arr, dtype=dtype)
 
 
 def write_results(df: pd.DataFrame, path) -> None:

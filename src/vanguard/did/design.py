@@ -16,14 +16,29 @@ Sample rules (Morciano et al. 2020)
   would be coded untreated and contaminate the baseline.
 * Balanced panel: an area missing any month of its window, or with a missing outcome
   (or population on the rate scale), is dropped with a warning naming it.
+
+Prepared samples are reused
+---------------------------
+Every estimate of a report starts from the same panel, so :func:`prepared` keeps the
+last :data:`CACHE_SIZE` samples, keyed on a digest of the *content* of the panel
+columns the sample is built from (:func:`panel_digest`) and on every argument of
+:func:`prepare`. A panel changed in place, or another panel with the same values,
+gets the sample its content calls for: never a sample built from other values. The
+warnings raised while a sample was built are raised again each time it is served, so
+a cached sample tells its caller what an uncached one would. Derived inputs of an
+estimator (design matrices, long samples) are kept beside the sample
+(:meth:`Prepared.derived`), so they too are built once per panel.
 """
 
 from __future__ import annotations
 
+import hashlib
 import math
+import threading
 import warnings
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections import OrderedDict
+from collections.abc import Callable, Hashable, Sequence
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
@@ -274,9 +289,270 @@ def prepare(
         because the model does not estimate both of their groups (with both groups in
         the model they stay, with both treatment indicators).
     """
+    return prepared(
+        panel,
+        outcome,
+        scale=scale,
+        groups=groups,
+        pre_months=pre_months,
+        post_months=post_months,
+        balanced=balanced,
+        controls=controls,
+        trim_post=trim_post,
+        data_source=data_source,
+        stacklevel=3,
+    ).copy_design()
+
+
+CACHE_SIZE: int = 16
+"""Prepared samples kept by :func:`prepared` (least recently used dropped first): a
+notebook's estimators share a handful; each holds a few MB of frames."""
+
+_CACHE: OrderedDict[tuple, Prepared] = OrderedDict()
+_CACHE_LOCK = threading.Lock()
+
+
+def _sample_columns(panel: pd.DataFrame, outcome: str) -> list[str]:
+    """Panel columns a sample of ``outcome`` is built from (those present)."""
+    cols = [
+        schema.AREA,
+        schema.MONTH,
+        schema.GROUP,
+        schema.START,
+        schema.SITE,
+        schema.POPULATION,
+        outcome,
+    ]
+    return [c for c in dict.fromkeys(cols) if c in panel.columns]
+
+
+def panel_digest(panel: pd.DataFrame, columns: Sequence[str]) -> bytes:
+    """Digest of the content of ``columns`` of ``panel`` (names, dtypes and values).
+
+    Two panels get the same digest only if those columns hold the same values with the
+    same dtypes in the same row order; a panel changed in place gets a new one. The
+    row index does not enter (samples are built from positions and values only).
+
+    Parameters
+    ----------
+    panel : pandas.DataFrame
+    columns : sequence of str
+        Columns present in ``panel``.
+
+    Returns
+    -------
+    bytes
+    """
+    h = hashlib.sha1(usedforsecurity=False)
+    h.update(repr((len(panel), list(columns))).encode())
+    for col in columns:
+        values = panel[col].array
+        h.update(f"|{col}|{values.dtype}|".encode())
+        arrow = getattr(values, "__arrow_array__", None)
+        if arrow is not None:
+            # arrow-backed columns: hash the buffers as they are, with the slice each
+            # chunk is of them (two slices of one buffer must not look alike)
+            pa_values = arrow()
+            for chunk in getattr(pa_values, "chunks", [pa_values]):
+                h.update(repr((chunk.offset, len(chunk), chunk.null_count)).encode())
+                for buf in chunk.buffers():
+                    h.update(b"-" if buf is None else memoryview(buf))
+            continue
+        arr = np.asarray(values)
+        if arr.dtype.kind in "biufcmM":
+            arr = np.ascontiguousarray(arr)
+            h.update(memoryview(arr.view(np.uint8) if arr.dtype.kind in "mM" else arr).cast("B"))
+        else:
+            # object columns: pandas' own row hash, which reads every value
+            h.update(pd.util.hash_pandas_object(panel[col], index=False).to_numpy().data)
+    return h.digest()
+
+
+@dataclass
+class Prepared:
+    """A cached estimation sample and what estimators derived from it.
+
+    Attributes
+    ----------
+    design : Design
+        The cached sample. Estimators read it and must never change it; callers get
+        copies (:meth:`copy_design`).
+    warned : list of tuple
+        ``(message, category)`` of each warning raised while the sample was built.
+    memo : dict
+        Derived inputs (:meth:`derived`).
+    """
+
+    design: Design
+    warned: list[tuple[str, type[Warning]]]
+    memo: dict = field(default_factory=dict)
+
+    def replay(self, stacklevel: int = 3) -> None:
+        """Raise again the warnings raised while the sample was built."""
+        for message, category in self.warned:
+            warnings.warn(message, category, stacklevel=stacklevel)
+
+    def copy_design(self) -> Design:
+        """A copy of the design its receiver may change without touching the cache.
+
+        The frames are shallow copies: pandas copies on write, so changing a copy's
+        columns never changes the cached frame.
+        """
+        d = self.design
+        return replace(
+            d,
+            frame=d.frame.copy(deep=False),
+            pre_mean=dict(d.pre_mean),
+            dropped=d.dropped.copy(deep=False),
+            n_treated=dict(d.n_treated),
+            notes=list(d.notes),
+        )
+
+    def derived(self, key: Hashable, build: Callable[[], object]):
+        """``build()``, computed once per prepared sample and ``key``.
+
+        The warnings ``build`` raises are kept and raised again on every call, like the
+        sample's own. ``build`` must depend on nothing but the sample and ``key``, and its
+        result must be treated as read-only.
+
+        Parameters
+        ----------
+        key : hashable
+            Names the input and every argument it depends on.
+        build : callable
+            No arguments.
+
+        Returns
+        -------
+        object
+            What ``build`` returned.
+        """
+        if key not in self.memo:
+            self.memo[key] = _recorded(build)
+        value, warned = self.memo[key]
+        for message, category in warned:
+            warnings.warn(message, category, stacklevel=3)
+        return value
+
+
+def _recorded(build: Callable[[], object]) -> tuple[object, list[tuple[str, type[Warning]]]]:
+    """``build()`` and the warnings it raised (not shown: the caller raises them)."""
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            value = build()
+    except Exception:
+        # a failing build is not cached: what it warned before failing is shown now
+        for w in caught:
+            warnings.warn(str(w.message), w.category, stacklevel=3)
+        raise
+    return value, [(str(w.message), w.category) for w in caught]
+
+
+def prepared(
+    panel: pd.DataFrame,
+    outcome: str,
+    *,
+    scale: str = "rate",
+    groups: Sequence[str] = (schema.POPULATION_BASED, schema.CARE_HOME),
+    pre_months: int | None = 24,
+    post_months: int | None = 36,
+    balanced: bool = True,
+    controls: str | Sequence[str] = "never",
+    trim_post: bool = True,
+    data_source: str | None = None,
+    stacklevel: int = 2,
+) -> Prepared:
+    """The estimation sample of :func:`prepare`, built once per panel content and arguments.
+
+    Parameters are those of :func:`prepare`, and ``stacklevel``: where the sample's
+    warnings point (2, the caller of this function). They are raised on every call,
+    cached or not.
+
+    Returns
+    -------
+    Prepared
+        Shared with later calls on the same content: read it, do not change it.
+
+    Raises
+    ------
+    DataError, EstimationError
+        As :func:`prepare` (errors are never cached: a failing call fails every time).
+    """
+    if not isinstance(panel, pd.DataFrame):
+        raise DataError(
+            "panel", "a pandas DataFrame (the analysis panel)", found=type(panel).__name__
+        )
+    groups = tuple(dict.fromkeys(groups))
+    if not isinstance(controls, str):
+        controls = list(controls)  # read twice: for the key and for the sample
+    ctrl = controls if isinstance(controls, str) else ("list", *map(str, controls))
+    key = (
+        panel_digest(panel, _sample_columns(panel, outcome)),
+        outcome,
+        scale,
+        groups,
+        pre_months,
+        post_months,
+        bool(balanced),
+        ctrl,
+        bool(trim_post),
+        _data_source(panel, data_source),
+    )
+    with _CACHE_LOCK:
+        entry = _CACHE.get(key)
+        if entry is not None:
+            _CACHE.move_to_end(key)
+    if entry is None:
+        design, warned = _recorded(
+            lambda: _build(
+                panel,
+                outcome,
+                scale=scale,
+                groups=groups,
+                pre_months=pre_months,
+                post_months=post_months,
+                balanced=balanced,
+                controls=controls,
+                trim_post=trim_post,
+                data_source=data_source,
+            )
+        )
+        entry = Prepared(design, warned)
+        with _CACHE_LOCK:
+            _CACHE[key] = entry
+            while len(_CACHE) > CACHE_SIZE:
+                _CACHE.popitem(last=False)
+    entry.replay(stacklevel + 1)
+    return entry
+
+
+def clear_cache() -> None:
+    """Forget every prepared sample (:func:`prepared`)."""
+    with _CACHE_LOCK:
+        _CACHE.clear()
+
+
+def _build(
+    panel: pd.DataFrame,
+    outcome: str,
+    *,
+    scale: str = "rate",
+    groups: Sequence[str] = (schema.POPULATION_BASED, schema.CARE_HOME),
+    pre_months: int | None = 24,
+    post_months: int | None = 36,
+    balanced: bool = True,
+    controls: str | Sequence[str] = "never",
+    trim_post: bool = True,
+    data_source: str | None = None,
+) -> Design:
+    """:func:`prepare` without the cache (the sample built from scratch)."""
     groups = tuple(dict.fromkeys(groups))
     _check_inputs(panel, outcome, scale, groups, controls)
-    df = panel.copy()
+    # only the columns the sample is built from: the copy is the costliest step, and an
+    # unrelated column named like a derived one ("y", "count") cannot collide with it
+    used = [c for c in _sample_columns(panel, outcome) if c in panel.columns]
+    df = panel[used].copy()
     df[schema.MONTH] = pd.to_datetime(df[schema.MONTH])
     df[schema.GROUP] = df[schema.GROUP].astype(str)
     dup = df.duplicated([schema.AREA, schema.MONTH])

@@ -146,6 +146,10 @@ class ImputationFit:
     _solver: _TwoWaySolver
     _n_units: int
 
+    def __post_init__(self) -> None:
+        # the columns of tau every effect reads, as arrays once (not a frame lookup each)
+        self._tau_cols = {c: self.tau[c].to_numpy() for c in ("tau", "_u", "_t", "cohort")}
+
     def effect(self, mask: np.ndarray, cell: np.ndarray | None = None) -> tuple[float, float]:
         """Average effect over a subset of treated area-months and its BJS standard error.
 
@@ -170,24 +174,25 @@ class ImputationFit:
         n = int(mask.sum())
         if n == 0:
             raise EstimationError("no treated area-months in the requested target")
-        tau = self.tau["tau"].to_numpy()
+        cols = self._tau_cols
+        tau = cols["tau"]
         w1 = mask / n
         est = float(w1 @ tau)
         n_u = self._n_units
         # Weights of the untreated rows: minus the projection of the target onto the FE.
         z1w = np.concatenate(
             [
-                np.bincount(self.tau["_u"], weights=w1, minlength=n_u),
-                np.bincount(self.tau["_t"], weights=w1, minlength=self._solver.n_t),
+                np.bincount(cols["_u"], weights=w1, minlength=n_u),
+                np.bincount(cols["_t"], weights=w1, minlength=self._solver.n_t),
             ]
         )
         gamma = self._solver.solve(z1w)
         u0, t0 = self._uidx[~self._treated], self._tidx[~self._treated]
         v0 = -(gamma[u0] + gamma[n_u + t0])
         # Residuals of treated rows: effect minus its leave-one-area-out cell mean.
-        cell = self.tau["cohort"].to_numpy() if cell is None else np.asarray(cell)
+        cell = cols["cohort"] if cell is None else np.asarray(cell)
         c_code, _ = pd.factorize(cell[mask])
-        u_m = self.tau["_u"].to_numpy()[mask]
+        u_m = cols["_u"][mask]
         tau_m = tau[mask]
         n_c = int(c_code.max()) + 1
         c_sum = np.bincount(c_code, weights=tau_m, minlength=n_c)[c_code]
@@ -375,17 +380,12 @@ def _rows(
         "inference": "analytic",
     }
 
+    made: list[dict] = []
+
     def row(est, se, **kw):
-        p = 2 * stats.norm.sf(abs(est / se)) if se > 0 else math.nan
-        return {
-            **common,
-            "estimate": est,
-            "se": se,
-            "ci_low": est - z * se,
-            "ci_high": est + z * se,
-            "p_value": p,
-            **kw,
-        }
+        # the interval and p-value are filled for all such rows at once, below
+        made.append({**common, "estimate": est, "se": se, **kw})
+        return made[-1]
 
     rel = fit.tau["rel"].to_numpy()
     step = 3 if s.unit == "quarter" else 1
@@ -479,6 +479,17 @@ def _rows(
                 "note": note,
             }
         )
+    if made:
+        # one vectorised pass: scipy's distribution calls cost far more per call than
+        # per value
+        est = np.array([r["estimate"] for r in made], dtype="float64")
+        se = np.array([r["se"] for r in made], dtype="float64")
+        with np.errstate(divide="ignore", invalid="ignore"):
+            p = np.where(se > 0, 2 * stats.norm.sf(np.abs(est / se)), math.nan)
+        for i, r in enumerate(made):
+            r.setdefault("ci_low", float(est[i] - z * se[i]))
+            r.setdefault("ci_high", float(est[i] + z * se[i]))
+            r.setdefault("p_value", float(p[i]))
     return out
 
 

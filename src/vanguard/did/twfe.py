@@ -24,14 +24,16 @@ the t distribution with ``G - 1`` degrees of freedom.
 
 from __future__ import annotations
 
+import functools
 import warnings
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
 from vanguard import schema
-from vanguard.did.design import Design, as_design
+from vanguard.did.design import Design, prepared
 from vanguard.errors import EstimationError
 
 INFERENCE_METHODS = ("cluster", "wild_bootstrap", "randomisation", "auto")
@@ -158,12 +160,16 @@ def fit_fixest(frame: pd.DataFrame, regressors: Sequence[str], scale: str):
     EstimationError
         If pyfixest drops a regressor (collinear with the fixed effects).
     """
+    # only the model's columns: pyfixest's formula machinery copies and checks every
+    # column it is given
+    return _fit_tidy(frame[["y", "area", "t", *regressors]], regressors, scale)[0]
+
+
+def _fit_tidy(data: pd.DataFrame, regressors: Sequence[str], scale: str):
+    """The fit of :func:`fit_fixest` on the model's columns, and its coefficient table."""
     import pyfixest as pf
 
     fml = f"y ~ {' + '.join(regressors)} | area + t"
-    # only the model's columns: pyfixest's formula machinery copies and checks every
-    # column it is given
-    data = frame[["y", "area", "t", *regressors]]
     with warnings.catch_warnings():
         # pyfixest warns about its own defaults; they are stated in the module docstring
         warnings.simplefilter("ignore", category=FutureWarning)
@@ -172,11 +178,62 @@ def fit_fixest(frame: pd.DataFrame, regressors: Sequence[str], scale: str):
             fit = pf.fepois(fml, data=data, vcov={"CRV1": "area"})
         else:
             fit = pf.feols(fml, data=data, vcov={"CRV1": "area"})
-    got = list(fit.coef().index)
-    lost = [r for r in regressors if r not in got]
+        tidy = fit.tidy()
+    lost = [r for r in regressors if r not in tidy.index]
     if lost:
         raise EstimationError(f"regressor(s) {lost} dropped as collinear with the fixed effects")
-    return fit
+    return fit, tidy
+
+
+@dataclass(frozen=True)
+class ModelFrame:
+    """One TWFE regression's inputs, built once per prepared sample and window set.
+
+    Attributes
+    ----------
+    frame : pandas.DataFrame
+        :func:`add_window_dummies`' frame (the sample with the window dummies).
+    data : pandas.DataFrame
+        What pyfixest is given: ``y``, ``area`` (categorical: pyfixest factorises integer
+        codes far faster than strings), ``t`` and the regressors.
+    columns : dict
+        ``(group, window) -> column name``.
+    regressors : list of str
+        The window dummies, then the nuisance post-period dummies.
+    """
+
+    frame: pd.DataFrame
+    data: pd.DataFrame
+    columns: dict
+    regressors: list[str]
+
+
+def model_frame(
+    design: Design, windows: Sequence[str] | Mapping[str, tuple[int, int]]
+) -> ModelFrame:
+    """The inputs of the regression of ``windows`` (estimated jointly) on ``design``.
+
+    Parameters
+    ----------
+    design : Design
+    windows : sequence of str or mapping
+        As :func:`add_window_dummies`.
+
+    Returns
+    -------
+    ModelFrame
+
+    Raises
+    ------
+    EstimationError
+        As :func:`add_window_dummies`.
+    """
+    frame, cols = add_window_dummies(design, windows)
+    regs = list(cols.values()) + nuisance_columns(frame, design.groups)
+    data = frame[["y", "area", "t", *regs]]
+    # the clusters and the area effects are the same areas as with string codes
+    data = data.assign(area=pd.Categorical(data["area"]))
+    return ModelFrame(frame=frame, data=data, columns=cols, regressors=regs)
 
 
 def window_sets(windows: Mapping[str, tuple[int, int]]) -> list[dict[str, tuple[int, int]]]:
@@ -283,17 +340,24 @@ def estimate_twfe(
         fitted = {w: v for w, v in windows.items() if w not in YEARLY}
         fitted.update({w: schema.WINDOWS[w] for w in YEARLY})
     post = max(hi for _, hi in fitted.values())
-    design = as_design(
-        panel_or_design,
-        outcome,
-        scale=scale,
-        groups=groups,
-        pre_months=pre_months,
-        post_months=post,
-        balanced=balanced,
-        controls=controls,
-        data_source=data_source,
-    )
+    if isinstance(panel_or_design, Design):
+        prep, design = None, panel_or_design
+    else:
+        if outcome is None:
+            raise EstimationError("outcome is required when a panel (not a Design) is given")
+        # the sample and its regression frames are built once per panel content
+        prep = prepared(
+            panel_or_design,
+            outcome,
+            scale=scale,
+            groups=groups,
+            pre_months=pre_months,
+            post_months=post,
+            balanced=balanced,
+            controls=controls,
+            data_source=data_source,
+        )
+        design = prep.copy_design()
     if design.scale == "poisson" and inference == "randomisation":
         raise EstimationError(
             "inference='randomisation' is not available for the Poisson model; use "
@@ -303,10 +367,18 @@ def estimate_twfe(
     rows = []
     ri_cache: dict = {}
     for wset in window_sets(fitted):
-        frame, cols = add_window_dummies(design, wset)
-        regs = list(cols.values()) + nuisance_columns(frame, design.groups)
-        fit = fit_fixest(frame, regs, design.scale)
-        tidy = fit.tidy()
+        if prep is None:
+            mf = model_frame(design, wset)
+        else:
+            build = functools.partial(model_frame, prep.design, wset)
+            mf = prep.derived(("twfe.model_frame", tuple(wset.items())), build)
+        frame, cols, regs = mf.frame, mf.columns, mf.regressors
+        fit, tidy = _fit_tidy(mf.data, regs, design.scale)
+        # plain arrays and a position per regressor: .loc (or to_dict) per cell costs
+        # more than the rest of the tidy output
+        pos = {name: i for i, name in enumerate(tidy.index)}
+        names = ("Estimate", "Std. Error", "2.5%", "97.5%", "Pr(>|t|)")
+        coef = {c: tidy[c].to_numpy() for c in names}
         n_obs = int(fit._N)
         fwl = None
         for (g, w), col in cols.items():
@@ -316,7 +388,7 @@ def estimate_twfe(
             if inference == "auto":
                 method, rule = inf.headline_inference(design.n_treated[g])
                 note = rule
-            est = float(tidy.loc[col, "Estimate"])
+            est = float(coef["Estimate"][pos[col]])
             row = {
                 "data_source": design.data_source,
                 "analysis": "main",
@@ -333,10 +405,10 @@ def estimate_twfe(
             }
             if method == "cluster":
                 row.update(
-                    se=float(tidy.loc[col, "Std. Error"]),
-                    ci_low=float(tidy.loc[col, "2.5%"]),
-                    ci_high=float(tidy.loc[col, "97.5%"]),
-                    p_value=float(tidy.loc[col, "Pr(>|t|)"]),
+                    se=float(coef["Std. Error"][pos[col]]),
+                    ci_low=float(coef["2.5%"][pos[col]]),
+                    ci_high=float(coef["97.5%"][pos[col]]),
+                    p_value=float(coef["Pr(>|t|)"][pos[col]]),
                     inference="cluster",
                 )
             elif method == "wild_bootstrap":
@@ -376,8 +448,5 @@ def estimate_twfe(
             rows.append(row)
     worder = {w: i for i, w in enumerate(windows)}
     gorder = {g: i for i, g in enumerate(design.groups)}
-    out = schema.results_frame(rows)
-    out["_g"] = out["group"].map(gorder)
-    out["_w"] = out["window"].map(worder)
-    out = out.sort_values(["_g", "_w"], kind="stable").drop(columns=["_g", "_w"])
-    return out.reset_index(drop=True)
+    rows.sort(key=lambda r: (gorder[r["group"]], worder[r["window"]]))
+    return schema.results_frame(rows)
