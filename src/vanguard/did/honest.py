@@ -332,6 +332,54 @@ class _ReusedBases:
         return False
 
 
+class _FirstStage:
+    """The first stage of the hybrid (C-LF) test of a grid point, by basis reuse.
+
+    The test of ``theta`` first solves ``eta(theta) = min eta  s.t.  sd * eta + X d >= y_t``
+    (free ``eta``, ``d``) and rejects when ``eta`` exceeds the least-favourable critical
+    value; only a point that survives goes on to the conditional stage. The grid points
+    differ only in the right-hand side ``y_t``, so an optimal basis found for one point
+    (its tight rows ``B``) is optimal for every point whose basic solution
+    ``W_B^-1 y_t,B`` satisfies all rows (dual feasibility does not depend on ``y_t``), as
+    in :func:`_least_favourable_cv`. :meth:`rejects` answers True only when ``eta`` is
+    known, from such a basis or from a solve of its own model, to exceed the critical
+    value by more than the solver's tolerance; any other point gets moderndid's full
+    test, so the accepted grid points are moderndid's.
+    """
+
+    MARGIN = 1e-7
+    """Relative distance from the critical value below which the full test decides."""
+
+    def __init__(self, w: np.ndarray, model, lf_cv: float):
+        self.w, self.model, self.lf_cv = w, model, float(lf_cv)
+        self.bases: list[tuple[np.ndarray, np.ndarray]] = []  # (tight rows, W_B^-1)
+
+    def _eta(self, y: np.ndarray) -> float | None:
+        import highspy
+        from moderndid.didhonest.arp_nuisance import _solve_with_row_upper
+
+        for tight, inv in self.bases:
+            z = inv @ y[tight]
+            if np.all(self.w @ z - y >= -LF_FEASIBILITY_TOL * (1 + np.abs(y))):
+                return float(z[0])
+        sol = _solve_with_row_upper(self.model, -y)
+        if sol is None:
+            return None
+        status = self.model.getBasis()
+        basic = highspy.HighsBasisStatus.kBasic.value
+        tight = np.array([st.value != basic for st in status.row_status])
+        if status.valid and tight.sum() == self.w.shape[1]:
+            wb = self.w[tight]
+            if np.linalg.cond(wb) < 1e10:
+                self.bases.append((tight, np.linalg.inv(wb)))
+        return float(sol.col_value[0])
+
+    def rejects(self, y: np.ndarray) -> bool:
+        """Whether the first stage surely rejects the point with right-hand side ``y``."""
+        eta = self._eta(y)
+        return eta is not None and eta > self.lf_cv + self.MARGIN * (1 + abs(self.lf_cv))
+
+
 def _polyhedron_test(
     betahat, sigma, n_pre, n_post, l_vec, A, d, rows, alpha, hybrid, seed, grid, reuse_bases
 ):
@@ -380,8 +428,15 @@ def _polyhedron_test(
     y_t = prepare_theta_grid_y_values(y, a_one, grid)
     test_model = an._eta_program_model(w_t) if reuse else None
     max_model = an._max_program_model(w_t) if reuse else None
+    screen = (
+        _FirstStage(w_t, an._eta_program_model(w_t), hybrid_list["lf_cv"])
+        if reuse and reuse_bases and hybrid == "LF" and np.isfinite(hybrid_list["lf_cv"])
+        else None
+    )
 
     def accepted(i: int) -> bool:
+        if screen is not None and screen.rejects(y_t[i][r]):
+            return False
         return bool(
             an._test_theta_accepted(
                 i,
