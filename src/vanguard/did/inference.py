@@ -122,6 +122,7 @@ class Residualised:
     fe_codes: list[np.ndarray] | None = None
     _refit: object = field(default=None, init=False, repr=False, compare=False)
     _cross: np.ndarray | None = field(default=None, init=False, repr=False, compare=False)
+    _ols: tuple | None = field(default=None, init=False, repr=False, compare=False)
 
     @property
     def n(self) -> int:
@@ -484,16 +485,17 @@ class _WCR:
         X, y, cl, G = r.X, r.y, r.cluster, r.G
         p = X.shape[1]
         self.k, self.ssc = k, r.ssc
-        A_inv = np.linalg.inv(X.T @ X)
-        self.beta, vcov = cluster_vcov(r)
+        if r._ols is None:  # the same for every coefficient of the data set
+            r._ols = (np.linalg.inv(X.T @ X), *cluster_vcov(r))
+        A_inv, self.beta, vcov = r._ols
         self.se = math.sqrt(vcov[k, k])
         w = A_inv[k]  # row of (X'X)^-1 picking coefficient k
         others = [j for j in range(p) if j != k]
         if others:
             Xo = X[:, others]
-            Bo = np.linalg.solve(Xo.T @ Xo, Xo.T)
-            u0 = y - Xo @ (Bo @ y)
-            u1 = X[:, k] - Xo @ (Bo @ X[:, k])
+            Bo = np.linalg.solve(Xo.T @ Xo, Xo.T @ np.column_stack([y, X[:, k]]))
+            u0 = y - Xo @ Bo[:, 0]
+            u1 = X[:, k] - Xo @ Bo[:, 1]
         else:
             u0, u1 = y.copy(), X[:, k].copy()
         H = _cluster_cross(r)  # (G, p, p)
