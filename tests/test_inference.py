@@ -312,3 +312,11 @@ def test_cluster_sums_equal_add_at_to_the_bit():
     ref = np.zeros((9, 3, 2))
     np.add.at(ref, cluster, values)
     assert np.array_equal(inf._cluster_sum(values, cluster, 9), ref)
+
+
+def test_cluster_cross_products_equal_the_row_product_sums(setup):
+    _, frame, regs = setup
+    r = inf.residualise(frame, "y", regs)
+    ref = np.zeros((r.G, len(regs), len(regs)))
+    np.add.at(ref, r.cluster, np.einsum("ni,nj->nij", r.X, r.X))
+    assert np.array_equal(inf._cluster_cross(r), ref)

@@ -339,9 +339,20 @@ def _cluster_sum(values: np.ndarray, cluster: np.ndarray, G: int) -> np.ndarray:
 
 
 def _cluster_cross(r: Residualised) -> np.ndarray:
-    """``X_g' X_g`` of every cluster, shape (G, p, p), formed once per data set."""
+    """``X_g' X_g`` of every cluster, shape (G, p, p), formed once per data set.
+
+    Pair by pair, so memory stays O(n) rather than the (n, p, p) array of all row
+    products (a monthly event study has dozens of regressors).
+    """
     if r._cross is None:
-        r._cross = _cluster_sum(np.einsum("ni,nj->nij", r.X, r.X), r.cluster, r.G)
+        p = r.X.shape[1]
+        cols = np.ascontiguousarray(r.X.T)
+        H = np.empty((r.G, p, p))
+        for i in range(p):
+            for j in range(i, p):
+                H[:, i, j] = H[:, j, i] = np.bincount(r.cluster, weights=cols[i] * cols[j],
+                                                      minlength=r.G)
+        r._cross = H
     return r._cross
 
 
