@@ -24,7 +24,7 @@
 # %%
 import pandas as pd
 
-from vanguard import config, descriptives, plots, schema
+from vanguard import analysis, config, plots, schema
 from vanguard.io import write_csv
 from vanguard.mar import crosswalk
 from vanguard.params import check_parameters
@@ -59,7 +59,7 @@ events = (plots.merger_events(crosswalk.read_crosswalk(),
           if data_source == "nhs_mar" else None)
 first_start = panel[schema.START].min()
 for outcome in outcomes:
-    trends = descriptives.indexed_trends(panel, outcome, freq=freq, pre_months=pre_months)
+    trends = analysis.indexed_trends(panel, outcome, freq=freq, pre_months=pre_months)
     fig = plots.plot_trends(trends, first_start=first_start, events=events)
     marked = ("" if events is None or events.empty else
               " Dotted lines: CCG mergers (" + "; ".join(events["label"]) + ").")
@@ -78,7 +78,7 @@ for outcome in outcomes:
 
 # %%
 season = pd.concat(
-    [descriptives.seasonality(panel, outcome, by_group=True).assign(outcome=outcome)
+    [analysis.seasonality(panel, outcome, by_group=True).assign(outcome=outcome)
      for outcome in outcomes],
     ignore_index=True,
 )
@@ -93,7 +93,7 @@ season.pivot_table(index="month_name", columns=["outcome", "group"], values="ind
 # imbalance). Written, with the seasonal profile, to `tables/` in the run folder.
 
 # %%
-balance = descriptives.pre_period_balance(panel, outcomes)
+balance = analysis.pre_period_balance(panel, outcomes)
 # NBVAL_CHECK_OUTPUT
 print(balance[["group", "outcome", "measure", "mean_treated", "mean_control", "std_diff"]]
       .round(3).to_string(index=False))

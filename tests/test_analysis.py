@@ -73,3 +73,29 @@ def test_per_site_returns_the_rows_of_its_group(panel):
     pop = analysis.per_site(panel, spec.replace(group="population_based"))
     assert set(care["group"]) == {"care_home"} and set(pop["group"]) == {"population_based"}
     assert care.index.tolist() == list(range(len(care)))
+
+
+@pytest.mark.parametrize(
+    "name,args,options",
+    [
+        ("indexed_trends", ("bed_days",), {"freq": "Q", "pre_months": 24}),
+        ("seasonality", ("emergency_admissions",), {"by_group": True}),
+        ("pre_period_balance", (["emergency_admissions", "bed_days"],), {}),
+    ],
+)
+def test_descriptives_are_cached_and_equal_the_direct_call(panel, isolated_cache, monkeypatch,
+                                                           name, args, options):
+    from vanguard import descriptives
+
+    direct = getattr(descriptives, name)(panel, *args, **options)
+    first = getattr(analysis, name)(panel, *args, **options)
+    pd.testing.assert_frame_equal(first, direct)
+    stored = sorted(p.name for p in isolated_cache.rglob("*.json"))
+    assert len(stored) == 1
+
+    def boom(*a, **k):
+        raise AssertionError("recomputed although the result is stored")
+
+    monkeypatch.setattr(descriptives, name, boom)
+    boom.__module__, boom.__qualname__ = "vanguard.descriptives", name  # the same cache key
+    pd.testing.assert_frame_equal(getattr(analysis, name)(panel, *args, **options), direct)

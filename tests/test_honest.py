@@ -269,3 +269,43 @@ def test_least_favourable_cv_equals_moderndid_per_draw_loop(monkeypatch):
     )
     assert got == pytest.approx(ref, rel=1e-9, abs=1e-12)
     assert 0 < len(solves) < 200  # most of the 1,000 draws took a basis already found
+
+
+@pytest.mark.parametrize("m_bar,s_,positive", [(1.0, 0, True), (0.5, -2, False), (2.0, -1, True)])
+def test_first_stage_screen_never_changes_a_grid_points_verdict(monkeypatch, m_bar, s_,
+                                                               positive):
+    """Every grid point gets the same verdict with the basis-reuse screen as without it,
+    over the whole grid (not only at the interval's ends), and the screen spares most
+    of moderndid's full tests."""
+    from moderndid.didhonest import arp_nuisance as an
+    from moderndid.didhonest.delta.rm import rm as _rm
+    from moderndid.didhonest.utils import find_rows_with_post_period_values
+
+    n_pre, n_post = 4, 5
+    beta, vcov = _noisy_event_study(7, n_pre, n_post)
+    inp = honest.event_study_inputs(
+        np.r_[np.arange(-n_pre - 1, -1), np.arange(0, n_post)], beta, vcov
+    )
+    l_vec = np.full(n_post, 1 / n_post)
+    A = _rm._create_relative_magnitudes_constraint_matrix(
+        num_pre_periods=n_pre, num_post_periods=n_post, m_bar=m_bar, s=s_,
+        max_positive=positive)
+    d = _rm._create_relative_magnitudes_constraint_vector(A)
+    rows = find_rows_with_post_period_values(A, list(range(n_pre, n_pre + n_post)))
+    lo, hi = _rm.relative_magnitudes_grid_bounds(inp.betahat, inp.sigma, n_pre, n_post, l_vec,
+                                                 m_bar)
+    grid = np.linspace(lo - (hi - lo), hi + (hi - lo), 60)
+    verdicts, full_tests = {}, []
+    full = an._test_theta_accepted
+    monkeypatch.setattr(an, "_test_theta_accepted",
+                        lambda *a, **k: full_tests.append("test") or full(*a, **k))
+    for screened in (True, False):
+        test = honest._polyhedron_test(inp.betahat, inp.sigma, n_pre, n_post, l_vec, A, d, rows,
+                                       0.05, "LF", 5, grid, screened)
+        verdicts[screened] = [test(i) for i in range(len(grid))]
+        full_tests.append("end")
+    assert verdicts[True] == verdicts[False]
+    n_screened = full_tests.index("end")
+    n_plain = len(full_tests) - n_screened - 2
+    assert 0 < n_screened < n_plain / 2
+    assert any(verdicts[True]) and not all(verdicts[True])

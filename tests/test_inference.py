@@ -85,7 +85,7 @@ def _brute_force_t(r: inf.Residualised, k: int, b0: float, V: np.ndarray) -> np.
     return out
 
 
-@pytest.mark.parametrize("b0", [0.0, -0.03])
+@pytest.mark.parametrize("b0", [0.0, -0.03, 0.4])
 @pytest.mark.parametrize("drop", [0, 7])
 def test_vectorised_wild_bootstrap_equals_brute_force(setup, b0, drop):
     _, frame, regs = setup
@@ -303,3 +303,20 @@ def test_randomisation_fwl_refuses_a_changing_sample_and_auto_refits():
     assert auto.n_refit == 9
     with pytest.raises(EstimationError, match="method"):
         inf.randomisation_inference(d, "population_based", "years_1_3", method="fast")
+
+
+def test_cluster_sums_equal_add_at_to_the_bit():
+    rng = np.random.default_rng(5)
+    cluster = rng.integers(0, 9, size=400)
+    values = rng.normal(size=(400, 3, 2)) * 10.0 ** rng.integers(-6, 6, size=(400, 1, 1))
+    ref = np.zeros((9, 3, 2))
+    np.add.at(ref, cluster, values)
+    assert np.array_equal(inf._cluster_sum(values, cluster, 9), ref)
+
+
+def test_cluster_cross_products_equal_the_row_product_sums(setup):
+    _, frame, regs = setup
+    r = inf.residualise(frame, "y", regs)
+    ref = np.zeros((r.G, len(regs), len(regs)))
+    np.add.at(ref, r.cluster, np.einsum("ni,nj->nij", r.X, r.X))
+    assert np.array_equal(inf._cluster_cross(r), ref)

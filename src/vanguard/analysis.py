@@ -1,7 +1,8 @@
-"""The estimators of :mod:`vanguard.did.fit`, each behind the results cache.
+"""The estimators of :mod:`vanguard.did.fit` and the descriptive tables of
+:mod:`vanguard.descriptives`, each behind the results cache.
 
-Notebooks call these functions: each has the signature of the estimator it wraps
-(``panel, spec, ...``) and passes its arguments unchanged (the specification classes of
+Notebooks call these functions: each has the signature of the function it wraps
+(``panel, spec, ...`` or ``panel, outcome, ...``) and passes its arguments unchanged (the specification classes of
 :mod:`vanguard.did.spec` are re-exported here, so a notebook needs one import); every call goes through
 :func:`vanguard.cache.cached`, keyed by the panel's content, the specification, the
 other arguments, the code and the package versions, so re-running a report (or an
@@ -18,6 +19,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from vanguard import descriptives
 from vanguard.cache import cached
 from vanguard.did import fit
 from vanguard.did.spec import Programme, Spec, TreatmentGroup
@@ -26,8 +28,8 @@ from vanguard.io import write_csv
 
 __all__ = [
     "ESTIMATORS", "FAILURE_COLUMNS", "Programme", "Spec", "TreatmentGroup", "estimate",
-    "event_study", "group_guard", "honest", "require_groups", "leave_one_out", "mde", "per_site", "placebo",
-    "write_failures",
+    "event_study", "group_guard", "honest", "indexed_trends", "require_groups", "leave_one_out",
+    "mde", "per_site", "placebo", "pre_period_balance", "seasonality", "write_failures",
 ]
 
 FAILURE_COLUMNS: tuple[str, ...] = ("notebook", "outcome", "group", "analysis", "error")
@@ -80,6 +82,23 @@ def mde(
         fit.mde, panel, spec=spec, powers=[float(p) for p in powers], n_sims=int(n_sims),
         window=window,
     )
+
+
+def indexed_trends(panel: pd.DataFrame, outcome: str, **options) -> pd.DataFrame:
+    """Cached :func:`vanguard.descriptives.indexed_trends` (``options``: its keywords)."""
+    return cached(descriptives.indexed_trends, panel, outcome=outcome, **options)
+
+
+def seasonality(panel: pd.DataFrame, outcome: str, **options) -> pd.DataFrame:
+    """Cached :func:`vanguard.descriptives.seasonality` (``options``: its keywords)."""
+    return cached(descriptives.seasonality, panel, outcome=outcome, **options)
+
+
+def pre_period_balance(
+    panel: pd.DataFrame, outcomes: str | Sequence[str], **options
+) -> pd.DataFrame:
+    """Cached :func:`vanguard.descriptives.pre_period_balance` (``options``: its keywords)."""
+    return cached(descriptives.pre_period_balance, panel, outcomes=outcomes, **options)
 
 
 def require_groups(panel: pd.DataFrame, groups: Sequence[str]) -> None:
