@@ -40,8 +40,9 @@ go through `BENCH_ARGS`:
 | `make bench BENCH_ARGS="--no-spark"` | the record-level family without local Spark |
 
 The whole-report family runs `vanguard-report` in a fresh reports folder with a results
-cache of its own: first *cold* (empty cache, every analysis computed), then *warm* (the
-cache the cold run filled). The estimator rows set each wrapper beside the raw library
+cache of its own: first *cold* (empty caches, every notebook run and every analysis
+computed), then *warm* (the caches the cold run filled: unchanged analysis notebooks are
+restored, the report notebook runs). The estimator rows set each wrapper beside the raw library
 call on inputs prepared outside the timer, so `ratio` is the wrapper's whole cost
 (sample preparation, checks, tidy output) over the bare computation. The record-level
 family times DuckDB (`vanguard.records`), a pandas group-by (the baseline of its

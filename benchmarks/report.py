@@ -4,9 +4,9 @@ warm.
 The report runs in a subprocess exactly as ``make report`` runs it, writing into a
 temporary reports folder (``VANGUARD_REPORTS_DIR``) so that a benchmark never replaces
 the user's ``reports/default``, with a results cache of its own (``VANGUARD_CACHE_DIR``):
-the *cold* run starts from an empty cache (every analysis computed), the *warm* run
-follows it with the cache it filled (the notebooks, figures and report still run, the
-estimates are read back). Wall time is measured here; the per-notebook split (kernel
+the *cold* run starts from empty caches (every notebook run, every analysis computed),
+the *warm* run follows it with the caches it filled (the unchanged analysis notebooks
+are restored, :mod:`vanguard.job_cache`; the report notebook runs). Wall time is measured here; the per-notebook split (kernel
 start-up and I/O versus cell compute) is read from the cold run's ``manifest.json``.
 """
 
@@ -113,7 +113,7 @@ def run_report_once(
 def run_cold_warm(
     params: str = "default", timeout: float = 3600
 ) -> tuple[tuple[float, dict], tuple[float, dict]]:
-    """A cold report run (empty results cache) and the warm run that follows it.
+    """A cold report run (empty caches) and the warm run that follows it.
 
     Both use one temporary reports folder and one temporary cache, removed afterwards.
 
@@ -220,16 +220,18 @@ def run(*, quick: bool = False, repeats: int = 3, params: str = "default") -> li
             goal=f"<= {goal:g} s on 2 cores",
             note=(
                 f"workers={last.get('workers')}; all notebooks ok: {yes_no(ok)}; "
-                f"manifest wall {wall:.1f} s"
+                f"manifest wall {wall:.1f} s; notebooks restored unchanged: "
+                f"{sum(bool(n.get('restored')) for n in runs[-1].get('notebooks', []))} of "
+                f"{len(runs[-1].get('notebooks', []))}"
             ),
         )
         r.goal_met = yes_no(r.median <= goal and ok)
         return r
 
     results = [
-        whole("whole report, cold (empty results cache)", walls, manifests, GOAL_SECONDS, True),
+        whole("whole report, cold (empty caches)", walls, manifests, GOAL_SECONDS, True),
         whole(
-            "whole report, warm (results cache of the cold run)",
+            "whole report, warm (caches of the cold run)",
             warm_walls,
             warm_manifests,
             WARM_GOAL_SECONDS,

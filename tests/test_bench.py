@@ -196,9 +196,9 @@ def test_docs_page_reads_its_figures_off_the_table():
 
     case = "vanguard-report --params default"
     results = [
-        Result("report", case, "whole report, cold (empty results cache)", size="default",
+        Result("report", case, "whole report, cold (empty caches)", size="default",
                times=[58.0], baseline=True, goal="<= 60 s on 2 cores", goal_met="yes"),
-        Result("report", case, "whole report, warm (results cache of the cold run)",
+        Result("report", case, "whole report, warm (caches of the cold run)",
                size="default", times=[20.0], goal="<= 15 s on 2 cores", goal_met="no"),
         Result("estimators", "TWFE x", "pyfixest.feols (raw)", size="n", times=[1.0],
                baseline=True),

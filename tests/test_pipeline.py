@@ -431,8 +431,22 @@ def test_ci_parameter_set_runs_and_is_reproducible(reports, tmp_path, monkeypatc
     assert mde["estimate"].tolist() == power["estimate"].tolist()
 
     assert list((tmp_path / "cache").rglob("*.parquet")), "the analyses were not cached"
+
+    def outputs():
+        return {p.relative_to(run).as_posix(): sha256_file(p)
+                for sub in ("data", "results", "figures", "tables", "notebooks")
+                for p in sorted((run / sub).rglob("*"))
+                if p.is_file() and p.name != "06_report.ipynb"}
+
+    computed = outputs()
     pipeline.run_pipeline("ci", progress=False)
     assert tidy_files() == first
+    # the second run restored every notebook but the report, and restored exactly what
+    # the first run computed: the same files, byte for byte
+    manifest = json.loads((run / "manifest.json").read_text())
+    restored = {n["notebook"]: n["restored"] for n in manifest["notebooks"]}
+    assert restored.pop("06_report") is False and all(restored.values()), restored
+    assert outputs() == computed
 
 
 # --- golden notebooks (checked by nbval) ---------------------------------------------------

@@ -14,6 +14,10 @@ from pathlib import Path
 
 import pandas as pd
 
+WRITE_LOG_ENV = "VANGUARD_WRITE_LOG"
+"""When set, every file written here is named on a line of that file (the runner uses it
+to know what a notebook wrote: :mod:`vanguard.job_cache`)."""
+
 
 def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
     """Write a file atomically.
@@ -46,6 +50,10 @@ def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
     except BaseException:
         tmp_path.unlink(missing_ok=True)
         raise
+    log = os.environ.get(WRITE_LOG_ENV)
+    if log:
+        with open(log, "a", encoding="utf-8") as f:
+            f.write(f"{path.resolve()}\n")
     return path
 
 

@@ -186,7 +186,8 @@ class JobResult:
     ``status`` is ``ok``, ``failed`` (the notebook raised or its worker crashed),
     ``skipped`` (not started because an earlier stage failed), ``interrupted`` (stopped
     by a signal while it ran) or ``not run`` (the run was stopped before it started);
-    left empty it follows ``ok``.
+    left empty it follows ``ok``. ``restored`` says the notebook did not run because an
+    earlier run with the same inputs was put back (:mod:`vanguard.job_cache`).
     """
 
     job: Job
@@ -196,6 +197,7 @@ class JobResult:
     cell_seconds: float = 0.0
     failed_cell: int | None = None
     status: str = ""
+    restored: bool = False
 
     def __post_init__(self) -> None:
         if not self.status:
@@ -595,7 +597,16 @@ def _cell_seconds(path: Path) -> float:
     )
 
 
-def execute_job(job: Job, timeout: int = DEFAULT_TIMEOUT, threads: int | None = None) -> JobResult:
+@dataclass(frozen=True)
+class Reuse:
+    """Where and under which key a job's run is restored or stored (:mod:`vanguard.job_cache`)."""
+
+    key: str
+    run_path: Path
+
+
+def execute_job(job: Job, timeout: int = DEFAULT_TIMEOUT, threads: int | None = None,
+                reuse: Reuse | None = None) -> JobResult:
     """Execute one notebook with papermill (runs in a worker process).
 
     The kernel is named explicitly (:data:`vanguard.config.KERNEL_NAME`) and the input
@@ -609,6 +620,8 @@ def execute_job(job: Job, timeout: int = DEFAULT_TIMEOUT, threads: int | None = 
         Seconds any one cell may run.
     threads : int, optional
         Cap on the kernel's numerical thread pools (:data:`THREAD_VARS`).
+    reuse : Reuse, optional
+        Store this run under this key when it succeeds (:mod:`vanguard.job_cache`).
 
     Returns
     -------
@@ -618,10 +631,16 @@ def execute_job(job: Job, timeout: int = DEFAULT_TIMEOUT, threads: int | None = 
     """
     import papermill as pm  # heavy import, only where notebooks run
 
+    from vanguard import job_cache
+
     if threads:
         for var in THREAD_VARS:  # the kernel inherits this worker's environment
             os.environ.setdefault(var, str(threads))
     job.output_path.parent.mkdir(parents=True, exist_ok=True)
+    log = job.output_path.with_name(f".{job.output_path.name}.writes.tmp")
+    log.unlink(missing_ok=True)
+    if reuse is not None:  # the kernel inherits it: each file it writes is named there
+        os.environ[job_cache.WRITE_LOG_ENV] = str(log)
     t0 = time.perf_counter()
     try:
         pm.execute_notebook(
@@ -642,7 +661,13 @@ def execute_job(job: Job, timeout: int = DEFAULT_TIMEOUT, threads: int | None = 
         evalue = getattr(exc, "evalue", str(exc))
         error = f"{ename}: {evalue}".strip()
         failed = getattr(exc, "exec_count", None)
+    finally:
+        os.environ.pop(job_cache.WRITE_LOG_ENV, None)
     wall = time.perf_counter() - t0
+    if ok and reuse is not None:
+        job_cache.store(reuse.key, reuse.run_path, job.output_path,
+                        job_cache.written_files(log, reuse.run_path))
+    log.unlink(missing_ok=True)
     return JobResult(job, ok, error, wall, _cell_seconds(job.output_path), failed)
 
 
@@ -711,6 +736,37 @@ def _worker_init() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
+def _reuse_keys(wave: Sequence[Job], inputs: Mapping[str, str] | None,
+                run_path: Path | None) -> dict[str, Reuse]:
+    """Job label -> where its run is restored from or stored, for a stage's jobs.
+
+    Read when the stage starts, before any of its jobs writes: the earlier stages'
+    outputs are then complete and no job of this stage has touched the folder. The last
+    stage (the report, which prints this run's manifest) always runs.
+    """
+    from vanguard import cache, job_cache
+
+    if inputs is None or run_path is None or not cache.enabled():
+        return {}
+    wave = [j for j in wave if j.notebook not in STAGES[-1]]
+    if not wave:
+        return {}
+    prior = job_cache.prior_outputs(run_path, [s for s in RUN_OUTPUTS if s != "notebooks"])
+    package = job_cache.package_digest()
+    return {j.label: Reuse(job_cache.job_key(j.input_path, j.parameters, inputs, prior, package),
+                           run_path.resolve()) for j in wave}
+
+
+def _restore(job: Job, reuse: Reuse | None) -> JobResult | None:
+    """The result of a job put back from the job cache, or None to run it."""
+    from vanguard import job_cache
+
+    t0 = time.perf_counter()
+    if reuse is None or job_cache.restore(reuse.key, reuse.run_path, job.output_path) is None:
+        return None
+    return JobResult(job, True, wall_seconds=time.perf_counter() - t0, restored=True)
+
+
 def _skipped(job: Job, why: str) -> JobResult:
     return JobResult(job, False, why, status="skipped")
 
@@ -723,6 +779,8 @@ def run_jobs(
     progress: bool = True,
     after_stage: Callable[[list[JobResult]], None] | None = None,
     durations: Mapping[str, float] | None = None,
+    reuse_inputs: Mapping[str, str] | None = None,
+    run_path: Path | None = None,
 ) -> list[JobResult]:
     """Run stages in order, the jobs of each stage in a process pool.
 
@@ -748,6 +806,12 @@ def run_jobs(
     durations : mapping, optional
         Job label -> wall seconds of an earlier run, for the start order
         (:func:`longest_first`).
+    reuse_inputs : mapping, optional
+        The run's input checksums (:func:`input_checksums`): given with ``run_path``,
+        a job of the stages before the last whose inputs are unchanged since a run that
+        stored it is restored instead of run (:mod:`vanguard.job_cache`).
+    run_path : pathlib.Path, optional
+        The run folder.
 
     Returns
     -------
@@ -787,10 +851,18 @@ def run_jobs(
                         bar.update()
                     continue
                 ordered = longest_first(wave, durations)
+                keys = _reuse_keys(wave, reuse_inputs, run_path)
                 futures = {}
                 for job in ordered:
+                    restored = _restore(job, keys.get(job.label))
+                    if restored is not None:  # no kernel, no worker: the files are put back
+                        results[job.label] = restored
+                        bar.set_postfix_str(job.label[:40], refresh=False)
+                        bar.update()
+                        continue
                     running.add(job.label)  # before submit: a signal may come in between
-                    futures[pool.submit(execute_job, job, timeout, threads)] = job
+                    futures[pool.submit(execute_job, job, timeout, threads,
+                                        keys.get(job.label))] = job
                 for fut in cf.as_completed(futures):
                     job = futures[fut]
                     try:
@@ -1167,10 +1239,13 @@ def git_state() -> dict:
 
 def _rel(path: Path) -> str:
     """Path relative to the project root where possible, so the manifest is portable."""
+    from vanguard.population import population_dir
+
     path = Path(path).resolve()
     for base, label in (
         (config.ROOT, ""),
         (config.mar_dir(), "$MAR_DIR/"),
+        (population_dir(), "$POPULATION_DIR/"),
         (config.reports_dir(), "$REPORTS/"),
     ):
         try:
@@ -1181,7 +1256,8 @@ def _rel(path: Path) -> str:
 
 
 def input_files(ps: Mapping, notebooks_dir: Path = config.NOTEBOOKS) -> list[Path]:
-    """Every file a run reads: parameter set, notebooks, raw data, and MAR files if used.
+    """Every file a run reads: parameter set, notebooks, raw data, and the MAR files and
+    population tables if used.
 
     Parameters
     ----------
@@ -1206,6 +1282,10 @@ def input_files(ps: Mapping, notebooks_dir: Path = config.NOTEBOOKS) -> list[Pat
     sources.update(v.get("data_source") for v in ps["notebooks"].values() if isinstance(v, dict))
     if "nhs_mar" in sources and config.mar_dir().is_dir():
         files.update(p for p in config.mar_dir().iterdir() if p.is_file())
+        from vanguard.population import population_dir
+
+        if population_dir().is_dir():  # the rates' denominators
+            files.update(p for p in population_dir().rglob("*") if p.is_file())
     # a user's own files named outside data/raw/ are inputs too
     for values in [ps["parameters"], *(v for v in ps["notebooks"].values() if isinstance(v, dict))]:
         files.update(config.DATA_RAW / v for k, v in values.items()
@@ -1318,6 +1398,7 @@ def write_manifest(
                 "parameters": r.job.parameters,
                 "ok": r.ok,
                 "status": r.status,
+                "restored": r.restored,
                 "error": r.error,
                 "failed_cell": r.failed_cell,
                 "wall_seconds": round(r.wall_seconds, 2),
@@ -1491,6 +1572,10 @@ def run_pipeline(
     full_panel = bool(ps["publish_panel"]) and _panel_is_public(waves, notebooks_dir)
     n_workers = workers or ps["workers"] or default_workers()
     inputs = input_checksums(input_files(ps, notebooks_dir))
+    # a job's key holds its own notebook and parameters: the parameter set and the other
+    # notebooks are no inputs of it
+    own = {_rel(ps["path"]), *(_rel(p) for p in notebooks_dir.glob("*.ipynb"))}
+    reuse_inputs = {k: v for k, v in inputs.items() if k not in own}
     try:
         run_path.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -1499,6 +1584,9 @@ def run_pipeline(
     with RunLock(run_path), stop_signals():
         durations = previous_durations(run_path)  # before the old manifest goes
         clean_run_folder(run_path)
+        from vanguard import job_cache
+
+        job_cache.prune()
         t0 = time.perf_counter()
         published: list[str | None] = [None]
 
@@ -1522,7 +1610,8 @@ def run_pipeline(
             record([])
             results = run_jobs(waves, workers=n_workers, timeout=ps["timeout"],
                                progress=progress, after_stage=after_stage,
-                               durations=durations)
+                               durations=durations, reuse_inputs=reuse_inputs,
+                               run_path=run_path)
             # a run whose analysis stage did not finish has not published its panel yet
             published[0] = sdc.publish_run_panel(panel_file, full=full_panel)
             record(results, finished=True)
