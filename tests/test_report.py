@@ -326,6 +326,19 @@ def test_missing_run_and_missing_results_raise(tmp_path, monkeypatch):
         build_report("empty")
 
 
+def test_malformed_results_file_is_named_by_the_report(tmp_path, monkeypatch):
+    """The results are read in one go, yet the report still names the bad file's cell."""
+    from vanguard.report import build_report
+
+    run = make_run(tmp_path, monkeypatch, name="badcell")
+    bad = config.run_dir(run) / "results" / "other.csv"
+    df = pd.read_csv(bad, dtype=str, keep_default_na=False)
+    df.loc[4, "p_value"] = "0.o5"
+    df.to_csv(bad, index=False)
+    with pytest.raises(DataError, match=r"other\.csv: row 6, column 'p_value'"):
+        build_report(run)
+
+
 def test_figure_without_alt_text_is_refused(tmp_path, monkeypatch):
     from vanguard.report import build_report
 
