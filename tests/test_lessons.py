@@ -296,6 +296,26 @@ def test_lesson_inputs_reads_the_sensitivity_file_with_its_labels(tmp_path):
         read_sensitivity(tmp_path, "emergency_admissions")
 
 
+def test_lesson_inputs_takes_a_sensitivity_frame_read_already(tmp_path):
+    """The report reads the sensitivity file once and hands it over: the frame given is
+    used (rows of another scale dropped) and no file is read in its place."""
+    from lesson_cases import main
+
+    given = schema.results_frame(pd.concat([
+        main({(G, "year_1"): (-1.0, -2.0, 0.0)}).assign(
+            sensitivity="mixed_kept", sensitivity_label="mixed areas kept"),
+        main({(G, "year_1"): (-3.0, -4.0, -2.0)}).assign(
+            scale="log", sensitivity="mixed_kept", sensitivity_label="mixed areas kept"),
+    ], ignore_index=True))
+    (tmp_path / "results").mkdir()
+    on_disk = tmp_path / "results" / "sensitivity__emergency_admissions.csv"
+    on_disk.write_text("not a results file\n")
+    got = lesson_inputs(_run_results(), "emergency_admissions", "rate", run_path=tmp_path,
+                        sensitivity=given)
+    assert got["sensitivity"]["pct"].tolist() == [pytest.approx(-1.0)]
+    assert got["sensitivity"]["sensitivity_label"].tolist() == ["mixed areas kept"]
+
+
 def test_evidence_built_as_the_report_builds_it_still_assesses():
     """Without the optional parts, lessons needing them cannot be tested - and say why."""
     ev = Evidence(headline=all_supported().headline, alternatives=all_supported().headline,

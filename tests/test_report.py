@@ -326,6 +326,53 @@ def test_missing_run_and_missing_results_raise(tmp_path, monkeypatch):
         build_report("empty")
 
 
+def test_malformed_results_file_is_named_by_the_report(tmp_path, monkeypatch):
+    """The results are read in one go, yet the report still names the bad file's cell."""
+    from vanguard.report import build_report
+
+    run = make_run(tmp_path, monkeypatch, name="badcell")
+    bad = config.run_dir(run) / "results" / "other.csv"
+    df = pd.read_csv(bad, dtype=str, keep_default_na=False)
+    df.loc[4, "p_value"] = "0.o5"
+    df.to_csv(bad, index=False)
+    with pytest.raises(DataError, match=r"other\.csv: row 6, column 'p_value'"):
+        build_report(run)
+
+
+def test_a_build_reads_each_results_file_once(tmp_path, monkeypatch):
+    """Figures, content, appendix and lessons share one read of the results files."""
+    from vanguard import lesson_evidence, report_appendix
+    from vanguard.report import build_report
+
+    run = make_run(tmp_path, monkeypatch, name="once")
+    results = config.run_dir(run) / "results"
+    main = schema.read_results(results / "main.csv")
+    sens = main.assign(sensitivity="mixed_kept", sensitivity_label="mixed areas kept")
+    schema.write_results(sens, results / f"sensitivity__{OUTCOME}.csv")
+    read: list[str] = []
+    real_results, real_extra = schema.read_results, report_appendix.read_extra
+
+    def spy_results(paths):
+        paths = [paths] if isinstance(paths, (str, Path)) else list(paths)
+        read.extend(Path(p).name for p in paths)
+        return real_results(paths)
+
+    def spy_extra(run_path, prefix, outcome, extra=()):
+        read.append(f"{prefix}__{outcome}.csv")
+        return real_extra(run_path, prefix, outcome, extra)
+
+    def no_second_read(*args, **kwargs):
+        raise AssertionError("the sensitivity file was read a second time")
+
+    monkeypatch.setattr(schema, "read_results", spy_results)
+    monkeypatch.setattr(report_appendix, "read_extra", spy_extra)
+    monkeypatch.setattr("vanguard.report_content.read_extra", spy_extra)
+    monkeypatch.setattr(lesson_evidence, "read_sensitivity", no_second_read)
+    build_report(run)
+    assert sorted(read) == ["main.csv", "other.csv", f"sensitivity__{OUTCOME}.csv",
+                            f"sustainability__{OUTCOME}.csv"]
+
+
 def test_figure_without_alt_text_is_refused(tmp_path, monkeypatch):
     from vanguard.report import build_report
 

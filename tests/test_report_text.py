@@ -6,6 +6,7 @@ import json
 import re
 
 import jinja2
+import numpy as np
 import pandas as pd
 import pytest
 from test_report import _parse, fabricate_results, make_run
@@ -302,6 +303,27 @@ def test_secondary_outcomes_carry_holm_adjusted_p_values():
     assert [r[col] for r in t["rows"]] == ["0.030", "0.060"]
     assert any("all 3 secondary tests" in n for n in t["notes"])
     assert holm_adjusted({}) == {}
+
+
+def test_holm_adjustment_equals_statsmodels_to_the_bit():
+    """Ties, p-values pushed past 1 and a NaN left out, on a family of 60 tests."""
+    from statsmodels.stats.multitest import multipletests
+
+    from vanguard.report_findings import holm_adjusted
+
+    rng = np.random.default_rng(3)
+    windows = list(schema.WINDOWS)
+    p = np.round(rng.uniform(0, 0.2, 60), 2)  # rounding makes ties
+    p[:5] = [0.5, 0.9, 0.0, 0.01, 0.01]
+    secondary = {f"outcome_{k}": pd.DataFrame(
+        {"group": schema.CARE_HOME, "window": windows[:4],
+         "p_value": p[4 * k:4 * k + 4]}) for k in range(15)}
+    secondary["outcome_nan"] = pd.DataFrame(
+        {"group": [schema.UEC], "window": [windows[0]], "p_value": [np.nan]})
+    got = holm_adjusted(secondary)
+    want = multipletests(p, alpha=0.05, method="holm")[1]
+    assert list(got.values()) == want.tolist()
+    assert ("outcome_nan", schema.UEC, windows[0]) not in got
 
 
 def test_the_real_data_headline_is_non_elective_admissions_among_its_outcomes():

@@ -138,7 +138,8 @@ def read_sensitivity(run_path: str | Path, outcome: str) -> pd.DataFrame:
 
 
 def lesson_inputs(results: pd.DataFrame, outcome: str, scale: str,
-                  run_path: str | Path | None = None) -> dict:
+                  run_path: str | Path | None = None, *,
+                  sensitivity: pd.DataFrame | None = None) -> dict:
     """The optional :class:`Evidence` fields, selected from a run's results.
 
     Parameters
@@ -150,6 +151,9 @@ def lesson_inputs(results: pd.DataFrame, outcome: str, scale: str,
     run_path : str or pathlib.Path, optional
         The run folder; when given, ``results/sensitivity__<outcome>.csv`` is read with
         its extra columns (the tidy reader drops them).
+    sensitivity : pandas.DataFrame, optional
+        That file already read (with ``sensitivity`` and ``sensitivity_label``
+        columns), so that it is not read again; it takes the place of ``run_path``'s.
 
     Returns
     -------
@@ -167,8 +171,12 @@ def lesson_inputs(results: pd.DataFrame, outcome: str, scale: str,
     # whatever analysis name the sustainability file uses, its window says what it is
     sus = results[same & (results["window"] == SUSTAINABILITY)
                   & ~results["analysis"].isin(NOT_SUSTAINABILITY)]
-    sens = (read_sensitivity(run_path, outcome) if run_path is not None
-            else results[same & (results["analysis"] == "sensitivity")])
+    if sensitivity is not None:
+        sens = sensitivity
+    elif run_path is not None:
+        sens = read_sensitivity(run_path, outcome)
+    else:
+        sens = results[same & (results["analysis"] == "sensitivity")]
     if len(sens) and "scale" in sens.columns:
         sens = sens[sens["scale"] == scale]
     power = results[(results["analysis"] == "power") & (results["outcome"] == outcome)]

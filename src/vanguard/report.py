@@ -54,13 +54,16 @@ def _has_figure(run_path: Path, prefix: str) -> bool:
     return folder.is_dir() and any(folder.glob(f"{prefix}*.png"))
 
 
-def ensure_figures(run: str) -> list[Path]:
+def ensure_figures(run: str, results: pd.DataFrame | None = None) -> list[Path]:
     """Draw the standard figures a run's results support and that are not there yet.
 
     Parameters
     ----------
     run : str
         Run name.
+    results : pandas.DataFrame, optional
+        The run's results (:func:`vanguard.report_content.load_run_results`), when the
+        caller has read them already; read from the run folder otherwise.
 
     Returns
     -------
@@ -73,7 +76,8 @@ def ensure_figures(run: str) -> list[Path]:
         If the results files are missing or malformed.
     """
     run_path = config.run_dir(run)
-    results = load_run_results(run_path)
+    if results is None:
+        results = load_run_results(run_path)
     manifest = load_manifest(run_path)
     params = manifest_parameters(manifest)
     main = results[results["analysis"] == "main"]
@@ -360,17 +364,19 @@ def build_report(run: str, *, allow_incomplete: bool = False) -> tuple[Path, Pat
             + "; ".join(incomplete)
             + ". Fix and re-run, or build_report(run, allow_incomplete=True) for a draft "
             "with a failure banner.")
+    # read once: the figures and every part of the content select from this frame
+    results = load_run_results(run_path)
     if not incomplete:
         # drawing the standard figures from the results is only safe when every
         # notebook ran: otherwise a figure would stand in for one that failed
-        ensure_figures(run)
+        ensure_figures(run, results)
     breaches = sdc.audit_run(run_path)
     if breaches:
         raise DataError(run_path, "no published count of people or events between "
                         f"{sdc.SMALL_MIN} and {sdc.SMALL_MAX} (disclosure control)",
                         found="; ".join(breaches[:5])
                         + (f"; and {len(breaches) - 5} more" if len(breaches) > 5 else ""))
-    content = build_content(run, incomplete)
+    content = build_content(run, incomplete, results)
     content["not_estimated"] = analyses_not_estimated(run_path)
     # page 1 names the analyses not estimated in the key-findings box; the failure
     # banner is kept for notebooks that did not finish

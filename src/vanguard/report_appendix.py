@@ -279,13 +279,19 @@ def sustainability_table(df: pd.DataFrame, data_source: str = "") -> dict:
 
 
 def robustness_tables(run_path: Path, results: pd.DataFrame, outcome: str,
-                      data_source: str) -> list[dict]:
-    """Every robustness table the run's results support, in appendix order."""
+                      data_source: str, *, sensitivity: pd.DataFrame | None = None
+                      ) -> list[dict]:
+    """Every robustness table the run's results support, in appendix order.
+
+    ``sensitivity`` is ``results/sensitivity__<outcome>.csv`` as :func:`read_extra`
+    reads it, when the caller has read it already; read here otherwise.
+    """
     names = site_names(data_source, missing_ok=True)
     tables = [honest_table(results, outcome), placebo_table(results, outcome),
               leave_one_out_table(results, outcome, names), inference_table(results, outcome),
               poisson_table(results, outcome)]
-    sens = read_extra(run_path, "sensitivity", outcome, SENSITIVITY_EXTRA)
+    sens = (sensitivity if sensitivity is not None
+            else read_extra(run_path, "sensitivity", outcome, SENSITIVITY_EXTRA))
     if sens is not None and len(sens):
         tables.append(sensitivity_table(sens))
         note = skipped_note(run_path, "sensitivity", outcome)

@@ -28,7 +28,13 @@ import pandas as pd
 
 from vanguard import config, plots, schema
 from vanguard.errors import DataError
-from vanguard.report_appendix import OWN_FILES, not_estimated_table, robustness_tables
+from vanguard.report_appendix import (
+    OWN_FILES,
+    SENSITIVITY_EXTRA,
+    not_estimated_table,
+    read_extra,
+    robustness_tables,
+)
 from vanguard.report_figures import FIGURE_SECTIONS, figure_entries  # noqa: F401
 from vanguard.report_findings import (
     PUBLISHED_OUTCOME,
@@ -112,20 +118,15 @@ def load_run_results(run_path: Path) -> pd.DataFrame:
     Raises
     ------
     DataError
-        If the run has no results files, or a file does not follow the schema.
+        If the run has no results files, or a file does not follow the schema (naming
+        the file and, for a bad cell, its row and column).
     """
     files = [f for f in sorted((run_path / "results").glob("*.csv"))
              if not f.name.startswith(OWN_FILES)]
     if not files:
         raise DataError(run_path / "results", "one or more results files (*.csv)",
                         found="none")
-    frames = []
-    for f in files:
-        try:
-            frames.append(schema.read_results(f))
-        except ValueError as exc:
-            raise DataError(f, f"a results file in the tidy schema ({exc})") from None
-    return pd.concat(frames, ignore_index=True)
+    return schema.read_results(files)
 
 
 def run_data_source(manifest: dict, results: pd.DataFrame) -> str:
@@ -430,7 +431,8 @@ def balance_table(run_path: Path, outcome: str) -> dict | None:
 
 def _evidence(results: pd.DataFrame, head: pd.DataFrame, hl: dict, params: dict,
               data_source: str, incomplete: tuple[str, ...] = (),
-              run_path: Path | None = None) -> Evidence:
+              run_path: Path | None = None,
+              sensitivity: pd.DataFrame | None = None) -> Evidence:
     same = (results["outcome"] == hl["outcome"]) & (results["scale"] == hl["scale"])
     alternatives = results[same & results["analysis"].isin(["main", "inference"])]
     alternatives = alternatives.drop_duplicates(["group", "window", "estimator", "inference"])
@@ -467,7 +469,8 @@ def _evidence(results: pd.DataFrame, head: pd.DataFrame, hl: dict, params: dict,
     return Evidence(headline=head, alternatives=alternatives, pretrend_p=pretrend,
                     heterogeneity=site_heterogeneity(ps) if len(ps) else {},
                     mde_pct=mde, hoped_for_pct=hoped, data_source=data_source,
-                    **lesson_inputs(results, hl["outcome"], hl["scale"], run_path))
+                    **lesson_inputs(results, hl["outcome"], hl["scale"], run_path,
+                                    sensitivity=sensitivity))
 
 
 # ---------------------------------------------------------------------------
@@ -601,7 +604,8 @@ def _count_problems(content: dict, flow: pd.DataFrame) -> list[str]:
     return problems
 
 
-def build_content(run: str, incomplete: tuple[str, ...] | list[str] = ()) -> dict:
+def build_content(run: str, incomplete: tuple[str, ...] | list[str] = (),
+                  results: pd.DataFrame | None = None) -> dict:
     """Assemble the report content model of a run.
 
     Parameters
@@ -612,6 +616,9 @@ def build_content(run: str, incomplete: tuple[str, ...] | list[str] = ()) -> dic
         Notebooks of the run that did not finish
         (:func:`vanguard.report.incomplete_notebooks`): page 1 shows what they would have
         produced as missing instead of drawing it from another analysis.
+    results : pandas.DataFrame, optional
+        The run's results (:func:`load_run_results`), when the caller has read them
+        already; read from the run folder otherwise.
 
     Returns
     -------
@@ -629,7 +636,8 @@ def build_content(run: str, incomplete: tuple[str, ...] | list[str] = ()) -> dic
         raise DataError(run_path, "a run folder (run the pipeline first)", found="no such folder")
     manifest = load_manifest(run_path)
     params = manifest_parameters(manifest)
-    results = load_run_results(run_path)
+    if results is None:
+        results = load_run_results(run_path)
     data_source = run_data_source(manifest, results)
     synthetic = data_source == "synthetic"
     main = results[results["analysis"] == "main"]
@@ -659,11 +667,15 @@ def build_content(run: str, incomplete: tuple[str, ...] | list[str] = ()) -> dic
     flow = build_flow(run_path, head)
     flow_tbl = flow_table(flow)
     balance = balance_table(run_path, hl["outcome"])
-    appendix = robustness_tables(run_path, results, hl["outcome"], data_source)
+    # the sensitivity file feeds the appendix and the lessons: read it once for both
+    sensitivity = read_extra(run_path, "sensitivity", hl["outcome"], SENSITIVITY_EXTRA)
+    appendix = robustness_tables(run_path, results, hl["outcome"], data_source,
+                                 sensitivity=sensitivity)
     figures, left_out = figure_entries(run_path, hl["outcome"], sorted(set(results["outcome"])))
     figures = [{**f, "alt": plain(f["alt"]), "caption": plain(f.get("caption") or f["alt"]),
                 "sentence": plain(f.get("sentence") or "")} for f in figures]
-    ev = _evidence(results, head, hl, params, data_source, tuple(incomplete), run_path)
+    ev = _evidence(results, head, hl, params, data_source, tuple(incomplete), run_path,
+                   sensitivity)
     assessed = assess_lessons(load_lessons(), ev)
     # lessons these data cannot test are one sentence under the table, not rows
     lessons = [{**lsn, "evidence_text": plain(lsn.get("evidence_text", "")),

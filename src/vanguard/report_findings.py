@@ -310,8 +310,6 @@ def holm_adjusted(secondary: dict[str, pd.DataFrame]) -> dict[tuple[str, str, st
     dict
         ``(outcome, group, window) -> adjusted p``; empty when there is nothing to adjust.
     """
-    from statsmodels.stats.multitest import multipletests
-
     keys, ps = [], []
     for outcome, rows in secondary.items():
         for r in rows.itertuples(index=False):
@@ -320,7 +318,14 @@ def holm_adjusted(secondary: dict[str, pd.DataFrame]) -> dict[tuple[str, str, st
                 ps.append(float(r.p_value))
     if not ps:
         return {}
-    adjusted = multipletests(ps, alpha=ALPHA, method="holm")[1]
+    # Holm's step-down, p_(i) * (m - i + 1) made monotone, as statsmodels'
+    # multipletests(method="holm") computes it (to the bit): importing statsmodels for
+    # these few lines would cost the report more than the rest of this page
+    p = np.asarray(ps)
+    order = np.argsort(p)
+    stepped = np.maximum.accumulate(p[order] * np.arange(len(p), 0, -1))
+    adjusted = np.empty(len(p))
+    adjusted[order] = np.minimum(stepped, 1.0)
     return dict(zip(keys, map(float, adjusted), strict=True))
 
 
