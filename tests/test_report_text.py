@@ -337,3 +337,14 @@ def test_the_real_data_headline_is_non_elective_admissions_among_its_outcomes():
     main = main.assign(analysis="main", scale="rate", estimator="twfe",
                        inference="cluster", note="")
     assert choose_headline(main, {})["outcome"] == "non_elective_admissions"
+
+
+def test_the_reproducibility_box_says_how_many_notebook_runs_were_restored():
+    from vanguard.report_provenance import reproducibility
+
+    nbs = [{"notebook": "01_data", "restored": True}, {"notebook": "03_did", "restored": False},
+           {"notebook": "03_did", "restored": True}]
+    lines = reproducibility({"git_commit": "a" * 40, "git_dirty": False, "notebooks": nbs})
+    assert any(line.startswith("Notebook runs: 2 of the 3 analysis notebook runs") for line in lines)
+    fresh = reproducibility({"git_commit": "a" * 40, "notebooks": nbs[1:2]})
+    assert not any(line.startswith("Notebook runs") for line in fresh)

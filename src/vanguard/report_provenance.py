@@ -114,7 +114,8 @@ def data_availability(manifest: dict, data_source: str, run_path: Path | None = 
 
 
 def reproducibility(manifest: dict) -> list[str]:
-    """Commit, dirty flag, parameter file, seed, date and package versions."""
+    """Commit, dirty flag, parameter file, seed, date, restored notebook runs and package
+    versions."""
     params = manifest.get("parameters", {}) if isinstance(manifest.get("parameters"),
                                                           dict) else {}
     commit = str(manifest.get("git_commit") or "unknown")
@@ -129,6 +130,13 @@ def reproducibility(manifest: dict) -> list[str]:
                  + (f"; seed {seed}" if seed is not None else "")
                  + (f"; run {manifest['created_utc']}" if manifest.get("created_utc") else "")
                  + ".")
+    nbs = [n for n in manifest.get("notebooks", []) if isinstance(n, dict)]
+    restored = sum(bool(n.get("restored")) for n in nbs)
+    if restored:
+        lines.append(f"Notebook runs: {restored} of the {len(nbs)} analysis notebook runs "
+                     "before this report were restored, unchanged, from an earlier run with "
+                     "the same code, parameters and input files (the manifest marks them); "
+                     "the report itself was built anew.")
     pk = manifest.get("packages", {})
     if isinstance(pk, dict) and pk:
         lines.append("Software: " + ", ".join(f"{k} {v}" for k, v in pk.items()) + ".")
