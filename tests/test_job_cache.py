@@ -77,6 +77,10 @@ def test_a_changed_earlier_output_changes_the_later_keys(setup, tmp_path):
     assert job_cache.job_key(nb, {**params, "outcome": "b"}, {"set.yml": "0" * 64},
                              prior) != key
     assert job_cache.job_key(nb, params, {"set.yml": "1" * 64}, prior) != key
+    # a new plotting package may redraw a figure: its version is part of the key
+    new_mpl = [job_cache.job_key(nb, params, {}, prior, versions={"matplotlib": v})
+               for v in ("3.9.0", "3.10.0")]
+    assert new_mpl[0] != new_mpl[1]
 
 
 def test_a_damaged_entry_is_never_restored(setup):

@@ -9,7 +9,8 @@ folder, under the sha256 of everything it can read:
 * every file of the package (code, templates, style) and the input files of the run
   (:func:`vanguard.pipeline.input_files`: the parameter set, the reference data under
   ``data/raw/`` and the data the run reads);
-* the versions of Python and of the numerical packages;
+* the versions of Python and of the packages that can change a printed number or a
+  figure (those the run manifest records);
 * every output of the earlier stages in the run folder (for ``03_did``, the panel that
   ``01_data`` wrote), read when the stage starts.
 
@@ -97,7 +98,8 @@ def package_digest() -> str:
 
 
 def job_key(notebook: Path, parameters: Mapping, inputs: Mapping[str, str],
-            prior: Mapping[str, str], package: str | None = None) -> str:
+            prior: Mapping[str, str], package: str | None = None,
+            versions: Mapping[str, str] | None = None) -> str:
     """Key of one notebook run.
 
     Parameters
@@ -112,6 +114,9 @@ def job_key(notebook: Path, parameters: Mapping, inputs: Mapping[str, str],
         Earlier stages' outputs (:func:`prior_outputs`).
     package : str, optional
         :func:`package_digest`, when the caller has it already.
+    versions : mapping, optional
+        Package -> version (default those of the results cache's keys); the runner gives
+        the wider set of its manifest (plotting and notebook packages too).
 
     Returns
     -------
@@ -124,7 +129,7 @@ def job_key(notebook: Path, parameters: Mapping, inputs: Mapping[str, str],
         "parameters": parameters,
         "package": package or package_digest(),
         "inputs": dict(sorted(inputs.items())),
-        "versions": cache._versions(),
+        "versions": dict(versions) if versions is not None else cache._versions(),
         "prior": dict(sorted(prior.items())),
     }
     text = json.dumps(body, sort_keys=True, default=str, separators=(",", ":"))

@@ -752,9 +752,9 @@ def _reuse_keys(wave: Sequence[Job], inputs: Mapping[str, str] | None,
     if not wave:
         return {}
     prior = job_cache.prior_outputs(run_path, [s for s in RUN_OUTPUTS if s != "notebooks"])
-    package = job_cache.package_digest()
-    return {j.label: Reuse(job_cache.job_key(j.input_path, j.parameters, inputs, prior, package),
-                           run_path.resolve()) for j in wave}
+    package, versions = job_cache.package_digest(), package_versions()
+    return {j.label: Reuse(job_cache.job_key(j.input_path, j.parameters, inputs, prior, package,
+                                             versions), run_path.resolve()) for j in wave}
 
 
 def _restore(job: Job, reuse: Reuse | None) -> JobResult | None:
