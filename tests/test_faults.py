@@ -24,7 +24,7 @@ import pandas as pd
 import psutil
 import pytest
 
-from vanguard import config, pipeline, sdc
+from vanguard import cache, config, job_cache, pipeline, sdc
 from vanguard.io import sha256_file
 
 KERNEL_SPEC = {"name": config.KERNEL_NAME, "language": "python",
@@ -126,12 +126,6 @@ def env(tmp_path):
     out.pop("VANGUARD_CACHE", None)
     out.pop(pipeline.RUN_ENV, None)
     return out
-
-
-def job_cache_folder(env: dict) -> Path:
-    """The job cache beside the command's results cache (see vanguard.job_cache.folder)."""
-    base = Path(env["VANGUARD_CACHE_DIR"])
-    return base.with_name(base.name + "-jobs")
 
 
 def write_set(tmp_path: Path, run: str = "fault", mode: str = "", fail_on: str = "",
@@ -367,7 +361,9 @@ def test_a_damaged_cache_entry_is_recomputed_to_the_same_bytes(tmp_path, noteboo
         p.write_bytes(bytes(data))
     # the unchanged notebook would be restored whole (vanguard.job_cache) without reading
     # the results cache: forget it, so the notebook runs and meets the damaged entry
-    shutil.rmtree(job_cache_folder(env), ignore_errors=True)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv(cache.CACHE_DIR_ENV, env["VANGUARD_CACHE_DIR"])
+        shutil.rmtree(job_cache.folder(), ignore_errors=True)
     second = run_command(params, notebooks, env)
     assert second.returncode == 0, second.stderr[-3000:]
     assert {p.name: sha256_file(p) for p in sorted((run_path / "results").glob("*.csv"))} \

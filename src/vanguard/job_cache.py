@@ -65,15 +65,17 @@ def folder() -> Path:
     return base.with_name(base.name + "-jobs")
 
 
-def _tree_digest(root: Path, skip: Iterable[str] = ()) -> str:
-    """sha256 over every file under ``root`` (relative names and contents)."""
+def _file_digests(root: Path, skip: Iterable[str] = ()) -> dict[str, str]:
+    """sha256 of each file under ``root`` by relative name, leaving out hidden files
+    and any path through a folder named in ``skip``."""
     skip = set(skip)
-    h = hashlib.sha256()
+    out = {}
     if root.is_dir():
         for p in sorted(root.rglob("*")):
-            if p.is_file() and not skip & set(p.relative_to(root).parts):
-                h.update(f"{p.relative_to(root).as_posix()} {sha256_file(p)}\n".encode())
-    return h.hexdigest()
+            rel = p.relative_to(root)
+            if p.is_file() and not p.name.startswith(".") and not skip & set(rel.parts):
+                out[rel.as_posix()] = sha256_file(p)
+    return out
 
 
 def prior_outputs(run_path: Path, subfolders: Iterable[str]) -> dict[str, str]:
@@ -82,19 +84,14 @@ def prior_outputs(run_path: Path, subfolders: Iterable[str]) -> dict[str, str]:
     Hidden temporary files are left out; so are executed notebooks, which the caller
     does not name (their timestamps differ from run to run and no notebook reads them).
     """
-    out = {}
-    for sub in subfolders:
-        base = run_path / sub
-        if base.is_dir():
-            for p in sorted(base.rglob("*")):
-                if p.is_file() and not p.name.startswith("."):
-                    out[p.relative_to(run_path).as_posix()] = sha256_file(p)
-    return out
+    return {f"{sub}/{rel}": digest for sub in subfolders
+            for rel, digest in _file_digests(run_path / sub).items()}
 
 
 def package_digest() -> str:
     """sha256 over every file of the package (code, templates, style sheet)."""
-    return _tree_digest(config.SRC, skip=("__pycache__",))
+    text = json.dumps(_file_digests(config.SRC, skip=("__pycache__",)), sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def job_key(notebook: Path, parameters: Mapping, inputs: Mapping[str, str],
