@@ -329,6 +329,11 @@ def test_run_manifest(good_run):
             nb["wall_seconds"] - nb["cell_seconds"], abs=0.02
         )
         assert not os.path.isabs(nb["output"])
+    # the first stage's kernel starts fresh while the preload process imports; the
+    # kernels of the later stages fork from it
+    kernels = {nb["notebook"]: nb["kernel"] for nb in manifest["notebooks"]}
+    assert kernels.pop("01_data") == "fresh"
+    assert set(kernels.values()) == {"forked"}, kernels
 
 
 def test_rerun_gives_byte_identical_results(good_run, monkeypatch):

@@ -38,7 +38,10 @@ copies of the stopped notebooks are removed or renamed, so nothing partial looks
 finished. The panel notebooks 02-05 read from ``data/panel.parquet`` is replaced by a
 disclosure-controlled copy once they are done (:func:`vanguard.sdc.publish_run_panel`).
 
-Each notebook is a kernel start (about two seconds before any work), so the notebooks
+Each notebook is a kernel start. The kernels of every stage after the first are forked
+from a preload process that imported the heavy libraries once, while the first stage ran
+(:mod:`vanguard.kernel_fork`; the manifest records each notebook's ``kernel``), so a
+kernel starts in well under a second; still, the notebooks
 that loop over a grid dimension themselves (``03_did`` over groups and estimators,
 ``04_event_study`` and ``05_robustness`` over groups) run once per outcome. The analyses
 inside them are cached by content (:mod:`vanguard.cache`), so a re-run recomputes only
@@ -52,6 +55,7 @@ import ast
 import concurrent.futures as cf
 import contextlib
 import copy
+import dataclasses
 import datetime as dt
 import importlib.metadata
 import itertools
@@ -188,6 +192,8 @@ class JobResult:
     by a signal while it ran) or ``not run`` (the run was stopped before it started);
     left empty it follows ``ok``. ``restored`` says the notebook did not run because an
     earlier run with the same inputs was put back (:mod:`vanguard.job_cache`).
+    ``kernel`` says how the notebook's kernel started: ``forked`` from the run's preload
+    process, or ``fresh`` and why (:mod:`vanguard.kernel_fork`).
     """
 
     job: Job
@@ -198,6 +204,7 @@ class JobResult:
     failed_cell: int | None = None
     status: str = ""
     restored: bool = False
+    kernel: str = ""
 
     def __post_init__(self) -> None:
         if not self.status:
@@ -606,7 +613,7 @@ class Reuse:
 
 
 def execute_job(job: Job, timeout: int = DEFAULT_TIMEOUT, threads: int | None = None,
-                reuse: Reuse | None = None) -> JobResult:
+                reuse: Reuse | None = None, preload: str | None = None) -> JobResult:
     """Execute one notebook with papermill (runs in a worker process).
 
     The kernel is named explicitly (:data:`vanguard.config.KERNEL_NAME`) and the input
@@ -622,6 +629,9 @@ def execute_job(job: Job, timeout: int = DEFAULT_TIMEOUT, threads: int | None = 
         Cap on the kernel's numerical thread pools (:data:`THREAD_VARS`).
     reuse : Reuse, optional
         Store this run under this key when it succeeds (:mod:`vanguard.job_cache`).
+    preload : str, optional
+        Folder of the run's preload process: the kernel is forked from it where it can
+        be (:mod:`vanguard.kernel_fork`); None starts a fresh kernel.
 
     Returns
     -------
@@ -631,7 +641,7 @@ def execute_job(job: Job, timeout: int = DEFAULT_TIMEOUT, threads: int | None = 
     """
     import papermill as pm  # heavy import, only where notebooks run
 
-    from vanguard import job_cache
+    from vanguard import job_cache, kernel_fork
 
     if threads:
         for var in THREAD_VARS:  # the kernel inherits this worker's environment
@@ -653,6 +663,7 @@ def execute_job(job: Job, timeout: int = DEFAULT_TIMEOUT, threads: int | None = 
             start_timeout=KERNEL_START_TIMEOUT,
             execution_timeout=timeout,
             cwd=str(job.input_path.parent),
+            kernel_manager_class=kernel_fork.kernel_manager_class(preload),
         )
         ok, error, failed = True, "", None
     except Exception as exc:  # noqa: BLE001 - any failure is reported, the run goes on
@@ -668,7 +679,12 @@ def execute_job(job: Job, timeout: int = DEFAULT_TIMEOUT, threads: int | None = 
         job_cache.store(reuse.key, reuse.run_path, job.output_path,
                         job_cache.written_files(log, reuse.run_path))
     log.unlink(missing_ok=True)
-    return JobResult(job, ok, error, wall, _cell_seconds(job.output_path), failed)
+    launch = kernel_fork.last_launch()
+    kernel = launch.get("kernel", "")
+    if kernel == "fresh" and preload is not None:
+        kernel = f"fresh: {launch['why']}"
+    return JobResult(job, ok, error, wall, _cell_seconds(job.output_path), failed,
+                     kernel=kernel)
 
 
 def previous_durations(run_path: Path) -> dict[str, float]:
@@ -781,6 +797,7 @@ def run_jobs(
     durations: Mapping[str, float] | None = None,
     reuse_inputs: Mapping[str, str] | None = None,
     run_path: Path | None = None,
+    fork_kernels: bool = True,
 ) -> list[JobResult]:
     """Run stages in order, the jobs of each stage in a process pool.
 
@@ -812,6 +829,11 @@ def run_jobs(
         stored it is restored instead of run (:mod:`vanguard.job_cache`).
     run_path : pathlib.Path, optional
         The run folder.
+    fork_kernels : bool
+        Start a preload process with the run and fork the kernels of every stage after
+        the first from it (:mod:`vanguard.kernel_fork`); the first stage's kernels start
+        fresh, as the preload process is still importing while they run. False: every
+        kernel starts fresh.
 
     Returns
     -------
@@ -835,12 +857,15 @@ def run_jobs(
     n_workers = max(1, min(workers, total or 1))
     threads = max(1, default_workers() // n_workers)
     pool = cf.ProcessPoolExecutor(max_workers=n_workers, mp_context=ctx, initializer=_worker_init)
+    preload, no_preload = None, ""
     running: set[str] = set()
     try:
+        if fork_kernels:  # inside the try: a signal now still stops the pool and the rest
+            preload, no_preload = _start_preload(waves, pool, threads)
         with tqdm(
             total=total, desc="notebooks", unit="nb", disable=not progress, file=sys.stderr
         ) as bar:
-            for wave in waves:
+            for stage, wave in enumerate(waves):
                 # sorted: the message must not depend on which worker finished first
                 failed = sorted(r.job.label for r in results.values() if not r.ok)
                 if failed:
@@ -861,14 +886,17 @@ def run_jobs(
                         bar.update()
                         continue
                     running.add(job.label)  # before submit: a signal may come in between
+                    fork_from = str(preload.folder) if preload is not None and stage else None
                     futures[pool.submit(execute_job, job, timeout, threads,
-                                        keys.get(job.label))] = job
+                                        keys.get(job.label), fork_from)] = job
                 for fut in cf.as_completed(futures):
                     job = futures[fut]
                     try:
                         res = fut.result()
                     except Exception as exc:  # noqa: BLE001 - a crashed worker is one failure
                         res = JobResult(job, False, f"{type(exc).__name__}: {exc}")
+                    if no_preload and stage:
+                        res = dataclasses.replace(res, kernel=f"fresh: {no_preload}")
                     results[job.label] = res
                     running.discard(job.label)
                     bar.set_postfix_str(job.label[:40], refresh=False)
@@ -895,7 +923,46 @@ def run_jobs(
         raise
     else:
         pool.shutdown(wait=True)
+    finally:
+        if preload is not None:
+            preload.stop()
     return [results[j.label] for w in waves for j in w]
+
+
+def _kernel_environ(threads: int) -> dict[str, str]:
+    """The environment a worker gives its kernels (runs in a worker: a spawned
+    interpreter's environment can differ from its parent's)."""
+    env = dict(os.environ)
+    for var in THREAD_VARS:  # as execute_job sets them
+        env.setdefault(var, str(threads))
+    return env
+
+
+def _start_preload(waves: Sequence[Sequence[Job]], pool: cf.Executor, threads: int):
+    """The run's preload process (:mod:`vanguard.kernel_fork`) and, if there is none, why.
+
+    Started with the environment a worker gives its kernels, in the kernels' working
+    directory, so that what its imports read is what a fresh kernel's would read.
+    """
+    later = [j for w in waves[1:] for j in w]
+    if not later:
+        return None, ""
+    from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
+
+    from vanguard import kernel_fork
+
+    try:
+        argv = KernelSpecManager().get_kernel_spec(config.KERNEL_NAME).argv
+    except NoSuchKernel:
+        return None, f"no kernelspec {config.KERNEL_NAME!r}"  # papermill says so per job
+    try:
+        env = pool.submit(_kernel_environ, threads).result()
+    except Exception as exc:  # noqa: BLE001 - the first job meets the same failure
+        return None, f"no worker started: {exc}"
+    try:
+        return kernel_fork.PreloadProcess(argv, later[0].input_path.parent, env), ""
+    except (OSError, ValueError) as exc:
+        return None, f"the preload process could not start: {exc}"
 
 
 # --- stopping a run ------------------------------------------------------------------------
@@ -1404,6 +1471,7 @@ def write_manifest(
                 "wall_seconds": round(r.wall_seconds, 2),
                 "cell_seconds": round(r.cell_seconds, 2),
                 "kernel_and_io_seconds": round(r.overhead_seconds, 2),
+                "kernel": r.kernel,
             }
             for r in results
         ],
@@ -1513,6 +1581,7 @@ def run_pipeline(
     notebooks_dir: Path | None = None,
     golden: bool = False,
     progress: bool = True,
+    fork_kernels: bool = True,
 ) -> tuple[Path, list[JobResult]]:
     """Run every notebook of a parameter set and write the run manifest.
 
@@ -1542,6 +1611,10 @@ def run_pipeline(
         named :data:`GOLDEN_RUN` unless ``run`` is given.
     progress : bool
         Show a progress bar.
+    fork_kernels : bool
+        Fork the kernels after the first stage from a process that has imported the
+        heavy libraries once (:mod:`vanguard.kernel_fork`); False starts every kernel
+        fresh (slower; for notebooks whose imports must run in their own kernel).
 
     Returns
     -------
@@ -1611,7 +1684,7 @@ def run_pipeline(
             results = run_jobs(waves, workers=n_workers, timeout=ps["timeout"],
                                progress=progress, after_stage=after_stage,
                                durations=durations, reuse_inputs=reuse_inputs,
-                               run_path=run_path)
+                               run_path=run_path, fork_kernels=fork_kernels)
             # a run whose analysis stage did not finish has not published its panel yet
             published[0] = sdc.publish_run_panel(panel_file, full=full_panel)
             record(results, finished=True)
@@ -1670,6 +1743,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="refresh the reference notebooks in tests/golden/ (use with ci)",
     )
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    parser.add_argument(
+        "--fresh-kernels",
+        action="store_true",
+        help="start every notebook's kernel fresh instead of forking it from a process "
+        "that has imported the libraries once (slower)",
+    )
     args = parser.parse_args(argv)
     try:
         run_path, results = run_pipeline(
@@ -1679,6 +1758,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             notebooks_dir=args.notebooks,
             golden=args.golden,
             progress=not args.no_progress,
+            fork_kernels=not args.fresh_kernels,
         )
     except (DataError, ValueError) as exc:
         print(f"vanguard-report: {exc}", file=sys.stderr)
