@@ -222,7 +222,8 @@ def run(*, quick: bool = False, repeats: int = 3, params: str = "default") -> li
                 f"workers={last.get('workers')}; all notebooks ok: {yes_no(ok)}; "
                 f"manifest wall {wall:.1f} s; notebooks restored unchanged: "
                 f"{sum(bool(n.get('restored')) for n in runs[-1].get('notebooks', []))} of "
-                f"{len(runs[-1].get('notebooks', []))}"
+                f"{len(runs[-1].get('notebooks', []))}; kernels forked from the preload "
+                f"process: {sum(n.get('kernel') == 'forked' for n in runs[-1].get('notebooks', []))}"
             ),
         )
         r.goal_met = yes_no(r.median <= goal and ok)

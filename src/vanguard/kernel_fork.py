@@ -218,8 +218,27 @@ def _child(
         os._exit(code)
 
 
-def serve(folder: Path) -> int:
+def _die_with_parent() -> None:
+    """Ask the operating system for SIGTERM when the runner that started this process dies.
+
+    A runner killed outright (SIGKILL) cannot stop its preload process; this way it
+    stops by itself, and its kernels, whose parent it is, stop when it does. Linux only;
+    elsewhere the next run of the same name stops what is left (``pipeline.RUN_ENV``).
+    """
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return
+
+
+def serve(folder: Path, parent: int | None = None) -> int:
     """Import :data:`PRELOAD`, then fork a kernel for each request (runs until killed)."""
+    _die_with_parent()
+    if parent is not None and os.getppid() != parent:
+        return 1  # the runner died before the request above took effect
     # as ipykernel_launcher: the working directory is not on the path while importing
     if sys.path and (sys.path[0] == "" or Path(sys.path[0]) == Path.cwd()):
         del sys.path[0]
@@ -318,7 +337,7 @@ class PreloadProcess:
         # a short path: a Unix socket's path is limited to about 100 characters
         self.folder = Path(tempfile.mkdtemp(prefix="vanguard-kernels-"))
         self.proc = subprocess.Popen(
-            [*parts[0], "-c", _LAUNCH, __file__, str(self.folder)],
+            [*parts[0], "-c", _LAUNCH, __file__, str(self.folder), str(os.getpid())],
             cwd=str(cwd),
             env=dict(env),
             stdin=subprocess.DEVNULL,
@@ -481,7 +500,7 @@ def kernel_manager_class(folder: str | os.PathLike | None) -> type:
 
 
 def _main(argv: Sequence[str]) -> int:
-    if len(argv) != 1:
-        print("usage: python kernel_fork.py <folder>", file=sys.stderr)
+    if len(argv) != 2:
+        print("usage: python kernel_fork.py <folder> <runner pid>", file=sys.stderr)
         return 2
-    return serve(Path(argv[0]))
+    return serve(Path(argv[0]), int(argv[1]))
