@@ -357,7 +357,8 @@ def results_frame(
         for col, dtype in RESULT_COLUMNS.items()
         if dtype == "string"
     }
-    bad = sorted(set(data["scale"].dropna()) - set(SCALES))
+    # distinct values first: iterating the column boxes every value
+    bad = sorted(set(data["scale"].unique().dropna()) - set(SCALES))
     if bad:
         raise ValueError(f"results: column 'scale': expected one of {SCALES}; found {bad}")
     for col, dtype in RESULT_COLUMNS.items():

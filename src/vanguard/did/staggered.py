@@ -61,7 +61,7 @@ from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
-from scipy import stats
+from scipy import special, stats
 
 from vanguard import schema
 from vanguard.did.spec import DEFAULT_SEED, SpecError
@@ -1158,7 +1158,14 @@ class _Columns:
         self.parts.append((n, values))
 
     def _column(self, name: str, default):
-        values = [v.get(name, self.shared.get(name, default)) for _, v in self.parts]
+        n_rows = sum(n for n, _ in self.parts)
+        fill = self.shared.get(name, default)
+        if schema.RESULT_COLUMNS[name] == "float64":
+            if not any(name in v for _, v in self.parts):
+                return np.full(n_rows, fill, dtype="float64")
+        elif not any(name in v for _, v in self.parts):
+            return [fill] * n_rows
+        values = [v.get(name, fill) for _, v in self.parts]
         if schema.RESULT_COLUMNS[name] == "float64":
             return np.concatenate([
                 np.asarray(v, dtype="float64")
@@ -1175,13 +1182,16 @@ class _Columns:
     def columns(self, alpha: float) -> dict:
         """The columns for :func:`vanguard.schema.results_frame`, with the normal interval
         and two-sided p-value of every row whose part does not give them."""
+        given = ("ci_low", "ci_high", "p_value")
         names = dict.fromkeys([*self.shared, *(k for _, v in self.parts for k in v)])
-        out = {c: self._column(c, math.nan) for c in names}
+        out = {c: self._column(c, math.nan) for c in names if c not in given}
         est, se = out["estimate"], out["se"]
         se[~np.isfinite(se)] = math.nan  # a missing or infinite se is no se
-        z = stats.norm.ppf(1 - alpha / 2)
+        # scipy.stats.norm's ppf and sf are ndtri and ndtr(-x) behind argument checks
+        # that cost more than the values (the same values, infinities and NaN included)
+        z = special.ndtri(1 - alpha / 2)
         with np.errstate(divide="ignore", invalid="ignore"):
-            p = np.where(se > 0, 2 * stats.norm.sf(np.abs(est / se)), math.nan)
+            p = np.where(se > 0, 2 * special.ndtr(-np.abs(est / se)), math.nan)
         interval = {"ci_low": est - z * se, "ci_high": est + z * se, "p_value": p}
         start = 0
         for n, values in self.parts:
