@@ -21,8 +21,9 @@ Prepared samples are reused
 ---------------------------
 Every estimate of a report starts from the same panel, so :func:`prepared` keeps the
 last :data:`CACHE_SIZE` samples, keyed on a digest of the *content* of the panel
-columns the sample is built from (:func:`panel_digest`) and on every argument of
-:func:`prepare`. A panel changed in place, or another panel with the same values,
+columns the sample is built from (:func:`panel_digest`; a panel object seen before is
+compared with the bytes of its last digest instead of being hashed again) and on every
+argument of :func:`prepare`. A panel changed in place, or another panel with the same values,
 gets the sample its content calls for: never a sample built from other values. The
 warnings raised while a sample was built are raised again each time it is served, so
 a cached sample tells its caller what an uncached one would. Derived inputs of an
