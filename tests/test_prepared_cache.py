@@ -131,6 +131,26 @@ def test_two_slices_of_one_string_buffer_differ(panel):
     assert D.panel_digest(c, [OUTCOME]) != D.panel_digest(panel, [OUTCOME])
 
 
+def test_the_kept_bytes_give_the_digest_of_the_content(panel):
+    # a panel seen before is compared with the bytes of its last digest instead of being
+    # hashed again: whatever changed in place, the digest is that of its content
+    cols = D._sample_columns(panel, OUTCOME)
+    for change in (
+        lambda: None,
+        lambda: panel.__setitem__(OUTCOME, panel[OUTCOME].to_numpy()[::-1].copy()),
+        lambda: panel.loc.__setitem__((panel.index[3], schema.POPULATION), 1.5),
+        lambda: panel.loc.__setitem__((panel.index[0], schema.AREA), "Z999"),
+        lambda: panel.loc.__setitem__((panel.index[0], schema.MONTH), pd.Timestamp("2030-01-01")),
+    ):
+        change()
+        assert D._content_digest(panel, cols) == D.panel_digest(panel, cols)
+        assert D._content_digest(panel, cols) == D.panel_digest(panel, cols)
+    # another object with other values never takes the digest kept for this one
+    other = panel.iloc[::-1].reset_index(drop=True)
+    assert D._content_digest(other, cols) == D.panel_digest(other, cols)
+    assert D._content_digest(other, cols) != D._content_digest(panel, cols)
+
+
 def test_warnings_are_raised_on_every_call(panel):
     # one treated area loses a month: the balanced panel drops it, with a warning
     area = panel.loc[panel[schema.GROUP].eq(schema.CARE_HOME), schema.AREA].iloc[0]

@@ -70,6 +70,27 @@ def test_a_frame_and_its_rows_give_the_same_table():
     pd.testing.assert_frame_equal(schema.results_frame(frame), schema.results_frame(rows))
 
 
+def test_columns_give_the_table_of_their_rows():
+    rows = _rows(50)
+    for i, r in enumerate(rows):
+        r["analysis"] = "pretrend" if i % 7 == 0 else "main"
+    names = dict.fromkeys(k for r in rows for k in r)
+    columns = {c: [r.get(c, math.nan) for r in rows] for c in names}
+    # numeric columns as arrays, as a builder holding its values in numpy gives them
+    for c in ("estimate", "ci_low", "ci_high", "pre_mean", "pct"):
+        columns[c] = np.array(columns[c], dtype=float)
+    columns["n_treated"] = np.array(columns["n_treated"], dtype="int64")
+    expected = schema.results_frame(rows)
+    pd.testing.assert_frame_equal(schema.results_frame(columns), expected, check_exact=True)
+    pd.testing.assert_frame_equal(
+        schema.results_frame(columns, blank_tests=True),
+        schema.blank_test_pct(expected.copy()),
+        check_exact=True,
+    )
+    with pytest.raises(ValueError, match="different lengths"):
+        schema.results_frame(dict(columns, window=["w"]))
+
+
 def test_mixed_values_are_converted_or_refused():
     base = dict(outcome="y", scale="rate", estimator="twfe", group="g", estimate=0.5)
     out = schema.results_frame([dict(base, window=5, n_obs=np.int64(3), se=None)])

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import io
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -296,7 +296,9 @@ def pct_change(estimate: float, scale: str, pre_mean: float) -> float:
     return 100.0 * estimate / pre_mean
 
 
-def results_frame(rows: Iterable[Mapping] | pd.DataFrame) -> pd.DataFrame:
+def results_frame(
+    rows: Iterable[Mapping] | Mapping[str, Sequence] | pd.DataFrame, *, blank_tests: bool = False
+) -> pd.DataFrame:
     """Build a validated results table in the tidy schema.
 
     Missing optional columns are filled (strings with ``""``/defaults, numbers with NaN);
@@ -305,9 +307,13 @@ def results_frame(rows: Iterable[Mapping] | pd.DataFrame) -> pd.DataFrame:
 
     Parameters
     ----------
-    rows : iterable of mapping, or DataFrame
-        One mapping per estimate. ``outcome``, ``scale``, ``estimator``, ``group``,
-        ``window`` and ``estimate`` are required.
+    rows : iterable of mapping, mapping of column to sequence, or DataFrame
+        One mapping per estimate, or the columns (sequences of one length: a list of
+        values, or a numpy array for a numeric column), or a frame. ``outcome``,
+        ``scale``, ``estimator``, ``group``, ``window`` and ``estimate`` are required.
+    blank_tests : bool
+        Blank the percentage columns of test-statistic rows, as :func:`blank_test_pct`
+        does to the finished table.
 
     Returns
     -------
@@ -317,12 +323,20 @@ def results_frame(rows: Iterable[Mapping] | pd.DataFrame) -> pd.DataFrame:
     Raises
     ------
     ValueError
-        If a required column is missing, an unknown column is given, or ``scale`` is
-        not one of :data:`SCALES`.
+        If a required column is missing, an unknown column is given, columns differ in
+        length, or ``scale`` is not one of :data:`SCALES`.
     """
     if isinstance(rows, pd.DataFrame):
         n = len(rows)
         given: dict = {c: rows[c] for c in rows.columns}
+    elif isinstance(rows, Mapping):
+        # a builder holding its values by column skips the row dictionaries, which cost
+        # more than the table for a few hundred rows
+        given = dict(rows)
+        lengths = sorted({len(v) for v in given.values()})
+        if len(lengths) > 1:
+            raise ValueError(f"results: columns of different lengths {lengths}")
+        n = lengths[0] if lengths else 0
     else:
         records = list(rows)
         n = len(records)
@@ -343,7 +357,8 @@ def results_frame(rows: Iterable[Mapping] | pd.DataFrame) -> pd.DataFrame:
         for col, dtype in RESULT_COLUMNS.items()
         if dtype == "string"
     }
-    bad = sorted(set(data["scale"].dropna()) - set(SCALES))
+    # distinct values first: iterating the column boxes every value
+    bad = sorted(set(data["scale"].unique().dropna()) - set(SCALES))
     if bad:
         raise ValueError(f"results: column 'scale': expected one of {SCALES}; found {bad}")
     for col, dtype in RESULT_COLUMNS.items():
@@ -363,6 +378,12 @@ def results_frame(rows: Iterable[Mapping] | pd.DataFrame) -> pd.DataFrame:
                 data[src][need], multiplicative[need], data["pre_mean"][need]
             )
             data[out] = filled
+    if blank_tests:
+        # on the arrays: setting columns of the finished frame costs more than building it
+        is_test = (data["analysis"] == "pretrend").to_numpy(dtype=bool, na_value=False)
+        if is_test.any():
+            for col in ("pct", "pct_ci_low", "pct_ci_high"):
+                data[col] = np.where(is_test, np.nan, data[col])
     return pd.DataFrame(data, index=pd.RangeIndex(n))
 
 
@@ -397,6 +418,11 @@ def _numeric_column(values, dtype: str, n: int):
         if dtype == "Int64":
             return pd.array([pd.NA] * n, dtype=pd.Int64Dtype())
         return np.full(n, np.nan)
+    if isinstance(values, np.ndarray) and values.dtype.kind in ("f" if dtype != "Int64" else "iu"):
+        # already numbers: the conversion through a Series below reads every value
+        if dtype == "Int64":
+            return pd.array(values.astype("int64"), dtype=pd.Int64Dtype())
+        return np.asarray(values, dtype=dtype)
     types = set(map(type, values)) if isinstance(values, list) else None
     if types is not None and types <= _FAST_NUMBERS:
         arr = np.asarray(values, dtype="float64") if values else np.empty(0)

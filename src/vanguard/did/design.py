@@ -21,8 +21,9 @@ Prepared samples are reused
 ---------------------------
 Every estimate of a report starts from the same panel, so :func:`prepared` keeps the
 last :data:`CACHE_SIZE` samples, keyed on a digest of the *content* of the panel
-columns the sample is built from (:func:`panel_digest`) and on every argument of
-:func:`prepare`. A panel changed in place, or another panel with the same values,
+columns the sample is built from (:func:`panel_digest`; a panel object seen before is
+compared with the bytes of its last digest instead of being hashed again) and on every
+argument of :func:`prepare`. A panel changed in place, or another panel with the same values,
 gets the sample its content calls for: never a sample built from other values. The
 warnings raised while a sample was built are raised again each time it is served, so
 a cached sample tells its caller what an uncached one would. Derived inputs of an
@@ -343,29 +344,93 @@ def panel_digest(panel: pd.DataFrame, columns: Sequence[str]) -> bytes:
     -------
     bytes
     """
+    return _digest(_digest_pieces(panel, columns))
+
+
+def _digest(pieces) -> bytes:
     h = hashlib.sha1(usedforsecurity=False)
-    h.update(repr((len(panel), list(columns))).encode())
+    for piece in pieces:
+        h.update(piece)
+    return h.digest()
+
+
+def _digest_pieces(panel: pd.DataFrame, columns: Sequence[str]) -> list:
+    """The bytes :func:`panel_digest` hashes, in order: short ``bytes`` (names, dtypes,
+    slices) and byte views of the columns' buffers."""
+    pieces: list = [repr((len(panel), list(columns))).encode()]
     for col in columns:
         values = panel[col].array
-        h.update(f"|{col}|{values.dtype}|".encode())
+        pieces.append(f"|{col}|{values.dtype}|".encode())
         arrow = getattr(values, "__arrow_array__", None)
         if arrow is not None:
-            # arrow-backed columns: hash the buffers as they are, with the slice each
-            # chunk is of them (two slices of one buffer must not look alike)
+            # arrow-backed columns: the buffers as they are, with the slice each chunk
+            # is of them (two slices of one buffer must not look alike)
             pa_values = arrow()
             for chunk in getattr(pa_values, "chunks", [pa_values]):
-                h.update(repr((chunk.offset, len(chunk), chunk.null_count)).encode())
-                for buf in chunk.buffers():
-                    h.update(b"-" if buf is None else memoryview(buf))
+                pieces.append(repr((chunk.offset, len(chunk), chunk.null_count)).encode())
+                pieces.extend(b"-" if buf is None else _bytes_view(buf) for buf in chunk.buffers())
             continue
         arr = np.asarray(values)
         if arr.dtype.kind in "biufcmM":
-            arr = np.ascontiguousarray(arr)
-            h.update(memoryview(arr.view(np.uint8) if arr.dtype.kind in "mM" else arr).cast("B"))
+            pieces.append(_bytes_view(np.ascontiguousarray(arr)))
         else:
             # object columns: pandas' own row hash, which reads every value
-            h.update(pd.util.hash_pandas_object(panel[col], index=False).to_numpy().data)
-    return h.digest()
+            pieces.append(
+                _bytes_view(pd.util.hash_pandas_object(panel[col], index=False).to_numpy()))
+    return pieces
+
+
+def _bytes_view(buffer) -> np.ndarray:
+    """The bytes of a contiguous buffer or 1-d array as a uint8 array (no copy)."""
+    if isinstance(buffer, np.ndarray):
+        # an array's own view: datetimes do not export the buffer protocol
+        return buffer.view(np.uint8)
+    return np.frombuffer(buffer, dtype=np.uint8)
+
+
+_CHECKED: OrderedDict[tuple, tuple[list, bytes]] = OrderedDict()
+"""``(id(panel), columns)`` -> a copy of the bytes of the panel's last digest, and the
+digest (:func:`_content_digest`)."""
+
+
+def _content_digest(panel: pd.DataFrame, columns: Sequence[str]) -> bytes:
+    """:func:`panel_digest`, hashed again only if the panel's bytes changed.
+
+    The bytes of the last digest of each panel object are kept (a copy); comparing the
+    panel with them costs a fraction of hashing it, and bytes equal to those hashed
+    give the same digest. A panel changed in place, or another object (even at the
+    address of a panel gone), is hashed as it is.
+    """
+    key = (id(panel), tuple(columns))
+    pieces = _digest_pieces(panel, columns)
+    with _CACHE_LOCK:
+        seen = _CHECKED.get(key)
+    if seen is not None and _same_bytes(pieces, seen[0]):
+        with _CACHE_LOCK:
+            if key in _CHECKED:
+                _CHECKED.move_to_end(key)
+        return seen[1]
+    digest = _digest(pieces)
+    copy = [p if isinstance(p, bytes) else p.copy() for p in pieces]
+    with _CACHE_LOCK:
+        _CHECKED[key] = (copy, digest)
+        _CHECKED.move_to_end(key)
+        while len(_CHECKED) > CACHE_SIZE:
+            _CHECKED.popitem(last=False)
+    return digest
+
+
+def _same_bytes(pieces: list, kept: list) -> bool:
+    """Whether two lists of :func:`_digest_pieces` hold the same bytes, piece by piece."""
+    if len(pieces) != len(kept):
+        return False
+    for a, b in zip(pieces, kept, strict=True):
+        if isinstance(a, bytes) or isinstance(b, bytes):
+            if not (isinstance(a, bytes) and isinstance(b, bytes) and a == b):
+                return False
+        elif a.shape != b.shape or not np.array_equal(a, b):
+            return False
+    return True
 
 
 @dataclass
@@ -488,7 +553,7 @@ def prepared(
         controls = list(controls)  # read twice: for the key and for the sample
     ctrl = controls if isinstance(controls, str) else ("list", *map(str, controls))
     key = (
-        panel_digest(panel, _sample_columns(panel, outcome)),
+        _content_digest(panel, _sample_columns(panel, outcome)),
         outcome,
         scale,
         groups,
@@ -531,6 +596,7 @@ def clear_cache() -> None:
     """Forget every prepared sample (:func:`prepared`)."""
     with _CACHE_LOCK:
         _CACHE.clear()
+        _CHECKED.clear()
 
 
 def _build(

@@ -57,10 +57,11 @@ import math
 import warnings
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
-from scipy import stats
+from scipy import special, stats
 
 from vanguard import schema
 from vanguard.did.spec import DEFAULT_SEED, SpecError
@@ -528,6 +529,12 @@ class CSFit:
     bootstrap : bool
     n_boot, seed : int
     alpha : float
+    shift : int
+        What was added to periods and cohorts for moderndid (:func:`moderndid_frame`).
+    base_period : str
+    cohort_sizes : dict, optional
+        Cohort -> units of the fitted sample, counted once per prepared sample; counted
+        from ``sample.frame`` when not given.
     """
 
     sample: EstimationSample
@@ -540,6 +547,7 @@ class CSFit:
     alpha: float
     shift: int = 0
     base_period: str = "varying"
+    cohort_sizes: dict[int, int] | None = None
 
     @property
     def estimator(self) -> str:
@@ -695,11 +703,9 @@ class CSFit:
 
     def _units_per_cohort(self) -> dict[int, int]:
         """Cohort -> number of units (a unit's cohort is constant)."""
-        f = self.sample.frame
-        unit, _ = pd.factorize(f["id"])
-        first = np.unique(unit, return_index=True)[1]
-        cohorts, n = np.unique(f["cohort"].to_numpy()[first], return_counts=True)
-        return {int(c): int(k) for c, k in zip(cohorts, n, strict=True)}
+        if self.cohort_sizes is not None:
+            return self.cohort_sizes
+        return _units_per_cohort(self.sample.frame)
 
     def cohort_effects(self, lo: int, hi: int) -> pd.DataFrame:
         """Each cohort's average effect over months ``[lo, hi)`` since its start.
@@ -724,6 +730,13 @@ class CSFit:
         EstimationError
             If the window is not whole quarters in a quarterly fit.
         """
+        return pd.DataFrame(
+            self._cohort_rows(lo, hi),
+            columns=["cohort", "label", "estimate", "se", "n_periods", "n_areas"],
+        )
+
+    def _cohort_rows(self, lo: int, hi: int) -> list[dict]:
+        """The rows of :meth:`cohort_effects` (:func:`tidy_cs` reads them without a frame)."""
         if self.sample.unit == "quarter":
             if lo % 3 or hi % 3:
                 raise EstimationError(f"window [{lo}, {hi}) months is not whole quarters")
@@ -746,8 +759,7 @@ class CSFit:
                 "n_periods": len(cols),
                 "n_areas": int(counts.get(int(g), 0)),
             })
-        return pd.DataFrame(
-            rows, columns=["cohort", "label", "estimate", "se", "n_periods", "n_areas"])
+        return rows
 
     def window_effects(self, windows: Mapping[str, tuple[int, int]]) -> pd.DataFrame:
         """Average the dynamic aggregation over post-period windows.
@@ -779,9 +791,16 @@ class CSFit:
         EstimationError
             If a window does not fall on quarter boundaries in a quarterly fit.
         """
+        rows = self._window_rows(windows, stacklevel=3)
+        return pd.DataFrame(rows, columns=["window", "estimate", "se", "n_periods"])
+
+    def _window_rows(
+        self, windows: Mapping[str, tuple[int, int]], stacklevel: int = 2
+    ) -> list[dict]:
+        """The rows of :meth:`window_effects`; its warnings point ``stacklevel`` frames up."""
         dyn = self.aggregations.get("dynamic")
         if dyn is None or not windows:
-            return pd.DataFrame(columns=["window", "estimate", "se", "n_periods"])
+            return []
         e = np.asarray(dyn.event_times).astype(int)
         inf = np.asarray(dyn.influence_func, dtype=float)
         att = np.asarray(dyn.att_by_event, dtype=float)
@@ -799,7 +818,7 @@ class CSFit:
                     f"{self.sample.outcome}/{self.sample.group}: window {name!r} "
                     f"needs event times {lo}..{hi - 1}; the data cover "
                     f"{len(cols)} of them, window skipped",
-                    stacklevel=2,
+                    stacklevel=stacklevel,
                 )
                 continue
             w_inf = inf[:, cols].mean(axis=1, keepdims=True)
@@ -811,7 +830,7 @@ class CSFit:
                     "n_periods": len(cols),
                 }
             )
-        return pd.DataFrame(rows, columns=["window", "estimate", "se", "n_periods"])
+        return rows
 
 
 def _wald_pretrend(
@@ -923,12 +942,31 @@ def moderndid_frame(sample: EstimationSample) -> tuple[pd.DataFrame, int]:
     return f[["uid", "time", "cohort", "y"]], shift
 
 
-def _fit_inputs(sample: EstimationSample, unit: str):
-    """The sample in ``unit`` and its moderndid frame and shift."""
+def _units_per_cohort(frame: pd.DataFrame) -> dict[int, int]:
+    """Cohort -> number of units of a sample frame (a unit's cohort is constant)."""
+    unit, _ = pd.factorize(frame["id"])
+    first = np.unique(unit, return_index=True)[1]
+    cohorts, n = np.unique(frame["cohort"].to_numpy()[first], return_counts=True)
+    return {int(c): int(k) for c, k in zip(cohorts, n, strict=True)}
+
+
+class _FitInputs(NamedTuple):
+    """What :func:`fit_cs` estimates on, built once per prepared sample and unit."""
+
+    sample: EstimationSample
+    frame: pd.DataFrame
+    shift: int
+    n_units: int
+    cohort_sizes: dict[int, int]
+
+
+def _fit_inputs(sample: EstimationSample, unit: str) -> _FitInputs:
+    """The sample in ``unit``, its moderndid frame and shift, and its units (all and per
+    cohort)."""
     if unit == "quarter":
         sample = to_quarters(sample)
     f, shift = moderndid_frame(sample)
-    return sample, f, shift
+    return _FitInputs(sample, f, shift, int(f["uid"].nunique()), _units_per_cohort(sample.frame))
 
 
 def fit_cs(
@@ -997,8 +1035,9 @@ def fit_cs(
         if unit not in (base.unit, "quarter"):
             raise EstimationError(f"unit={unit!r} does not fit a sample in {base.unit}s")
         key = ("staggered.moderndid_frame", outcome, scale, group, data_source, unit)
-        sample, f, shift = prep.derived(key, functools.partial(_fit_inputs, base, unit))
-        sample = sample.copy()
+        inputs = prep.derived(key, functools.partial(_fit_inputs, base, unit))
+        inputs = inputs._replace(
+            sample=inputs.sample.copy(), cohort_sizes=dict(inputs.cohort_sizes))
     else:
         sample = estimation_sample(
             data,
@@ -1017,7 +1056,8 @@ def fit_cs(
             unit = DEFAULT_UNIT if sample.unit == "month" else sample.unit
         if unit not in (sample.unit, "quarter"):
             raise EstimationError(f"unit={unit!r} does not fit a sample in {sample.unit}s")
-        sample, f, shift = _fit_inputs(sample, unit)
+        inputs = _fit_inputs(sample, unit)
+    sample, f, shift = inputs.sample, inputs.frame, inputs.shift
     import moderndid
 
     # the dynamic aggregation stops at the post-period's end (in the fit's unit): early
@@ -1063,13 +1103,13 @@ def fit_cs(
         raise EstimationError(
             f"{sample.outcome}/{group}: Callaway-Sant'Anna estimation failed: {exc}"
         ) from exc
-    used = int(getattr(att, "n_units", f["uid"].nunique()))
-    if used != f["uid"].nunique():
+    used = int(getattr(att, "n_units", inputs.n_units))
+    if used != inputs.n_units:
         # moderndid drops units it does not see in every period; the results would then
         # describe other areas than the sample says
         raise EstimationError(
             f"{sample.outcome}/{group}: Callaway-Sant'Anna used {used} of "
-            f"{f['uid'].nunique()} areas (an unbalanced panel); balance the panel first"
+            f"{inputs.n_units} areas (an unbalanced panel); balance the panel first"
         )
     return CSFit(
         sample=sample,
@@ -1082,50 +1122,85 @@ def fit_cs(
         alpha=alpha,
         shift=shift,
         base_period=base_period,
+        cohort_sizes=inputs.cohort_sizes,
     )
 
 
-def _row(fit: CSFit, **kw) -> dict:
-    """One result row; the interval and p-value are filled by :func:`_with_inference`."""
-    s = fit.sample
-    se = kw.get("se", math.nan)
-    if se is None or not np.isfinite(se):
-        se = math.nan
-    base = {
-        "data_source": s.data_source,
-        "estimator": fit.estimator,
-        "outcome": s.outcome,
-        "scale": s.scale,
-        "group": s.group,
-        "inference": fit.inference,
-        "n_treated": s.n_treated,
-        "n_control": s.n_control,
-        "n_obs": s.n_obs,
-        "pre_mean": s.pre_mean,
-    }
-    base.update(kw)
-    base.setdefault("estimate", math.nan)
-    base["se"] = se
-    return base
+class _Columns:
+    """The rows of :func:`tidy_cs`, gathered column by column.
 
+    Each kind of row (group-time effects, an aggregation, its event times, ...) is one
+    part: arrays of its per-row values and scalars for values shared by the part.
+    Columns a part leaves out take the sample's labels, or NaN. Per-row dictionaries
+    and a table converted row by row cost more than the aggregations themselves.
+    """
 
-def _with_inference(rows: list[dict], alpha: float) -> list[dict]:
-    """Fill each row's normal interval and two-sided p-value where the row does not set
-    them (one vectorised pass: scipy's distribution calls cost far more per call than
-    per value)."""
-    if not rows:
-        return rows
-    z = stats.norm.ppf(1 - alpha / 2)
-    est = np.array([r["estimate"] for r in rows], dtype="float64")
-    se = np.array([r["se"] for r in rows], dtype="float64")
-    with np.errstate(divide="ignore", invalid="ignore"):
-        p = np.where(se > 0, 2 * stats.norm.sf(np.abs(est / se)), math.nan)
-    lo, hi = est - z * se, est + z * se
-    for i, r in enumerate(rows):
-        r.setdefault("ci_low", float(lo[i]))
-        r.setdefault("ci_high", float(hi[i]))
-        r.setdefault("p_value", float(p[i]))
-    return rows
+    _PER_ROW = (list, np.ndarray)
+
+    def __init__(self, fit: CSFit):
+        s = fit.sample
+        self.shared = {
+            "data_source": s.data_source,
+            "estimator": fit.estimator,
+            "outcome": s.outcome,
+            "scale": s.scale,
+            "group": s.group,
+            "inference": fit.inference,
+            "n_treated": s.n_treated,
+            "n_control": s.n_control,
+            "n_obs": s.n_obs,
+            "pre_mean": s.pre_mean,
+        }
+        self.parts: list[tuple[int, dict]] = []
+
+    def add(self, n: int, **values) -> None:
+        """Add ``n`` rows: each value a list or array of ``n``, or one for all of them."""
+        self.parts.append((n, values))
+
+    def _column(self, name: str, default):
+        n_rows = sum(n for n, _ in self.parts)
+        fill = self.shared.get(name, default)
+        if schema.RESULT_COLUMNS[name] == "float64":
+            if not any(name in v for _, v in self.parts):
+                return np.full(n_rows, fill, dtype="float64")
+        elif not any(name in v for _, v in self.parts):
+            return [fill] * n_rows
+        values = [v.get(name, fill) for _, v in self.parts]
+        if schema.RESULT_COLUMNS[name] == "float64":
+            return np.concatenate([
+                np.asarray(v, dtype="float64")
+                if isinstance(v, self._PER_ROW)
+                else np.full(n, v, dtype="float64")
+                for (n, _), v in zip(self.parts, values, strict=True)
+            ])
+        # strings and counts as lists: results_frame converts them as it converts rows
+        out: list = []
+        for (n, _), v in zip(self.parts, values, strict=True):
+            out.extend(v if isinstance(v, self._PER_ROW) else [v] * n)
+        return out
+
+    def columns(self, alpha: float) -> dict:
+        """The columns for :func:`vanguard.schema.results_frame`, with the normal interval
+        and two-sided p-value of every row whose part does not give them."""
+        given = ("ci_low", "ci_high", "p_value")
+        names = dict.fromkeys([*self.shared, *(k for _, v in self.parts for k in v)])
+        out = {c: self._column(c, math.nan) for c in names if c not in given}
+        est, se = out["estimate"], out["se"]
+        se[~np.isfinite(se)] = math.nan  # a missing or infinite se is no se
+        # scipy.stats.norm's ppf and sf are ndtri and ndtr(-x) behind argument checks
+        # that cost more than the values (the same values, infinities and NaN included)
+        z = special.ndtri(1 - alpha / 2)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            p = np.where(se > 0, 2 * special.ndtr(-np.abs(est / se)), math.nan)
+        interval = {"ci_low": est - z * se, "ci_high": est + z * se, "p_value": p}
+        start = 0
+        for n, values in self.parts:
+            for col, arr in interval.items():
+                if col in values:
+                    arr[start : start + n] = values[col]
+            start += n
+        out.update(interval)
+        return out
 
 
 def tidy_cs(
@@ -1158,88 +1233,83 @@ def tidy_cs(
         If a window does not fall on quarter boundaries in a quarterly fit.
     """
     unit_note = f"time unit: {fit.sample.unit}"
-    rows = []
+    table = _Columns(fit)
     shift = fit.shift
     groups = np.asarray(fit.att.groups, dtype=float) - shift
     times = np.asarray(fit.att.times, dtype=float) - shift
-    for g, t, a, se in zip(
-        groups,
-        times,
-        np.asarray(fit.att.att_gt, float),
-        np.asarray(fit.att.se_gt, float),
-        strict=True,
-    ):
-        rel = int(t - g)
-        rows.append(
-            _row(
-                fit,
-                analysis="group_time",
-                window=f"rel_{rel}",
-                rel_time=rel,
-                param=g,
-                estimate=a,
-                se=se,
-                note=f"ATT(g={int(g)}, t={int(t)}); {unit_note}",
-            )
-        )
+    att_gt = np.asarray(fit.att.att_gt, float)
+    se_gt = np.asarray(fit.att.se_gt, float)
+    cells = [(g, t) for g, t, _, _ in zip(
+        groups.tolist(), times.tolist(), att_gt, se_gt, strict=True)]
+    rel = [int(t - g) for g, t in cells]
+    table.add(
+        len(cells),
+        analysis="group_time",
+        window=[f"rel_{r}" for r in rel],
+        rel_time=np.array(rel, dtype=float),
+        param=groups,
+        estimate=att_gt,
+        se=se_gt,
+        note=[f"ATT(g={int(g)}, t={int(t)}); {unit_note}" for g, t in cells],
+    )
     for name, agg in fit.aggregations.items():
-        rows.append(
-            _row(
-                fit,
-                analysis="aggregation",
-                window=name,
-                estimate=float(agg.overall_att),
-                se=float(agg.overall_se),
-                note=f"moderndid aggte type={name}; {unit_note}",
-            )
+        table.add(
+            1,
+            analysis="aggregation",
+            window=name,
+            estimate=float(agg.overall_att),
+            se=float(agg.overall_se),
+            note=f"moderndid aggte type={name}; {unit_note}",
         )
         if name == "dynamic":
-            for e, a, se in zip(
-                np.asarray(agg.event_times).astype(int),
-                np.asarray(agg.att_by_event, float),
-                np.asarray(agg.se_by_event, float),
-                strict=True,
-            ):
-                rows.append(
-                    _row(
-                        fit,
-                        analysis="event_study",
-                        window=f"rel_{e}",
-                        rel_time=float(e),
-                        estimate=a,
-                        se=se,
-                        note=unit_note,
-                    )
+            e = np.asarray(agg.event_times).astype(int)
+            att_e = np.asarray(agg.att_by_event, float)
+            se_e = np.asarray(agg.se_by_event, float)
+            if not len(e) == len(att_e) == len(se_e):
+                raise ValueError(
+                    f"dynamic aggregation: {len(e)} event times, {len(att_e)} effects and "
+                    f"{len(se_e)} standard errors"
                 )
+            table.add(
+                len(e),
+                analysis="event_study",
+                window=[f"rel_{k}" for k in e.tolist()],
+                rel_time=e.astype(float),
+                estimate=att_e,
+                se=se_e,
+                note=unit_note,
+            )
     if windows:
         # per-cohort effects over the longest window (years 1-3 by default)
         name, (lo, hi) = max(windows.items(), key=lambda kv: kv[1][1] - kv[1][0])
-        for r in fit.cohort_effects(lo, hi).itertuples():
-            rows.append(
-                _row(
-                    fit,
-                    analysis="cohort",
-                    window=f"cohort_{r.label}",
-                    param=float(r.cohort),
-                    estimate=r.estimate,
-                    se=r.se,
-                    n_treated=r.n_areas,
-                    note=f"cohort starting {r.label}: mean of its {r.n_periods} ATT(g,t) in "
-                    f"window {name} (months {lo}..{hi - 1} after its start); {unit_note}",
-                )
-            )
-        for r in fit.window_effects(windows).itertuples():
-            rows.append(
-                _row(
-                    fit,
-                    analysis="main",
-                    window=r.window,
-                    estimate=r.estimate,
-                    se=r.se,
-                    note=f"mean of event-time effects over {r.n_periods} "
-                    f"{fit.sample.unit}s; {unit_note}",
-                )
-            )
+        coh = fit._cohort_rows(lo, hi)
+        table.add(
+            len(coh),
+            analysis="cohort",
+            window=[f"cohort_{r['label']}" for r in coh],
+            param=np.array([float(r["cohort"]) for r in coh], dtype=float),
+            estimate=np.array([r["estimate"] for r in coh], dtype=float),
+            se=np.array([r["se"] for r in coh], dtype=float),
+            n_treated=[r["n_areas"] for r in coh],
+            note=[
+                f"cohort starting {r['label']}: mean of its {r['n_periods']} ATT(g,t) in "
+                f"window {name} (months {lo}..{hi - 1} after its start); {unit_note}"
+                for r in coh
+            ],
+        )
+        main = fit._window_rows(windows)
+        table.add(
+            len(main),
+            analysis="main",
+            window=[r["window"] for r in main],
+            estimate=np.array([r["estimate"] for r in main], dtype=float),
+            se=np.array([r["se"] for r in main], dtype=float),
+            note=[
+                f"mean of event-time effects over {r['n_periods']} "
+                f"{fit.sample.unit}s; {unit_note}"
+                for r in main
+            ],
+        )
     pt = fit.pretrend_test(n_boot=fit.n_boot, seed=fit.seed) if pretrend_bootstrap else None
     stat = getattr(fit.att, "wald_stat", None)
     n_pre = int(np.sum(times < groups))
@@ -1251,22 +1321,20 @@ def tidy_cs(
             if not pretrend_bootstrap
             else "the bootstrap is implemented for never-treated comparisons only"
         )
-        rows.append(
-            _row(
-                fit,
-                analysis="pretrend",
-                window="pre",
-                estimate=float(stat),
-                param=float(n_pre),
-                inference="analytic",
-                se=math.nan,
-                ci_low=math.nan,
-                ci_high=math.nan,
-                p_value=math.nan,
-                note=f"Wald statistic that all {n_pre} pre-period ATT(g,t) are 0; p-value "
-                "withheld: the chi2 reference over-rejects with few treated areas and "
-                f"{why}; {unit_note}",
-            )
+        table.add(
+            1,
+            analysis="pretrend",
+            window="pre",
+            estimate=float(stat),
+            param=float(n_pre),
+            inference="analytic",
+            se=math.nan,
+            ci_low=math.nan,
+            ci_high=math.nan,
+            p_value=math.nan,
+            note=f"Wald statistic that all {n_pre} pre-period ATT(g,t) are 0; p-value "
+            "withheld: the chi2 reference over-rejects with few treated areas and "
+            f"{why}; {unit_note}",
         )
     if pt is not None:
         note = (
@@ -1276,22 +1344,20 @@ def tidy_cs(
             f"draws, Webb weights; the chi2({pt['df']}) p-value would be "
             f"{pt['p_chi2']:.3g} and over-rejects with few treated areas); {unit_note}"
         )
-        rows.append(
-            _row(
-                fit,
-                analysis="pretrend",
-                window="pre",
-                estimate=pt["stat"],
-                param=float(pt["df"]),
-                inference="multiplier_bootstrap",
-                se=math.nan,
-                ci_low=math.nan,
-                ci_high=math.nan,
-                p_value=pt["p_value"],
-                note=note,
-            )
+        table.add(
+            1,
+            analysis="pretrend",
+            window="pre",
+            estimate=pt["stat"],
+            param=float(pt["df"]),
+            inference="multiplier_bootstrap",
+            se=math.nan,
+            ci_low=math.nan,
+            ci_high=math.nan,
+            p_value=pt["p_value"],
+            note=note,
         )
-    return schema.blank_test_pct(schema.results_frame(_with_inference(rows, fit.alpha)))
+    return schema.results_frame(table.columns(fit.alpha), blank_tests=True)
 
 
 def estimate_cs(

@@ -375,10 +375,15 @@ def estimate_twfe(
         frame, cols, regs = mf.frame, mf.columns, mf.regressors
         fit, tidy = _fit_tidy(mf.data, regs, design.scale)
         # plain arrays and a position per regressor: .loc (or to_dict) per cell costs
-        # more than the rest of the tidy output
-        pos = {name: i for i, name in enumerate(tidy.index)}
+        # more than the rest of the tidy output, and one array of the whole table less
+        # than one per column
+        pos = {name: i for i, name in enumerate(tidy.index.tolist())}
         names = ("Estimate", "Std. Error", "2.5%", "97.5%", "Pr(>|t|)")
-        coef = {c: tidy[c].to_numpy() for c in names}
+        at = tidy.columns.get_indexer(names)
+        if (at < 0).any():
+            raise KeyError(f"pyfixest's coefficient table has no column(s) "
+                           f"{[c for c, i in zip(names, at, strict=True) if i < 0]}")
+        coef = dict(zip(names, tidy.to_numpy(dtype="float64")[:, at].T, strict=True))
         n_obs = int(fit._N)
         fwl = None
         for (g, w), col in cols.items():
