@@ -393,7 +393,11 @@ def _pct_changes(estimate: np.ndarray, multiplicative: np.ndarray, pre_mean: np.
         additive = np.where(
             np.isfinite(pre_mean) & (pre_mean != 0), 100.0 * estimate / pre_mean, math.nan
         )
-        out = np.where(multiplicative, 100.0 * np.expm1(estimate), additive)
+        out = additive.copy()
+    # math.expm1, as pct_change: numpy's vectorised expm1 can differ from the C library's
+    # in the last bit, depending on the processor's instruction set
+    idx = np.flatnonzero(multiplicative & np.isfinite(estimate))
+    out[idx] = [100.0 * math.expm1(v) for v in estimate[idx].tolist()]
     return np.where(np.isfinite(estimate), out, math.nan)
 
 
