@@ -322,6 +322,7 @@ def test_run_manifest(good_run):
     assert {"pandas", "papermill", "pyfixest", "python"} <= set(manifest["packages"])
     assert len(manifest["git_commit"]) == 40 or manifest["git_commit"] == "unknown"
     assert manifest["analysis_cache"] == "off" or manifest["analysis_cache"].startswith("on (")
+    assert manifest["python_hash_seed"] == os.environ.get("PYTHONHASHSEED", "0")
     assert len(manifest["notebooks"]) == len(results)
     for nb in manifest["notebooks"]:
         assert nb["wall_seconds"] >= nb["cell_seconds"] >= 0

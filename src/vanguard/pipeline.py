@@ -967,6 +967,12 @@ def _start_preload(waves: Sequence[Sequence[Job]], pool: cf.Executor, threads: i
 
 # --- stopping a run ------------------------------------------------------------------------
 
+HASH_SEED_ENV, HASH_SEED = "PYTHONHASHSEED", "0"
+"""The kernels' string-hash seed, fixed for a run unless the user set one: pyfixest's
+sums follow the order of a hashed set, so its estimates differ in the last bits between
+interpreters with different seeds, and a value can then round differently in a results
+file. With one seed, a re-run gives the same bits."""
+
 RUN_ENV = "VANGUARD_RUN_FOLDER"
 """Set, for the length of a run, to the run folder: every worker, kernel and process they
 start inherits it, so the processes of a run can be found even after their parent died
@@ -1457,6 +1463,7 @@ def write_manifest(
         "packages": package_versions(),
         "workers": workers,
         "analysis_cache": _cache_setting(),
+        "python_hash_seed": os.environ.get(HASH_SEED_ENV, "random"),
         "wall_seconds": round(wall_seconds, 2),
         "notebooks": [
             {
@@ -1675,9 +1682,11 @@ def run_pipeline(
             record(so_far)
 
         previous = os.environ.get(RUN_ENV)
+        previous_seed = os.environ.get(HASH_SEED_ENV)
         _start_helpers()
         # every worker, kernel and their children inherit the tag (see RUN_ENV)
         os.environ[RUN_ENV] = str(run_path.resolve())
+        os.environ.setdefault(HASH_SEED_ENV, HASH_SEED)
         results: list[JobResult] = []
         try:
             record([])
@@ -1699,10 +1708,11 @@ def run_pipeline(
             record(stop.results, finished=True, interrupted_by=stop.signal_name)
             raise
         finally:
-            if previous is None:
-                os.environ.pop(RUN_ENV, None)
-            else:
-                os.environ[RUN_ENV] = previous
+            for name, value in ((RUN_ENV, previous), (HASH_SEED_ENV, previous_seed)):
+                if value is None:
+                    os.environ.pop(name, None)
+                else:
+                    os.environ[name] = value
     if golden and all(r.ok for r in results):
         refresh_golden(results)
     return run_path, results
