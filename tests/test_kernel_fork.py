@@ -17,7 +17,7 @@ from vanguard import config, kernel_fork
 # What a notebook's imports could have been changed by: every global setting a library
 # reads or sets at import, printed by the kernel as JSON.
 PROBE = """
-import contextlib, io, json, os, sys, warnings
+import contextlib, io, json, os, signal, sys, warnings
 {imports}
 import matplotlib as mpl
 import numpy as np
@@ -34,6 +34,8 @@ state = {{
     "cwd": os.getcwd(),
     "argv0": sys.argv[0],
     "flags": repr(sys.flags),
+    "signals": {{s.name: repr(signal.getsignal(s)) for s in (signal.SIGINT, signal.SIGTERM,
+                signal.SIGPIPE, signal.SIGCHLD, signal.SIGHUP)}},
     "env": {{k: v for k, v in os.environ.items() if k not in {per_kernel!r}}},
     "random": float(np.random.random()),
     "pid": os.getpid(),

@@ -28,8 +28,8 @@ compares a forked kernel's settings, path and environment with a fresh kernel's)
 Otherwise, or when the preload process is missing, failed or is not ready, the kernel
 is started the usual way; :func:`last_launch` tells the runner which happened, and the
 run manifest records it per notebook. In the fork, the environment is replaced by the
-kernel's, the signal handlers are reset, the process starts a session of its own (as a
-launched kernel does) and numpy's global random state is re-seeded from the operating
+kernel's, SIGCHLD (which the preload process ignores, to reap its kernels) is reset, the
+process starts a session of its own (as a launched kernel does) and numpy's global random state is re-seeded from the operating
 system, as a fresh interpreter's is (the project's analyses all draw from explicit
 seeds; this keeps unseeded user code from sharing one stream across notebooks).
 
@@ -190,9 +190,9 @@ def _child(
         conn.close()
         server.close()
         os.setsid()  # as a launched kernel: its own session, interrupted as a group
-        for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGCHLD, signal.SIGPIPE):
-            signal.signal(sig, signal.SIG_DFL)
-        signal.signal(signal.SIGINT, signal.default_int_handler)
+        # the one disposition the preload process changed (the others are a fresh
+        # interpreter's, SIGPIPE ignored included)
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
         os.chdir(request["cwd"])
         os.environ.clear()
         os.environ.update(request["env"])
