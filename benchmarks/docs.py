@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from benchmarks import to_markdown
+from benchmarks import estimators, to_markdown
 
 TITLES: dict[str, str] = {
     "report": "The whole report, cold and warm",
@@ -212,7 +212,8 @@ def render(
         f"- Packages: {packages}.",
         f"- Run: `{command}`, started {started}, {seconds / 60:.0f} minutes in all; median "
         f"of {repeats} run(s) per figure ({report_repeats} cold and warm pair(s) for the "
-        "whole report).",
+        "whole report; the estimator figures take at least "
+        f"{estimators.MIN_REPEATS} interleaved runs, as their `repeats` column says).",
         "- Load: the load average (`uptime`) before and after each family is given beside "
         "its table. Where it exceeds the machine's core count other work shared the cores, "
         "and every time is slower than on a quiet machine (the whole report most, "

@@ -431,6 +431,12 @@ def bench_imputation(panel: pd.DataFrame, repeats: int, quick: bool) -> list[Res
     return out
 
 
+MIN_REPEATS = 15
+"""Interleaved runs per estimator figure at least (outside ``--quick``): the calls take
+0.05-0.3 s, and the ratio of two medians of 3 such runs moves by 10 % on a machine
+doing anything else, as much as the overhead it is meant to show."""
+
+
 def run(*, quick: bool = False, repeats: int = 3) -> list[Result]:
     """Benchmark every estimator that can be imported.
 
@@ -439,7 +445,8 @@ def run(*, quick: bool = False, repeats: int = 3) -> list[Result]:
     quick : bool
         A reduced synthetic panel (all treated areas, few controls).
     repeats : int
-        Interleaved timed runs per implementation (after one untimed warm-up).
+        Interleaved timed runs per implementation (after one untimed warm-up); at least
+        :data:`MIN_REPEATS` unless ``quick``.
 
     Returns
     -------
@@ -451,6 +458,8 @@ def run(*, quick: bool = False, repeats: int = 3) -> list[Result]:
             panel = synthetic_panel(quick)
     except ImportError as exc:
         return [skipped("estimators", "all", "", f"no synthetic panel loader: {exc}")]
+    if not quick:
+        repeats = max(repeats, MIN_REPEATS)
     results = []
     benches = (
         ("twfe", bench_twfe),
