@@ -182,7 +182,8 @@ def _child(
     conn: socket.socket,
     server: socket.socket,
     request: Mapping[str, Any],
-    added_env: Mapping[str, str],
+    changed_env: Mapping[str, str],
+    removed_env: Sequence[str],
 ) -> None:
     """Become the kernel (runs in the fork; never returns)."""
     code = 1
@@ -196,8 +197,11 @@ def _child(
         os.chdir(request["cwd"])
         os.environ.clear()
         os.environ.update(request["env"])
-        for name, value in added_env.items():  # as the imports set them in a fresh kernel
-            os.environ.setdefault(name, value)
+        # as the imports left them in a fresh kernel (the kernel's environment was checked
+        # to be the one they started from)
+        os.environ.update(changed_env)
+        for name in removed_env:
+            os.environ.pop(name, None)
         # ipykernel stops when its parent changes: the parent is this preload process
         os.environ["JPY_PARENT_PID"] = str(os.getppid())
         if "numpy" in sys.modules:
@@ -266,7 +270,12 @@ def serve(folder: Path, parent: int | None = None) -> int:
     server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     server.bind(str(folder / "socket"))
     server.listen(16)
-    added_env = {k: v for k, v in os.environ.items() if k not in start_env}
+    # what the imports did to the environment (polars appends to a variable a caller may
+    # have set already, for one): a fresh kernel importing them would have it too
+    changed_env = {
+        k: v for k, v in os.environ.items() if start_env.get(k) != v and k not in PER_KERNEL_ENV
+    }
+    removed_env = [k for k in start_env if k not in os.environ and k not in PER_KERNEL_ENV]
     _write_json(
         folder / "ready.json",
         {
@@ -274,7 +283,8 @@ def serve(folder: Path, parent: int | None = None) -> int:
             "interpreter": sys.orig_argv[: sys.orig_argv.index("-c")],
             "cwd": os.getcwd(),
             "env": start_env,
-            "added_env": added_env,
+            "changed_env": changed_env,
+            "removed_env": removed_env,
             "preloaded": list(PRELOAD),
             "import_seconds": round(time.perf_counter() - t0, 2),
         },
@@ -297,7 +307,7 @@ def serve(folder: Path, parent: int | None = None) -> int:
                     )
                     pid = os.fork()
                 if pid == 0:
-                    _child(conn, server, request, added_env)
+                    _child(conn, server, request, changed_env, removed_env)
                 reply = {"pid": pid}
             except Exception as exc:  # noqa: BLE001 - the kernel start falls back
                 reply = {"error": f"{type(exc).__name__}: {exc}"}
