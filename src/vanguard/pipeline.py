@@ -104,6 +104,12 @@ LONGEST_FIRST: tuple[str, ...] = (
 """Within a stage, start the slowest notebooks first so no core idles at the end (the
 order used where no earlier run of the same name says how long each job took)."""
 
+HASH_SEED_ENV, HASH_SEED = "PYTHONHASHSEED", "0"
+"""The kernels' string-hash seed, fixed for a run unless the user set one: pyfixest's
+estimates differ in the last bits between interpreters with different hash seeds (the
+order of its sums follows string hashing), and a value can then round differently in a
+results file. With one seed, a re-run gives the same bits."""
+
 THREAD_VARS: tuple[str, ...] = (
     "OMP_NUM_THREADS",
     "OPENBLAS_NUM_THREADS",
@@ -966,12 +972,6 @@ def _start_preload(waves: Sequence[Sequence[Job]], pool: cf.Executor, threads: i
 
 
 # --- stopping a run ------------------------------------------------------------------------
-
-HASH_SEED_ENV, HASH_SEED = "PYTHONHASHSEED", "0"
-"""The kernels' string-hash seed, fixed for a run unless the user set one: pyfixest's
-sums follow the order of a hashed set, so its estimates differ in the last bits between
-interpreters with different seeds, and a value can then round differently in a results
-file. With one seed, a re-run gives the same bits."""
 
 RUN_ENV = "VANGUARD_RUN_FOLDER"
 """Set, for the length of a run, to the run folder: every worker, kernel and process they
