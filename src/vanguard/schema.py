@@ -161,15 +161,22 @@ def group_label(group: str) -> str:
     return GROUP_LABELS.get(group, str(group).replace("_", " "))
 
 
+PCT_COLUMNS: tuple[str, ...] = ("pct", "pct_ci_low", "pct_ci_high")
+
+
+def _blank_test_rows(analysis, columns) -> None:
+    """Set the percentage columns of test-statistic rows to NaN, in ``columns`` (a frame
+    or a mapping of column to values); a statistic is not an effect."""
+    is_test = pd.Series(analysis).eq("pretrend").to_numpy(dtype=bool, na_value=False)
+    if is_test.any():
+        for col in PCT_COLUMNS:
+            # column by column: a .loc assignment to several columns costs far more
+            columns[col] = np.where(is_test, np.nan, np.asarray(columns[col], dtype="float64"))
+
+
 def blank_test_pct(results: pd.DataFrame) -> pd.DataFrame:
     """Blank the percentage columns of test-statistic rows (a statistic is not an effect)."""
-    is_test = results["analysis"].eq("pretrend").to_numpy(dtype=bool, na_value=False)
-    if is_test.any():
-        for col in ("pct", "pct_ci_low", "pct_ci_high"):
-            # column by column: a .loc assignment to several columns costs far more
-            values = results[col].to_numpy(dtype="float64", copy=True)
-            values[is_test] = np.nan
-            results[col] = values
+    _blank_test_rows(results["analysis"], results)
     return results
 
 
@@ -380,10 +387,7 @@ def results_frame(
             data[out] = filled
     if blank_tests:
         # on the arrays: setting columns of the finished frame costs more than building it
-        is_test = (data["analysis"] == "pretrend").to_numpy(dtype=bool, na_value=False)
-        if is_test.any():
-            for col in ("pct", "pct_ci_low", "pct_ci_high"):
-                data[col] = np.where(is_test, np.nan, data[col])
+        _blank_test_rows(data["analysis"], data)
     return pd.DataFrame(data, index=pd.RangeIndex(n))
 
 

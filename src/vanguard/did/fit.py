@@ -101,7 +101,7 @@ def small_sample_t(results: pd.DataFrame, alpha: float = 0.05) -> pd.DataFrame:
     )
     out.loc[hit, "note"] = [f"{x}; {rule}" if x else rule for x in out.loc[hit, "note"]]
     out[["pct", "pct_ci_low", "pct_ci_high"]] = np.nan
-    return schema.blank_test_pct(schema.results_frame(out))
+    return schema.results_frame(out, blank_tests=True)
 
 
 # --- the difference-in-differences grid ------------------------------------------------

@@ -598,4 +598,4 @@ def estimate_imputation(
             sample.frame = f[f["time"] >= first - pre_months].reset_index(drop=True)
         fit = fit_imputation(sample)
         rows += _rows(fit, windows, alpha, n_leads, n_boot, seed)
-    return schema.blank_test_pct(schema.results_frame(rows))
+    return schema.results_frame(rows, blank_tests=True)

@@ -1203,6 +1203,13 @@ class _Columns:
         return out
 
 
+def _same_lengths(what: str, **arrays) -> None:
+    """Refuse moderndid output whose parallel arrays differ in length."""
+    sizes = {name: len(a) for name, a in arrays.items()}
+    if len(set(sizes.values())) > 1:
+        raise ValueError(f"{what}: arrays of different lengths {sizes}")
+
+
 def tidy_cs(
     fit: CSFit,
     windows: Mapping[str, tuple[int, int]] | None = None,
@@ -1239,8 +1246,9 @@ def tidy_cs(
     times = np.asarray(fit.att.times, dtype=float) - shift
     att_gt = np.asarray(fit.att.att_gt, float)
     se_gt = np.asarray(fit.att.se_gt, float)
-    cells = [(g, t) for g, t, _, _ in zip(
-        groups.tolist(), times.tolist(), att_gt, se_gt, strict=True)]
+    _same_lengths("group-time effects", cohorts=groups, periods=times, effects=att_gt,
+                  standard_errors=se_gt)
+    cells = list(zip(groups.tolist(), times.tolist(), strict=True))
     rel = [int(t - g) for g, t in cells]
     table.add(
         len(cells),
@@ -1265,11 +1273,8 @@ def tidy_cs(
             e = np.asarray(agg.event_times).astype(int)
             att_e = np.asarray(agg.att_by_event, float)
             se_e = np.asarray(agg.se_by_event, float)
-            if not len(e) == len(att_e) == len(se_e):
-                raise ValueError(
-                    f"dynamic aggregation: {len(e)} event times, {len(att_e)} effects and "
-                    f"{len(se_e)} standard errors"
-                )
+            _same_lengths("dynamic aggregation", event_times=e, effects=att_e,
+                          standard_errors=se_e)
             table.add(
                 len(e),
                 analysis="event_study",
