@@ -360,9 +360,7 @@ def estimate_event_study(
             note=note,
         )
     )
-    out = schema.results_frame(rows)
-    is_pt = out["analysis"].eq("pretrend")
-    out.loc[is_pt, ["pct", "pct_ci_low", "pct_ci_high"]] = np.nan
+    out = schema.results_frame(rows, blank_tests=True)
     all_idx = [list(fit.coef().index).index(cols[p]) for p in cols]
     out.attrs["vcov"] = pd.DataFrame(
         V[np.ix_(all_idx, all_idx)], index=list(cols), columns=list(cols)
